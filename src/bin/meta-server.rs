@@ -1,0 +1,89 @@
+//! `meta-server`: the process that owns membership and partition placement. A thin main:
+//! flags in, [`ballast::meta::start`] out, until Ctrl-C or SIGTERM.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use ballast::meta::config::MetaConfig;
+use ballast::model::MetaLevel;
+use clap::Parser;
+
+/// Ballast's meta server.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:34601")]
+    listen: String,
+    /// Directory of the durable meta state (tables and placements).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// How often replica servers beacon (handed to them in beacon replies).
+    #[arg(long, default_value_t = 3000)]
+    beacon_interval_ms: u64,
+    /// How long an acknowledged beacon keeps a replica server's lease.
+    #[arg(long, default_value_t = 20000)]
+    lease_ms: u64,
+    /// How long without a beacon before a node is UNALIVE; must exceed --lease-ms.
+    #[arg(long, default_value_t = 22000)]
+    grace_ms: u64,
+    /// The meta level at start (the level is not persisted).
+    #[arg(long, default_value = "steady", value_parser = parse_level)]
+    level_on_start: MetaLevel,
+    /// Auto-freeze while fewer nodes than this are ALIVE.
+    #[arg(long, default_value_t = 3)]
+    min_live_node_count_for_unfreeze: u32,
+    /// Auto-freeze while ALIVE*100 < this*(ALIVE+UNALIVE); 0..=100.
+    #[arg(long, default_value_t = 65, value_parser = clap::value_parser!(u32).range(0..=100))]
+    node_live_percentage_threshold_for_update: u32,
+    /// How long to wait for a dropped secondary before re-replicating (meta.lb.assign_delay_ms).
+    #[arg(long, default_value_t = 600_000)]
+    assign_delay_ms: u64,
+    /// How long a dropped table stays recallable when `drop` gives no -r.
+    #[arg(long, default_value_t = 604_800)]
+    hold_dropped_app_seconds: u64,
+    /// Every meta server of the cluster, for cluster_info (default: this one).
+    #[arg(long, value_delimiter = ',')]
+    meta_servers: Vec<String>,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn parse_level(s: &str) -> Result<MetaLevel, String> {
+    s.parse().map_err(|e: ballast::Error| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    ballast::server::init_logging(&args.log_level)?;
+    let config = MetaConfig {
+        beacon_interval: Duration::from_millis(args.beacon_interval_ms),
+        lease: Duration::from_millis(args.lease_ms),
+        grace: Duration::from_millis(args.grace_ms),
+        level_on_start: args.level_on_start,
+        min_live_node_count_for_unfreeze: args.min_live_node_count_for_unfreeze,
+        node_live_percentage_threshold_for_update: args.node_live_percentage_threshold_for_update,
+        assign_delay: Duration::from_millis(args.assign_delay_ms),
+        hold_dropped_app: Duration::from_secs(args.hold_dropped_app_seconds),
+        meta_servers: args.meta_servers,
+    };
+    config.validate()?;
+    let listener = ballast::server::bind(&args.listen).await?;
+    let (handle, _meta) = ballast::meta::start(config, &args.data_dir, listener)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the meta server in {}",
+                args.data_dir.display()
+            )
+        })?;
+    println!("meta server listening on {}", handle.addr());
+    std::io::stdout().flush()?;
+    ballast::server::wait_for_signal().await;
+    handle.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! `replica-server`: the process that holds replicas. A thin main: flags in,
+//! [`ballast::replica::start`] out, until Ctrl-C or SIGTERM.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use ballast::replica::ReplicaConfig;
+use clap::Parser;
+
+/// Ballast's replica server.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Address to listen on; it is also the node's name in the cluster, so it must be
+    /// one the meta server and the shell can reach (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:34801")]
+    listen: String,
+    /// The meta servers, host:port[,host:port...].
+    #[arg(long, env = "BALLAST_META", value_delimiter = ',', required = true)]
+    meta: Vec<String>,
+    /// Directory of the replica record and replica data.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Beacon interval until the meta server hands out its own.
+    #[arg(long, default_value_t = 3000)]
+    beacon_interval_ms: u64,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    ballast::server::init_logging(&args.log_level)?;
+    let config = ReplicaConfig {
+        meta: args.meta,
+        data_dir: args.data_dir.clone(),
+        initial_beacon_interval: Duration::from_millis(args.beacon_interval_ms.max(1)),
+    };
+    let listener = ballast::server::bind(&args.listen).await?;
+    let (handle, _replica) = ballast::replica::start(config, listener)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the replica server in {}",
+                args.data_dir.display()
+            )
+        })?;
+    println!("replica server listening on {}", handle.addr());
+    std::io::stdout().flush()?;
+    ballast::server::wait_for_signal().await;
+    handle.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! The meta server client. It holds one lazy channel per configured meta server, tries
+//! the last one that answered first, follows a NotLeader redirect, fails over on
+//! transport errors, and gives up (as `Unavailable`) when the deadline passes.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+use tonic::{Response, Status};
+
+use crate::client::channel;
+use crate::error::{Error, Result};
+use crate::pb;
+use crate::pb::meta_client::MetaClient as RawClient;
+
+/// A cheap-to-clone client of the meta servers.
+#[derive(Clone)]
+pub struct MetaClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    addrs: Vec<String>,
+    channels: Vec<Channel>,
+    leader: AtomicUsize,
+    timeout: Duration,
+}
+
+impl MetaClient {
+    /// A client of `addrs` whose requests give up after `timeout` in all.
+    pub fn new(addrs: &[String], timeout: Duration) -> Result<MetaClient> {
+        if addrs.is_empty() {
+            return Err(Error::InvalidInput("no meta server address given".into()));
+        }
+        let channels = addrs
+            .iter()
+            .map(|a| channel(a, timeout))
+            .collect::<Result<_>>()?;
+        let inner = Inner {
+            addrs: addrs.to_vec(),
+            channels,
+            leader: AtomicUsize::new(0),
+            timeout,
+        };
+        Ok(MetaClient {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The configured meta addresses.
+    pub fn addrs(&self) -> &[String] {
+        &self.inner.addrs
+    }
+
+    /// Sends one request, trying meta servers until one answers or the deadline passes.
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: Fn(RawClient<Channel>) -> Fut,
+        Fut: Future<Output = std::result::Result<Response<T>, Status>>,
+    {
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.timeout;
+        let mut idx = inner.leader.load(Ordering::Relaxed) % inner.addrs.len();
+        let mut last_error = None;
+        // Each address gets a try, plus one redirect per address.
+        for _ in 0..inner.addrs.len() * 2 {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            let raw = RawClient::new(inner.channels[idx].clone());
+            let outcome = tokio::time::timeout(remaining, f(raw)).await;
+            let err = match outcome {
+                Ok(Ok(reply)) => {
+                    inner.leader.store(idx, Ordering::Relaxed);
+                    return Ok(reply.into_inner());
+                }
+                Ok(Err(status)) => Error::from(status),
+                Err(_) => Error::Unavailable("timed out".into()),
+            };
+            match &err {
+                Error::NotLeader {
+                    leader: Some(leader),
+                } => match inner.addrs.iter().position(|a| a == leader) {
+                    Some(i) => idx = i,
+                    None => idx = (idx + 1) % inner.addrs.len(),
+                },
+                e if e.is_retryable() || matches!(e, Error::Internal(_)) => {
+                    idx = (idx + 1) % inner.addrs.len();
+                }
+                _ => return Err(err),
+            }
+            last_error = Some(err);
+        }
+        let why = last_error.map(|e| format!(": {e}")).unwrap_or_default();
+        Err(Error::Unavailable(format!(
+            "cannot reach the meta server at {} within {:?}{why}",
+            inner.addrs.join(","),
+            inner.timeout
+        )))
+    }
+
+    /// A replica server's beacon.
+    pub async fn beacon(&self, req: pb::BeaconRequest) -> Result<pb::BeaconReply> {
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.beacon(req).await }
+        })
+        .await
+    }
+
+    /// Every node, optionally of one status.
+    pub async fn list_nodes(&self, status: pb::NodeStatus) -> Result<Vec<pb::NodeInfo>> {
+        let req = pb::ListNodesRequest {
+            status: status as i32,
+        };
+        let reply = self
+            .call(|mut c| async move { c.list_nodes(req).await })
+            .await?;
+        Ok(reply.nodes)
+    }
+
+    /// Tables with their partitions, optionally of one status.
+    pub async fn list_apps(&self, status: pb::AppStatus) -> Result<Vec<pb::AppDetail>> {
+        let req = pb::ListAppsRequest {
+            status: status as i32,
+        };
+        let reply = self
+            .call(|mut c| async move { c.list_apps(req).await })
+            .await?;
+        Ok(reply.apps)
+    }
+
+    /// One table by name, with its partitions and the ALIVE nodes among their members.
+    pub async fn query_app(&self, name: &str) -> Result<pb::QueryAppReply> {
+        let req = pb::QueryAppRequest {
+            app_name: name.to_string(),
+        };
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.query_app(req).await }
+        })
+        .await
+    }
+
+    /// Creates a table.
+    pub async fn create_app(&self, req: pb::CreateAppRequest) -> Result<pb::CreateAppReply> {
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.create_app(req).await }
+        })
+        .await
+    }
+
+    /// Drops a table.
+    pub async fn drop_app(&self, req: pb::DropAppRequest) -> Result<pb::DropAppReply> {
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.drop_app(req).await }
+        })
+        .await
+    }
+
+    /// Recalls a dropped table.
+    pub async fn recall_app(&self, req: pb::RecallAppRequest) -> Result<pb::RecallAppReply> {
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.recall_app(req).await }
+        })
+        .await
+    }
+
+    /// Reads (level unspecified) or sets the meta level.
+    pub async fn control_meta(&self, level: pb::MetaLevel) -> Result<pb::ControlMetaReply> {
+        let req = pb::ControlMetaRequest {
+            level: level as i32,
+        };
+        self.call(|mut c| async move { c.control_meta(req).await })
+            .await
+    }
+
+    /// The cluster summary.
+    pub async fn cluster_info(&self) -> Result<pb::ClusterInfoReply> {
+        self.call(|mut c| async move { c.cluster_info(pb::ClusterInfoRequest {}).await })
+            .await
+    }
+}

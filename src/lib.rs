@@ -1,0 +1,37 @@
+//! Ballast: a distributed key-value store run the way Apache Pegasus is run.
+//!
+//! # Architecture
+//!
+//! - A **meta server** ([`meta`]) owns membership and partition placement. Replica
+//!   servers beacon to it; a node silent for longer than the grace period is UNALIVE.
+//!   Tables and partition configurations are durable (written through a
+//!   [`meta::store::MetaStore`] before a change is acknowledged); the meta level and
+//!   runtime settings are not, as in Pegasus.
+//! - **Replica servers** ([`replica`]) hold replicas. They learn their assignments from
+//!   beacon replies, keep a record of them on disk, and stop serving when their lease
+//!   (renewed by acknowledged beacons) runs out.
+//! - The **admin shell** ([`shell`]) is a REPL and a script runner over gRPC
+//!   ([`client`]), with Pegasus's verbs, flags and output columns.
+//! - [`local`] runs a whole cluster in-process for `shell --local`.
+//!
+//! # Layout
+//!
+//! - [`error`]: the one error enum, mapped to gRPC statuses and shell exit codes;
+//! - [`model`]: levels, statuses, gpids, partition configurations, health rules;
+//! - [`remote`]: the remote-command registry both server kinds answer;
+//! - [`server`]: serving with a shutdown handle;
+//! - [`pb`]: the generated gRPC code from `proto/`.
+
+pub mod client;
+pub mod error;
+pub mod local;
+pub mod meta;
+pub mod model;
+pub mod pb;
+pub mod remote;
+pub mod replica;
+pub mod server;
+pub mod shell;
+pub mod timeutil;
+
+pub use error::{Error, Result};

@@ -1,0 +1,135 @@
+//! The meta server: owner of membership and partition placement.
+//!
+//! - [`state`] holds everything (nodes, tables, level, settings) behind one lock;
+//! - [`store`] makes tables and placements durable before a change is acknowledged;
+//! - [`placement`] and [`levels`] are pure decision logic;
+//! - [`service`] and [`remote_commands`] are thin adapters for gRPC and `remote_command`;
+//! - [`start`] wires them up with the failure detector's ticker.
+
+pub mod app;
+pub mod config;
+pub mod levels;
+pub mod placement;
+pub mod remote_commands;
+pub mod service;
+pub mod state;
+pub mod store;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::error::Result;
+use crate::pb;
+use crate::server::{ServerHandle, ShutdownSignal, stopped};
+use crate::timeutil::{format_ms, now_ms};
+use config::MetaConfig;
+use state::MetaState;
+use store::{MetaStore, RedbStore};
+
+/// The meta server's shared core: the state behind its lock, and process facts.
+pub struct Meta {
+    state: Mutex<MetaState>,
+    address: String,
+    started: Instant,
+    started_ms: u64,
+}
+
+impl Meta {
+    /// Opens the state over `store`; `address` is what this server answers as.
+    pub fn new(config: MetaConfig, store: Box<dyn MetaStore>, address: String) -> Result<Meta> {
+        let started = Instant::now();
+        let state = MetaState::open(config, store, started)?;
+        Ok(Meta {
+            state: Mutex::new(state),
+            address,
+            started,
+            started_ms: now_ms(),
+        })
+    }
+
+    /// Locks the state. Holders do no network I/O; durable writes are the only I/O.
+    pub fn lock(&self) -> MutexGuard<'_, MetaState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The address this server answers as.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// How long the server has run.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The `server-info` reply.
+    pub fn server_info(&self) -> Value {
+        json!({
+            "error": "ok",
+            "role": "meta-server",
+            "version": env!("CARGO_PKG_VERSION"),
+            "address": self.address,
+            "start_time": format_ms(self.started_ms),
+            "uptime_seconds": self.uptime().as_secs(),
+        })
+    }
+
+    /// One round of periodic work: declare silent nodes UNALIVE, purge expired tables.
+    pub fn tick(&self) {
+        let mut state = self.lock();
+        state.check_nodes(Instant::now());
+        if let Err(e) = state.purge_expired(now_ms()) {
+            tracing::error!("purging expired tables failed: {e}");
+        }
+    }
+}
+
+/// Starts a meta server on `listener` with its durable state in `data_dir`.
+pub async fn start(
+    config: MetaConfig,
+    data_dir: &Path,
+    listener: TcpListener,
+) -> Result<(ServerHandle, Arc<Meta>)> {
+    let store = RedbStore::open(data_dir)?;
+    start_with_store(config, Box::new(store), listener).await
+}
+
+/// Starts a meta server over any store (tests use [`store::MemStore`]).
+pub async fn start_with_store(
+    config: MetaConfig,
+    store: Box<dyn MetaStore>,
+    listener: TcpListener,
+) -> Result<(ServerHandle, Arc<Meta>)> {
+    let address = listener.local_addr()?.to_string();
+    let check_interval = config.check_interval();
+    let meta = Arc::new(Meta::new(config, store, address)?);
+    let service = service::MetaService::new(meta.clone());
+    let router = tonic::transport::Server::builder()
+        .add_service(pb::meta_server::MetaServer::new(service.clone()))
+        .add_service(pb::cli_server::CliServer::new(service));
+    let ticker_meta = meta.clone();
+    let handle = ServerHandle::start(router, listener, move |signal| {
+        vec![tokio::spawn(ticker(ticker_meta, check_interval, signal))]
+    })?;
+    tracing::info!(address = meta.address(), "meta server serving");
+    Ok((handle, meta))
+}
+
+async fn ticker(meta: Arc<Meta>, every: Duration, signal: ShutdownSignal) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = stopped(signal);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = interval.tick() => meta.tick(),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The meta server's gRPC services, as thin adapters: unpack the request, call the
+//! state, pack the reply. No decisions are made here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tonic::{Request, Response, Status};
+
+use crate::error::Error;
+use crate::meta::Meta;
+use crate::meta::remote_commands::META_COMMANDS;
+use crate::model::{AppStatus, MetaLevel};
+use crate::pb;
+
+/// Serves the `Meta` and `Cli` services over one shared [`Meta`].
+#[derive(Clone)]
+pub struct MetaService {
+    meta: Arc<Meta>,
+}
+
+impl MetaService {
+    /// Wraps the shared meta server.
+    pub fn new(meta: Arc<Meta>) -> MetaService {
+        MetaService { meta }
+    }
+}
+
+fn role(primary: bool) -> i32 {
+    if primary {
+        pb::ReplicaRole::Primary as i32
+    } else {
+        pb::ReplicaRole::Secondary as i32
+    }
+}
+
+#[tonic::async_trait]
+impl pb::meta_server::Meta for MetaService {
+    async fn beacon(
+        &self,
+        req: Request<pb::BeaconRequest>,
+    ) -> Result<Response<pb::BeaconReply>, Status> {
+        let req = req.into_inner();
+        let replicas = req
+            .replicas
+            .iter()
+            .map(|r| (r.app_id, r.pidx, r.ballot))
+            .collect();
+        let mut state = self.meta.lock();
+        let assigned = state.beacon(&req.address, replicas, Instant::now())?;
+        let config = state.config();
+        Ok(Response::new(pb::BeaconReply {
+            beacon_interval_ms: config.beacon_interval.as_millis() as u64,
+            lease_ms: config.lease.as_millis() as u64,
+            assignments: assigned
+                .into_iter()
+                .map(|a| pb::Assignment {
+                    app_id: a.app_id,
+                    pidx: a.pidx,
+                    ballot: a.ballot,
+                    role: role(a.primary),
+                    app_status: a.app_status.to_pb() as i32,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn list_nodes(
+        &self,
+        req: Request<pb::ListNodesRequest>,
+    ) -> Result<Response<pb::ListNodesReply>, Status> {
+        let filter = pb::NodeStatus::try_from(req.into_inner().status)
+            .map_err(|_| Error::InvalidInput("unknown node status".into()))?;
+        let nodes = self.meta.lock().list_nodes(Instant::now());
+        let nodes = nodes
+            .into_iter()
+            .map(|n| pb::NodeInfo {
+                address: n.address,
+                status: if n.alive {
+                    pb::NodeStatus::Alive
+                } else {
+                    pb::NodeStatus::Unalive
+                } as i32,
+                primary_count: n.primary_count,
+                secondary_count: n.secondary_count,
+                last_beacon_ago_ms: n.last_beacon_ago.as_millis() as u64,
+                reported: n.reported,
+            })
+            .filter(|n| filter == pb::NodeStatus::Unspecified || n.status == filter as i32)
+            .collect();
+        Ok(Response::new(pb::ListNodesReply { nodes }))
+    }
+
+    async fn list_apps(
+        &self,
+        req: Request<pb::ListAppsRequest>,
+    ) -> Result<Response<pb::ListAppsReply>, Status> {
+        let status = AppStatus::from_pb(req.into_inner().status);
+        let state = self.meta.lock();
+        let apps = state
+            .list_apps(status)
+            .into_iter()
+            .map(|a| a.to_pb())
+            .collect();
+        Ok(Response::new(pb::ListAppsReply { apps }))
+    }
+
+    async fn query_app(
+        &self,
+        req: Request<pb::QueryAppRequest>,
+    ) -> Result<Response<pb::QueryAppReply>, Status> {
+        let name = req.into_inner().app_name;
+        let state = self.meta.lock();
+        let app = state.app_by_name(&name)?;
+        let mut alive: Vec<String> = app
+            .partitions
+            .iter()
+            .flat_map(|p| p.members())
+            .filter(|m| state.is_alive(m))
+            .map(str::to_string)
+            .collect();
+        alive.sort();
+        alive.dedup();
+        Ok(Response::new(pb::QueryAppReply {
+            app: Some(app.to_pb()),
+            alive_nodes: alive,
+        }))
+    }
+
+    async fn create_app(
+        &self,
+        req: Request<pb::CreateAppRequest>,
+    ) -> Result<Response<pb::CreateAppReply>, Status> {
+        let r = req.into_inner();
+        let envs: BTreeMap<String, String> = r.envs.into_iter().collect();
+        let (app_id, existed) = self.meta.lock().create_app(
+            &r.app_name,
+            r.partition_count,
+            r.replica_count,
+            r.fail_if_exist,
+            envs,
+        )?;
+        Ok(Response::new(pb::CreateAppReply { app_id, existed }))
+    }
+
+    async fn drop_app(
+        &self,
+        req: Request<pb::DropAppRequest>,
+    ) -> Result<Response<pb::DropAppReply>, Status> {
+        let r = req.into_inner();
+        let reserve = r.reserve_seconds.map(Duration::from_secs);
+        let (app_id, drop_expire_ms) = self.meta.lock().drop_app(&r.app_name, reserve)?;
+        Ok(Response::new(pb::DropAppReply {
+            app_id,
+            drop_expire_ms,
+        }))
+    }
+
+    async fn recall_app(
+        &self,
+        req: Request<pb::RecallAppRequest>,
+    ) -> Result<Response<pb::RecallAppReply>, Status> {
+        let r = req.into_inner();
+        let new_name = (!r.new_app_name.is_empty()).then_some(r.new_app_name.as_str());
+        let record = self.meta.lock().recall_app(r.app_id, new_name)?;
+        Ok(Response::new(pb::RecallAppReply {
+            info: Some(record.to_pb()),
+        }))
+    }
+
+    async fn control_meta(
+        &self,
+        req: Request<pb::ControlMetaRequest>,
+    ) -> Result<Response<pb::ControlMetaReply>, Status> {
+        let level = MetaLevel::from_pb(req.into_inner().level)?;
+        let mut state = self.meta.lock();
+        let view = match level {
+            Some(level) => state.set_level(level),
+            None => state.level(),
+        };
+        Ok(Response::new(pb::ControlMetaReply {
+            old_level: view.old.to_pb() as i32,
+            stored_level: view.stored.to_pb() as i32,
+            effective_level: view.effective.to_pb() as i32,
+            freeze_reason: view.freeze_reason.unwrap_or_default(),
+        }))
+    }
+
+    async fn cluster_info(
+        &self,
+        _req: Request<pb::ClusterInfoRequest>,
+    ) -> Result<Response<pb::ClusterInfoReply>, Status> {
+        let state = self.meta.lock();
+        let view = state.level();
+        let (alive, dead) = state.node_counts();
+        let mut meta_servers = state.config().meta_servers.clone();
+        if meta_servers.is_empty() {
+            meta_servers.push(self.meta.address().to_string());
+        }
+        Ok(Response::new(pb::ClusterInfoReply {
+            meta_servers,
+            primary_meta_server: self.meta.address().to_string(),
+            stored_level: view.stored.to_pb() as i32,
+            effective_level: view.effective.to_pb() as i32,
+            freeze_reason: view.freeze_reason.unwrap_or_default(),
+            total_node_count: alive + dead,
+            alive_node_count: alive,
+            app_count: state.list_apps(Some(AppStatus::Available)).len() as u32,
+            uptime_ms: self.meta.uptime().as_millis() as u64,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::cli_server::Cli for MetaService {
+    async fn call(&self, req: Request<pb::CliRequest>) -> Result<Response<pb::CliReply>, Status> {
+        let req = req.into_inner();
+        let (ok, output) = META_COMMANDS.call(&self.meta, &req.command, &req.args);
+        Ok(Response::new(pb::CliReply {
+            ok,
+            output: output.to_string(),
+        }))
+    }
+}

@@ -1,0 +1,124 @@
+//! Running a gRPC server with a shutdown handle: bind a listener (tests bind
+//! `127.0.0.1:0` and read the port back), serve until told to stop, and stop the
+//! server's background tasks with it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::Router;
+
+use crate::error::{Error, Result};
+
+/// Binds `addr` (e.g. `127.0.0.1:0`).
+pub async fn bind(addr: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot listen on {addr}: {e}")))
+}
+
+/// A receiver that background tasks watch to learn that the server is stopping.
+pub type ShutdownSignal = watch::Receiver<bool>;
+
+/// Waits until the shutdown signal fires (or its sender is gone).
+pub async fn stopped(mut signal: ShutdownSignal) {
+    while !*signal.borrow() {
+        if signal.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A running server: its address, and the means to stop it and its background tasks.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Serves `router` on `listener`, and runs the tasks `spawn_tasks` makes (given the
+    /// shutdown signal) until [`ServerHandle::shutdown`] or drop.
+    pub fn start<F>(router: Router, listener: TcpListener, spawn_tasks: F) -> Result<ServerHandle>
+    where
+        F: FnOnce(ShutdownSignal) -> Vec<JoinHandle<()>>,
+    {
+        let addr = listener.local_addr()?;
+        let (shutdown, signal) = watch::channel(false);
+        let mut tasks = spawn_tasks(signal.clone());
+        let serve =
+            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(signal));
+        tasks.push(tokio::spawn(log_exit(serve)));
+        Ok(ServerHandle {
+            addr,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving and waits for the server and its tasks to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn log_exit<E: std::fmt::Display>(serve: impl Future<Output = Result<(), E>>) {
+    if let Err(e) = serve.await {
+        tracing::error!("server stopped: {e}");
+    }
+}
+
+impl Drop for ServerHandle {
+    /// A handle dropped without `shutdown` stops everything at once, like a crash.
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Sets up logging to stderr for a server binary at `level` (error, warn, info, debug).
+pub fn init_logging(level: &str) -> Result<()> {
+    use std::io::IsTerminal;
+    let level: tracing::Level = level.parse().map_err(|_| {
+        Error::InvalidInput(format!(
+            "'{level}' is not a log level (error, warn, info, debug, trace)"
+        ))
+    })?;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .try_init()
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
