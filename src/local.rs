@@ -1,1 +1,269 @@
-//! placeholder
+//! The embedded cluster behind `shell --local [N]`: one meta server and N replica servers
+//! in this process, on loopback ports, with data in a temporary directory (or
+//! `--data-dir`, where the chosen ports are remembered so a restart keeps node names).
+//! It creates the table `temp` and is ready once every node is ALIVE, `temp` is healthy
+//! and every node holds its assignments. Tests use it as their in-process cluster.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::meta::Meta;
+use crate::meta::config::MetaConfig;
+use crate::model::{AppStatus, HealthCounts};
+use crate::replica::{Replica, ReplicaConfig};
+use crate::server::{ServerHandle, bind};
+
+/// How the embedded cluster is timed: faster than production so that a stopped node turns
+/// UNALIVE within seconds, yet with the same grace > lease > beacon ordering.
+pub fn local_meta_config(nodes: usize) -> MetaConfig {
+    MetaConfig {
+        beacon_interval: Duration::from_millis(500),
+        lease: Duration::from_millis(4000),
+        grace: Duration::from_millis(5000),
+        min_live_node_count_for_unfreeze: nodes.clamp(1, 3) as u32,
+        ..MetaConfig::default()
+    }
+}
+
+/// One replica server of the embedded cluster.
+struct LocalNode {
+    address: String,
+    data_dir: PathBuf,
+    running: Option<(ServerHandle, Arc<Replica>)>,
+}
+
+/// The addresses an embedded cluster in a data directory used, so a restart reuses them.
+#[derive(Serialize, Deserialize)]
+struct Ports {
+    meta: String,
+    replicas: Vec<String>,
+}
+
+/// A running embedded cluster.
+pub struct LocalCluster {
+    meta: Option<(ServerHandle, Arc<Meta>)>,
+    meta_addr: String,
+    nodes: Vec<LocalNode>,
+    beacon: Duration,
+    _tmp: Option<tempfile::TempDir>,
+    root: PathBuf,
+}
+
+impl LocalCluster {
+    /// Starts a meta server and `n` replica servers under `data_dir` (a temporary
+    /// directory if `None`).
+    pub async fn start(
+        n: usize,
+        data_dir: Option<&Path>,
+        config: MetaConfig,
+    ) -> Result<LocalCluster> {
+        let (tmp, root) = match data_dir {
+            Some(dir) => (None, dir.to_path_buf()),
+            None => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("ballast-local-")
+                    .tempdir()?;
+                let root = tmp.path().to_path_buf();
+                (Some(tmp), root)
+            }
+        };
+        std::fs::create_dir_all(&root)?;
+        let ports_file = root.join("local.json");
+        let remembered: Option<Ports> = std::fs::read(&ports_file)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let meta_listen = remembered
+            .as_ref()
+            .map_or("127.0.0.1:0".to_string(), |p| p.meta.clone());
+        let listener = bind(&meta_listen).await?;
+        let beacon = config.beacon_interval;
+        let (handle, meta) = crate::meta::start(config, &root.join("meta"), listener).await?;
+        let meta_addr = handle.addr().to_string();
+        let mut cluster = LocalCluster {
+            meta: Some((handle, meta)),
+            meta_addr,
+            nodes: Vec::new(),
+            beacon,
+            _tmp: tmp,
+            root: root.clone(),
+        };
+        for i in 0..n {
+            let listen = remembered
+                .as_ref()
+                .and_then(|p| p.replicas.get(i).cloned())
+                .unwrap_or_else(|| "127.0.0.1:0".to_string());
+            cluster
+                .add_node_at(&listen, root.join(format!("replica-{}", i + 1)))
+                .await?;
+        }
+        cluster.remember_ports()?;
+        Ok(cluster)
+    }
+
+    fn remember_ports(&self) -> Result<()> {
+        let ports = Ports {
+            meta: self.meta_addr.clone(),
+            replicas: self.nodes.iter().map(|n| n.address.clone()).collect(),
+        };
+        let bytes =
+            serde_json::to_vec_pretty(&ports).map_err(|e| Error::Internal(e.to_string()))?;
+        std::fs::write(self.root.join("local.json"), bytes)?;
+        Ok(())
+    }
+
+    async fn add_node_at(&mut self, listen: &str, data_dir: PathBuf) -> Result<String> {
+        let listener = bind(listen).await?;
+        let config = ReplicaConfig {
+            meta: vec![self.meta_addr.clone()],
+            data_dir: data_dir.clone(),
+            initial_beacon_interval: self.beacon,
+        };
+        let (handle, replica) = crate::replica::start(config, listener).await?;
+        let address = handle.addr().to_string();
+        self.nodes.push(LocalNode {
+            address: address.clone(),
+            data_dir,
+            running: Some((handle, replica)),
+        });
+        Ok(address)
+    }
+
+    /// The meta server's address.
+    pub fn meta_addr(&self) -> &str {
+        &self.meta_addr
+    }
+
+    /// The replica servers' addresses, in start order.
+    pub fn node_addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.address.clone()).collect()
+    }
+
+    /// The in-process meta server, for tests that inspect its state.
+    pub fn meta(&self) -> Option<&Arc<Meta>> {
+        self.meta.as_ref().map(|(_, m)| m)
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Stops a replica server at once, as a crash would.
+    pub fn stop_node(&mut self, address: &str) -> Result<()> {
+        let node = self.node_mut(address)?;
+        match node.running.take() {
+            Some(_) => Ok(()),
+            None => Err(Error::Refused(format!("node {address} is already stopped"))),
+        }
+    }
+
+    /// Starts a stopped replica server again on the same address and data.
+    pub async fn start_node(&mut self, address: &str) -> Result<()> {
+        let (meta_addr, beacon) = (self.meta_addr.clone(), self.beacon);
+        let node = self.node_mut(address)?;
+        if node.running.is_some() {
+            return Err(Error::Refused(format!("node {address} is already running")));
+        }
+        let listener = bind(address).await?;
+        let config = ReplicaConfig {
+            meta: vec![meta_addr],
+            data_dir: node.data_dir.clone(),
+            initial_beacon_interval: beacon,
+        };
+        node.running = Some(crate::replica::start(config, listener).await?);
+        Ok(())
+    }
+
+    fn node_mut(&mut self, address: &str) -> Result<&mut LocalNode> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.address == address)
+            .ok_or_else(|| Error::NotFound(format!("{address} is not a node of the local cluster")))
+    }
+
+    /// Creates `name` (if missing) once every node is ALIVE, then waits until it is
+    /// healthy and every running node holds what it is assigned.
+    pub async fn create_table_and_wait(
+        &self,
+        name: &str,
+        partitions: u32,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let meta = self
+            .meta()
+            .ok_or_else(|| Error::Unavailable("meta server stopped".into()))?
+            .clone();
+        let running = self.nodes.iter().filter(|n| n.running.is_some()).count();
+        wait_until(deadline, "every node to beacon", || {
+            meta.lock()
+                .list_nodes(Instant::now())
+                .iter()
+                .filter(|n| n.alive && n.reported)
+                .count()
+                >= running
+        })
+        .await?;
+        let replicas = running.clamp(1, 3) as u32;
+        meta.lock()
+            .create_app(name, partitions, replicas, false, Default::default())?;
+        wait_until(
+            deadline,
+            &format!("table {name} to be healthy on every node"),
+            || {
+                let state = meta.lock();
+                let Ok(app) = state.app_by_name(name) else {
+                    return false;
+                };
+                let healthy = app.record.status == AppStatus::Available
+                    && HealthCounts::of(&app.partitions, app.record.max_replica_count, |m| {
+                        state.is_alive(m)
+                    })
+                    .unhealthy
+                        == 0;
+                healthy
+                    && self
+                        .nodes
+                        .iter()
+                        .filter_map(|n| n.running.as_ref())
+                        .all(|(_, r)| {
+                            r.record().entries().count() == state.assignments(r.address()).len()
+                        })
+            },
+        )
+        .await
+    }
+
+    /// Stops everything and waits for it to end.
+    pub async fn shutdown(mut self) {
+        for node in &mut self.nodes {
+            if let Some((handle, _)) = node.running.take() {
+                handle.shutdown().await;
+            }
+        }
+        if let Some((handle, _)) = self.meta.take() {
+            handle.shutdown().await;
+        }
+    }
+}
+
+/// Polls `done` every 20 ms until it holds or `deadline` passes.
+pub async fn wait_until(
+    deadline: Instant,
+    what: &str,
+    mut done: impl FnMut() -> bool,
+) -> Result<()> {
+    loop {
+        if done() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout(format!("timed out waiting for {what}")));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,1 +1,12 @@
+//! Ballast's integration tests, in one binary (one build, one link): in-process clusters
+//! on 127.0.0.1:0 driven by the real `shell` binary, real `meta-server` and
+//! `replica-server` processes, golden transcripts, and pseudo-terminal tests of the REPL.
 
+mod util;
+
+mod binaries;
+mod completions;
+mod golden;
+mod meta_api;
+mod pty;
+mod shell_cli;

@@ -1,1 +1,94 @@
-//! placeholder
+//! The admin shell: an interactive REPL (`>>> `), a script runner (`shell < ops.txt`,
+//! `shell -e "cmd; cmd"`) and a one-shot runner (`shell nodes -d`), all over one verb
+//! registry.
+//!
+//! - [`registry`] and [`commands`]: the verbs, one per file;
+//! - [`lexer`]: POSIX-like splitting of lines;
+//! - [`context`]: the session (lazy cluster connection, output);
+//! - [`output`]: Pegasus-shaped tables and typed JSON;
+//! - [`repl`] and [`completer`]: the interactive session;
+//! - [`cli`]: the binary's own flags and modes.
+
+pub mod cli;
+pub mod commands;
+pub mod completer;
+pub mod context;
+pub mod error;
+pub mod lexer;
+pub mod output;
+pub mod registry;
+pub mod repl;
+
+use std::io::Write;
+
+use context::Context;
+use error::ShellError;
+use registry::{Flow, command, find, one_line_error};
+
+/// A shell session: the context plus where errors go.
+pub struct Shell {
+    /// The session's context.
+    pub ctx: Context,
+    err: Box<dyn Write + Send>,
+    err_color: bool,
+}
+
+impl Shell {
+    /// A shell over `ctx`, printing errors to `err` (in bold red if `err_color`).
+    pub fn new(ctx: Context, err: Box<dyn Write + Send>, err_color: bool) -> Shell {
+        Shell {
+            ctx,
+            err,
+            err_color,
+        }
+    }
+
+    /// Runs one statement, already split into words.
+    pub async fn run_words(&mut self, words: &[String]) -> Result<Flow, ShellError> {
+        let Some(first) = words.first() else {
+            return Ok(Flow::Continue);
+        };
+        let verb = find(first).ok_or_else(|| {
+            ShellError::Usage(format!(
+                "unknown command '{first}'; type \"help\" for the list"
+            ))
+        })?;
+        let cmd = command(verb);
+        let wants_help = words[1..].iter().any(|w| w == "-h" || w == "--help");
+        match cmd.clone().try_get_matches_from(words) {
+            Ok(m) if m.get_flag("help") => {
+                self.ctx.println(verb.page().trim_end())?;
+                Ok(Flow::Continue)
+            }
+            Ok(m) => verb.run(&mut self.ctx, &m).await,
+            Err(_) if wants_help => {
+                self.ctx.println(verb.page().trim_end())?;
+                Ok(Flow::Continue)
+            }
+            Err(e) => Err(ShellError::Usage(one_line_error(&e, &cmd))),
+        }
+    }
+
+    /// Runs every statement of a line in order, stopping at the first failure.
+    pub async fn run_line(&mut self, line: &str) -> Result<Flow, ShellError> {
+        let statements = lexer::split_statements(line).map_err(|e| ShellError::Usage(e.0))?;
+        for words in statements {
+            if self.run_words(&words).await? == Flow::Exit {
+                return Ok(Flow::Exit);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Prints one error line: `ERROR: <message>`.
+    pub fn report_error(&mut self, err: &ShellError) {
+        let line = format!("ERROR: {err}");
+        let line = if self.err_color {
+            nu_ansi_term::Color::Red.bold().paint(line).to_string()
+        } else {
+            line
+        };
+        let _ = writeln!(self.err, "{line}");
+        let _ = self.err.flush();
+    }
+}

@@ -1,0 +1,100 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_shell_global_optspecs
+    string join \n meta= e/execute= local= data-dir= completions= h/help V/version
+end
+
+function __fish_shell_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_shell_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_shell_using_subcommand
+    set -l cmd (__fish_shell_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c shell -n "__fish_shell_needs_command" -l meta -d 'Meta servers, host:port[,host:port...]' -r
+complete -c shell -n "__fish_shell_needs_command" -s e -l execute -d 'Run these \';\'-separated commands as a script and exit' -r
+complete -c shell -n "__fish_shell_needs_command" -l local -d 'Start an embedded cluster of 1 meta server and N replica servers (default 3)' -r
+complete -c shell -n "__fish_shell_needs_command" -l data-dir -d 'Keep the embedded cluster\'s data in DIR instead of a temporary directory' -r -F
+complete -c shell -n "__fish_shell_needs_command" -l completions -d 'Print the completion script for SHELL' -r -f -a "bash\t''
+elvish\t''
+fish\t''
+powershell\t''
+zsh\t''"
+complete -c shell -n "__fish_shell_needs_command" -s h -l help -d 'Print help'
+complete -c shell -n "__fish_shell_needs_command" -s V -l version -d 'Print version'
+complete -c shell -n "__fish_shell_needs_command" -f -a "help" -d 'List the verbs, or print one verb\'s help page'
+complete -c shell -n "__fish_shell_needs_command" -f -a "version" -d 'Print the shell\'s version'
+complete -c shell -n "__fish_shell_needs_command" -f -a "exit" -d 'Leave the shell'
+complete -c shell -n "__fish_shell_needs_command" -f -a "cluster_info" -d 'The output flags most listing verbs share: `-j` and `-o FILE`'
+complete -c shell -n "__fish_shell_needs_command" -f -a "nodes" -d 'The output flags most listing verbs share: `-j` and `-o FILE`'
+complete -c shell -n "__fish_shell_needs_command" -f -a "ls" -d 'The output flags most listing verbs share: `-j` and `-o FILE`'
+complete -c shell -n "__fish_shell_needs_command" -f -a "app" -d 'The output flags most listing verbs share: `-j` and `-o FILE`'
+complete -c shell -n "__fish_shell_needs_command" -f -a "create" -d 'Create a table and place its replicas on ALIVE nodes'
+complete -c shell -n "__fish_shell_needs_command" -f -a "drop" -d 'Drop a table, keeping it recallable for a while'
+complete -c shell -n "__fish_shell_needs_command" -f -a "recall" -d 'Bring back a dropped table'
+complete -c shell -n "__fish_shell_needs_command" -f -a "get_meta_level" -d 'Print the meta level (and the level in force while auto-frozen)'
+complete -c shell -n "__fish_shell_needs_command" -f -a "set_meta_level" -d 'Set the meta level: what the meta server may change'
+complete -c shell -n "__fish_shell_needs_command" -f -a "remote_command" -d 'Which processes a remote command goes to'
+complete -c shell -n "__fish_shell_needs_command" -f -a "server_info" -d 'Which processes a remote command goes to'
+complete -c shell -n "__fish_shell_needs_command" -f -a "sleep" -d 'Pause for SECONDS'
+complete -c shell -n "__fish_shell_using_subcommand help" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand version" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand exit" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand cluster_info" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
+complete -c shell -n "__fish_shell_using_subcommand cluster_info" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand cluster_info" -s j -l json -d 'Print JSON (typed values, documented shape) instead of tables'
+complete -c shell -n "__fish_shell_using_subcommand nodes" -s s -l status -d 'Only nodes of this status' -r -f -a "all\t''
+alive\t''
+unalive\t''"
+complete -c shell -n "__fish_shell_using_subcommand nodes" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
+complete -c shell -n "__fish_shell_using_subcommand nodes" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand nodes" -s d -l detailed -d 'Add replica, primary and secondary counts per node'
+complete -c shell -n "__fish_shell_using_subcommand nodes" -s j -l json -d 'Print JSON (typed values, documented shape) instead of tables'
+complete -c shell -n "__fish_shell_using_subcommand ls" -s s -l status -d 'Only tables of this status' -r -f -a "all\t''
+available\t''
+creating\t''
+dropping\t''
+dropped\t''"
+complete -c shell -n "__fish_shell_using_subcommand ls" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
+complete -c shell -n "__fish_shell_using_subcommand ls" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand ls" -s a -l all -d 'List tables of every status, dropped ones included'
+complete -c shell -n "__fish_shell_using_subcommand ls" -s d -l detailed -d 'Add per-table partition health'
+complete -c shell -n "__fish_shell_using_subcommand ls" -s j -l json -d 'Print JSON (typed values, documented shape) instead of tables'
+complete -c shell -n "__fish_shell_using_subcommand app" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
+complete -c shell -n "__fish_shell_using_subcommand app" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand app" -s d -l detailed -d 'Add every partition\'s configuration, replicas per node and health'
+complete -c shell -n "__fish_shell_using_subcommand app" -s j -l json -d 'Print JSON (typed values, documented shape) instead of tables'
+complete -c shell -n "__fish_shell_using_subcommand create" -s p -l partition_count -d 'Number of partitions' -r
+complete -c shell -n "__fish_shell_using_subcommand create" -s r -l replica_count -d 'Replicas per partition' -r
+complete -c shell -n "__fish_shell_using_subcommand create" -s e -l envs -d 'Table environment variables' -r
+complete -c shell -n "__fish_shell_using_subcommand create" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand create" -s f -l fail_if_exist -d 'Fail if the table already exists'
+complete -c shell -n "__fish_shell_using_subcommand drop" -s r -l reserve_seconds -d 'How long the dropped table stays recallable' -r
+complete -c shell -n "__fish_shell_using_subcommand drop" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand recall" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand get_meta_level" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand set_meta_level" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand remote_command" -s t -l type -d 'Which servers: every meta server, every ALIVE replica server, or both' -r -f -a "all\t''
+meta-server\t''
+replica-server\t''"
+complete -c shell -n "__fish_shell_using_subcommand remote_command" -s l -l list -d 'Exactly these servers' -r
+complete -c shell -n "__fish_shell_using_subcommand remote_command" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand server_info" -s t -l type -d 'Which servers: every meta server, every ALIVE replica server, or both' -r -f -a "all\t''
+meta-server\t''
+replica-server\t''"
+complete -c shell -n "__fish_shell_using_subcommand server_info" -s l -l list -d 'Exactly these servers' -r
+complete -c shell -n "__fish_shell_using_subcommand server_info" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand sleep" -s h -l help -d 'Print this verb\'s help page'

@@ -1,0 +1,268 @@
+//! The `shell` binary's own flags and its three modes: interactive (a terminal on
+//! stdin), script (`-e "cmd; cmd"` or lines on stdin: no prompt or banner, stop at the
+//! first failure, exit code says what failed) and one-shot (`shell nodes -d`). Also
+//! `--local [N]` (an embedded cluster) and the hidden `--completions SHELL`.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Arg, ArgMatches, Command, value_parser};
+use clap_complete::Shell as CompletionShell;
+
+use crate::local::{LocalCluster, local_meta_config};
+use crate::shell::commands::VERBS;
+use crate::shell::context::Context;
+use crate::shell::error::{ShellError, exit_code};
+use crate::shell::registry::{Flow, command};
+use crate::shell::{Shell, repl};
+
+/// The binary's command tree: its flags plus every verb as a subcommand (one-shot mode).
+/// The completion scripts in `completions/` are generated from it.
+pub fn cli() -> Command {
+    Command::new("shell")
+        .about("Ballast's admin shell: inspect and operate a cluster (REPL, scripts, one-shot)")
+        .version(env!("CARGO_PKG_VERSION"))
+        .disable_help_subcommand(true)
+        .arg(
+            Arg::new("meta")
+                .long("meta")
+                .env("BALLAST_META")
+                .value_name("ADDRS")
+                .value_delimiter(',')
+                .help("Meta servers, host:port[,host:port...]"),
+        )
+        .arg(
+            Arg::new("execute")
+                .short('e')
+                .long("execute")
+                .value_name("COMMANDS")
+                .help("Run these ';'-separated commands as a script and exit"),
+        )
+        .arg(
+            Arg::new("local")
+                .long("local")
+                .value_name("N")
+                .num_args(0..=1)
+                .default_missing_value("3")
+                .value_parser(value_parser!(u32).range(1..=64))
+                .conflicts_with("meta")
+                .help(
+                    "Start an embedded cluster of 1 meta server and N replica servers (default 3)",
+                ),
+        )
+        .arg(
+            Arg::new("data-dir")
+                .long("data-dir")
+                .value_name("DIR")
+                .value_parser(value_parser!(PathBuf))
+                .requires("local")
+                .help("Keep the embedded cluster's data in DIR instead of a temporary directory"),
+        )
+        .arg(
+            Arg::new("completions")
+                .long("completions")
+                .value_name("SHELL")
+                .value_parser(value_parser!(CompletionShell))
+                .hide(true)
+                .help("Print the completion script for SHELL"),
+        )
+        .subcommands(VERBS.iter().map(|v| command(*v)))
+        .args_conflicts_with_subcommands(false)
+}
+
+/// Whether colour is allowed on a stream that is (or is not) a terminal.
+fn colour_allowed(is_terminal: bool) -> bool {
+    is_terminal && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Runs the shell binary; returns its exit code.
+pub fn main() -> i32 {
+    let matches = match cli().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit_code::USAGE
+            } else {
+                exit_code::OK
+            };
+        }
+    };
+    if let Some(shell) = matches.get_one::<CompletionShell>("completions") {
+        clap_complete::generate(*shell, &mut cli(), "shell", &mut std::io::stdout());
+        return exit_code::OK;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ERROR: cannot start the runtime: {e}");
+            return exit_code::FAILED;
+        }
+    };
+    quiet_logging();
+    let mut meta: Vec<String> = matches
+        .get_many::<String>("meta")
+        .map(|v| v.cloned().collect())
+        .unwrap_or_default();
+    let mut local = None;
+    if let Some(n) = matches.get_one::<u32>("local") {
+        match runtime.block_on(start_local(
+            *n as usize,
+            matches.get_one::<PathBuf>("data-dir"),
+        )) {
+            Ok(cluster) => {
+                meta = vec![cluster.meta_addr().to_string()];
+                local = Some(cluster);
+            }
+            Err(e) => {
+                eprintln!("ERROR: cannot start the local cluster: {e}");
+                return e.exit_code();
+            }
+        }
+    }
+    let stdout = std::io::stdout();
+    let color = colour_allowed(stdout.is_terminal());
+    let mut ctx = Context::new(meta, Box::new(stdout), color);
+    ctx.local = local;
+    let mut shell = Shell::new(
+        ctx,
+        Box::new(std::io::stderr()),
+        colour_allowed(std::io::stderr().is_terminal()),
+    );
+    let code = run_mode(&mut shell, &matches, &runtime);
+    if let Some(cluster) = shell.ctx.local.take() {
+        runtime.block_on(cluster.shutdown());
+    }
+    code
+}
+
+fn run_mode(shell: &mut Shell, matches: &ArgMatches, runtime: &tokio::runtime::Runtime) -> i32 {
+    if let Some((name, sub)) = matches.subcommand() {
+        let verb = crate::shell::registry::find(name).expect("subcommands come from the registry");
+        if sub.get_flag("help") {
+            let printed = shell
+                .ctx
+                .println(verb.page().trim_end())
+                .map(|_| Flow::Continue);
+            return finish(shell, printed);
+        }
+        let result = runtime.block_on(verb.run(&mut shell.ctx, sub));
+        return finish(shell, result);
+    }
+    if let Some(commands) = matches.get_one::<String>("execute") {
+        let result = runtime.block_on(shell.run_line(commands));
+        return finish(shell, result);
+    }
+    if std::io::stdin().is_terminal() {
+        return repl::run(shell, runtime);
+    }
+    run_script(shell, runtime, std::io::stdin().lock())
+}
+
+/// Runs lines from `input` as a script: skip blanks and comments, stop at the first
+/// failure, and return the exit code.
+pub fn run_script(
+    shell: &mut Shell,
+    runtime: &tokio::runtime::Runtime,
+    input: impl BufRead,
+) -> i32 {
+    for (number, line) in input.lines().enumerate() {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                shell.report_error(&ShellError::Failed(format!("cannot read the script: {e}")));
+                return exit_code::FAILED;
+            }
+        };
+        match runtime.block_on(shell.run_line(&line)) {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Exit) => return exit_code::OK,
+            Err(e) => {
+                let e = match e {
+                    ShellError::Usage(msg) => {
+                        ShellError::Usage(format!("line {}: {msg}", number + 1))
+                    }
+                    other => other,
+                };
+                shell.report_error(&e);
+                return e.exit_code();
+            }
+        }
+    }
+    exit_code::OK
+}
+
+fn finish(shell: &mut Shell, result: Result<Flow, ShellError>) -> i32 {
+    match result {
+        Ok(_) => exit_code::OK,
+        Err(e) => {
+            shell.report_error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+/// Servers started in-process (`--local`) log only warnings, to stderr.
+fn quiet_logging() {
+    let _ = crate::server::init_logging("warn");
+}
+
+async fn start_local(n: usize, data_dir: Option<&PathBuf>) -> Result<LocalCluster, ShellError> {
+    eprintln!(
+        "starting a local cluster: 1 meta server, {n} replica server{}, data in {}",
+        if n == 1 { "" } else { "s" },
+        data_dir.map_or("a temporary directory".to_string(), |d| d
+            .display()
+            .to_string())
+    );
+    let cluster =
+        LocalCluster::start(n, data_dir.map(PathBuf::as_path), local_meta_config(n)).await?;
+    cluster
+        .create_table_and_wait("temp", 8, Duration::from_secs(30))
+        .await?;
+    eprintln!(
+        "local cluster ready: meta server {}, replica servers {}, table temp",
+        cluster.meta_addr(),
+        cluster.node_addrs().join(",")
+    );
+    Ok(cluster)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_tree_is_valid_and_has_every_verb() {
+        let cli = cli();
+        cli.clone().debug_assert();
+        for verb in VERBS {
+            assert!(
+                cli.find_subcommand(verb.name()).is_some(),
+                "{} missing",
+                verb.name()
+            );
+        }
+    }
+
+    #[test]
+    fn local_and_meta_conflict_and_data_dir_needs_local() {
+        assert!(
+            cli()
+                .try_get_matches_from(["shell", "--local", "--meta", "a:1"])
+                .is_err()
+        );
+        assert!(
+            cli()
+                .try_get_matches_from(["shell", "--data-dir", "/tmp/x"])
+                .is_err()
+        );
+        let m = cli().try_get_matches_from(["shell", "--local"]).unwrap();
+        assert_eq!(m.get_one::<u32>("local"), Some(&3));
+    }
+}

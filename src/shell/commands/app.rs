@@ -1,0 +1,225 @@
+//! `app NAME [-d] [-j] [-o FILE]`: one table. `[general]` always; with `-d`, Pegasus's
+//! `[replicas]` (`pidx ballot replica_count primary secondaries`), `[nodes]` (`node
+//! primary secondary total`, only nodes holding replicas) and `[healthy]`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use clap::{ArgMatches, Args, Command, FromArgMatches};
+use serde_json::json;
+
+use crate::model::{HealthCounts, PartitionConfig, partition_health};
+use crate::pb;
+use crate::shell::commands::OutputArgs;
+use crate::shell::context::Context;
+use crate::shell::error::ShellError;
+use crate::shell::output::{Cell, Report, col, num};
+use crate::shell::registry::{Flow, Verb};
+
+/// The `app` verb.
+pub struct App;
+
+#[derive(Args, Debug)]
+struct AppArgs {
+    /// The table's name.
+    #[arg(value_name = "APP")]
+    name: String,
+    /// Add every partition's configuration, replicas per node and health.
+    #[arg(short = 'd', long = "detailed")]
+    detailed: bool,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+/// Builds the report from the meta server's answer.
+fn report(reply: &pb::QueryAppReply, detailed: bool) -> Report {
+    let app = reply.app.clone().unwrap_or_default();
+    let info = app.info.unwrap_or_default();
+    let mut report = Report::default().pairs(
+        "general",
+        vec![
+            ("app_name", Cell::str(&info.app_name)),
+            ("app_id", Cell::num(info.app_id)),
+            ("partition_count", Cell::num(info.partition_count)),
+            ("max_replica_count", Cell::num(info.max_replica_count)),
+        ],
+    );
+    if !detailed {
+        return report;
+    }
+    let alive: HashSet<&str> = reply.alive_nodes.iter().map(String::as_str).collect();
+    let is_alive = |m: &str| alive.contains(m);
+    let parts: Vec<PartitionConfig> = app
+        .partitions
+        .iter()
+        .map(PartitionConfig::from_pb)
+        .collect();
+    let max = info.max_replica_count;
+    let mut per_node: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    let rows = parts
+        .iter()
+        .map(|p| {
+            let live = p.members().filter(|m| is_alive(m)).count() as u32;
+            let healthy = partition_health(p, max, is_alive).fully_healthy;
+            if let Some(primary) = &p.primary {
+                per_node.entry(primary).or_default().0 += 1;
+            }
+            for s in &p.secondaries {
+                per_node.entry(s).or_default().1 += 1;
+            }
+            vec![
+                Cell::num(p.pidx),
+                Cell::num(p.ballot),
+                Cell::custom(
+                    format!("{live}/{max}"),
+                    json!({ "alive": live, "max": max }),
+                )
+                .bad_if(!healthy),
+                Cell::opt(p.primary.clone()),
+                Cell::list(&p.secondaries),
+            ]
+        })
+        .collect();
+    let columns = vec![
+        col("pidx"),
+        col("ballot"),
+        col("replica_count"),
+        col("primary"),
+        col("secondaries"),
+    ];
+    report = report.table("replicas", columns, rows);
+    let node_rows = per_node
+        .iter()
+        .map(|(node, (p, s))| {
+            vec![
+                Cell::str(*node),
+                Cell::num(*p),
+                Cell::num(*s),
+                Cell::num(p + s),
+            ]
+        })
+        .collect();
+    report = report.table(
+        "nodes",
+        vec![col("node"), num("primary"), num("secondary"), num("total")],
+        node_rows,
+    );
+    let h = HealthCounts::of(&parts, max, is_alive);
+    report.pairs(
+        "healthy",
+        vec![
+            ("fully_healthy_partition_count", Cell::num(h.fully_healthy)),
+            (
+                "unhealthy_partition_count",
+                Cell::num(h.unhealthy).bad_if(h.unhealthy > 0),
+            ),
+            (
+                "write_unhealthy_partition_count",
+                Cell::num(h.write_unhealthy).bad_if(h.write_unhealthy > 0),
+            ),
+            (
+                "read_unhealthy_partition_count",
+                Cell::num(h.read_unhealthy).bad_if(h.read_unhealthy > 0),
+            ),
+        ],
+    )
+}
+
+#[tonic::async_trait]
+impl Verb for App {
+    fn name(&self) -> &'static str {
+        "app"
+    }
+    fn about(&self) -> &'static str {
+        "Show one table: its partitions' configurations and health (-d)"
+    }
+    fn page(&self) -> &'static str {
+        include_str!("../../../commands/app.md")
+    }
+    fn args(&self, cmd: Command) -> Command {
+        AppArgs::augment_args(cmd)
+    }
+    async fn run(&self, ctx: &mut Context, m: &ArgMatches) -> Result<Flow, ShellError> {
+        let args = AppArgs::from_arg_matches(m)?;
+        crate::model::validate_app_name(&args.name)
+            .map_err(|e| ShellError::Usage(e.to_string()))?;
+        let reply = ctx.meta()?.query_app(&args.name).await?;
+        ctx.emit(
+            &report(&reply, args.detailed),
+            args.out.json,
+            args.out.output.as_deref(),
+        )?;
+        Ok(Flow::Continue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply() -> pb::QueryAppReply {
+        let part = |pidx: u32, primary: &str, secondaries: &[&str]| pb::PartitionConfig {
+            pidx,
+            ballot: 3,
+            primary: primary.into(),
+            secondaries: secondaries.iter().map(|s| s.to_string()).collect(),
+            last_drops: vec![],
+        };
+        pb::QueryAppReply {
+            app: Some(pb::AppDetail {
+                info: Some(pb::AppInfo {
+                    app_id: 2,
+                    app_name: "t1".into(),
+                    partition_count: 2,
+                    max_replica_count: 3,
+                    ..Default::default()
+                }),
+                partitions: vec![
+                    part(0, "h:1", &["h:3", "h:2"]),
+                    part(1, "", &["h:1", "h:4"]),
+                ],
+            }),
+            alive_nodes: vec!["h:1".into(), "h:2".into(), "h:3".into()],
+        }
+    }
+
+    #[test]
+    fn replicas_rows_are_awk_friendly() {
+        let text = report(&reply(), true).to_text(false);
+        let row: Vec<&str> = text
+            .lines()
+            .find(|l| l.starts_with("0 "))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(row, ["0", "3", "3/3", "h:1", "[h:3,h:2]"]);
+        let row1: Vec<&str> = text
+            .lines()
+            .find(|l| l.starts_with("1 "))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            row1,
+            ["1", "3", "1/3", "-", "[h:1,h:4]"],
+            "dead h:4 does not count"
+        );
+    }
+
+    #[test]
+    fn json_has_typed_rows_and_node_totals() {
+        let json = report(&reply(), true).to_json();
+        assert_eq!(json["replicas"][0]["primary"], "h:1");
+        assert_eq!(json["replicas"][0]["secondaries"], json!(["h:3", "h:2"]));
+        assert_eq!(json["replicas"][1]["primary"], serde_json::Value::Null);
+        assert_eq!(
+            json["replicas"][0]["replica_count"],
+            json!({"alive": 3, "max": 3})
+        );
+        assert_eq!(
+            json["nodes"][0],
+            json!({"node": "h:1", "primary": 1, "secondary": 1, "total": 2})
+        );
+        assert_eq!(json["healthy"]["read_unhealthy_partition_count"], 1);
+        assert!(report(&reply(), false).to_json().get("replicas").is_none());
+    }
+}

@@ -1,0 +1,107 @@
+//! Every shell verb, one per file, and the one list that registers them. Each file owns
+//! its arguments (clap derive), execution, rendering and unit tests; its help page is
+//! `commands/<verb>.md` at the top of the repository.
+
+mod app;
+mod cluster_info;
+mod create;
+mod drop;
+mod exit;
+mod get_meta_level;
+mod help;
+mod ls;
+mod nodes;
+mod recall;
+mod remote_command;
+mod server_info;
+mod set_meta_level;
+mod sleep;
+pub mod version;
+
+use std::path::PathBuf;
+
+use crate::shell::registry::Verb;
+
+/// The registry: every verb, in the order `help` lists them.
+pub static VERBS: &[&dyn Verb] = &[
+    &help::Help,
+    &version::Version,
+    &exit::Exit,
+    &cluster_info::ClusterInfo,
+    &nodes::Nodes,
+    &ls::Ls,
+    &app::App,
+    &create::Create,
+    &drop::Drop,
+    &recall::Recall,
+    &get_meta_level::GetMetaLevel,
+    &set_meta_level::SetMetaLevel,
+    &remote_command::RemoteCommand,
+    &server_info::ServerInfo,
+    &sleep::Sleep,
+];
+
+/// The output flags most listing verbs share: `-j` and `-o FILE`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OutputArgs {
+    /// Print JSON (typed values, documented shape) instead of tables.
+    #[arg(short = 'j', long = "json")]
+    pub json: bool,
+    /// Write the output to FILE instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shell::registry::command;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn names_and_aliases_are_unique() {
+        let mut seen = BTreeSet::new();
+        for verb in VERBS {
+            for name in std::iter::once(verb.name()).chain(verb.aliases().iter().copied()) {
+                assert!(seen.insert(name), "'{name}' is registered twice");
+            }
+        }
+    }
+
+    #[test]
+    fn every_verb_has_an_about_and_a_page_that_names_it() {
+        for verb in VERBS {
+            assert!(!verb.about().is_empty(), "{} has no about", verb.name());
+            let page = verb.page();
+            assert!(
+                page.starts_with(&format!("# {}", verb.name())),
+                "{}'s page title",
+                verb.name()
+            );
+            assert!(
+                page.contains("## Synopsis"),
+                "{}'s page has no synopsis",
+                verb.name()
+            );
+            assert!(
+                page.contains("## Examples"),
+                "{}'s page has no examples",
+                verb.name()
+            );
+            command(*verb).debug_assert();
+        }
+    }
+
+    #[test]
+    fn every_page_has_a_verb() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("commands");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+            assert!(
+                VERBS.iter().any(|v| v.name() == stem),
+                "commands/{stem}.md has no verb"
+            );
+        }
+    }
+}

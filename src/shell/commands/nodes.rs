@@ -1,0 +1,159 @@
+//! `nodes [-d] [-j] [-s all|alive|unalive] [-o FILE]`: the replica servers the meta
+//! server knows, with Pegasus's columns (`address status replica_count primary_count
+//! secondary_count` with `-d`) and a `[summary]`.
+
+use clap::{ArgMatches, Args, Command, FromArgMatches};
+
+use crate::pb;
+use crate::shell::commands::OutputArgs;
+use crate::shell::context::Context;
+use crate::shell::error::ShellError;
+use crate::shell::output::{Cell, Report, Tone, col, num};
+use crate::shell::registry::{Flow, Verb};
+
+/// The `nodes` verb.
+pub struct Nodes;
+
+#[derive(Args, Debug)]
+struct NodesArgs {
+    /// Add replica, primary and secondary counts per node.
+    #[arg(short = 'd', long = "detailed")]
+    detailed: bool,
+    /// Only nodes of this status.
+    #[arg(short = 's', long = "status", default_value = "all", value_parser = ["all", "alive", "unalive"], ignore_case = true)]
+    status: String,
+    #[command(flatten)]
+    out: OutputArgs,
+}
+
+/// Builds the report from the meta server's node list.
+fn report(nodes: &[pb::NodeInfo], detailed: bool) -> Report {
+    let mut columns = vec![col("address"), col("status")];
+    if detailed {
+        columns.extend([
+            num("replica_count"),
+            num("primary_count"),
+            num("secondary_count"),
+        ]);
+    }
+    let rows = nodes
+        .iter()
+        .map(|n| {
+            let alive = n.status == pb::NodeStatus::Alive as i32;
+            let status = if alive {
+                Cell::str("ALIVE").tone(Tone::Good)
+            } else {
+                Cell::str("UNALIVE").tone(Tone::Bad)
+            };
+            let mut row = vec![Cell::str(&n.address), status];
+            if detailed {
+                row.extend([
+                    Cell::num(n.primary_count + n.secondary_count),
+                    Cell::num(n.primary_count),
+                    Cell::num(n.secondary_count),
+                ]);
+            }
+            row
+        })
+        .collect();
+    let alive = nodes
+        .iter()
+        .filter(|n| n.status == pb::NodeStatus::Alive as i32)
+        .count() as i64;
+    let total = nodes.len() as i64;
+    Report::default().table("details", columns, rows).pairs(
+        "summary",
+        vec![
+            ("total_node_count", Cell::num(total)),
+            ("alive_node_count", Cell::num(alive)),
+            (
+                "unalive_node_count",
+                Cell::num(total - alive).bad_if(total > alive),
+            ),
+        ],
+    )
+}
+
+#[tonic::async_trait]
+impl Verb for Nodes {
+    fn name(&self) -> &'static str {
+        "nodes"
+    }
+    fn about(&self) -> &'static str {
+        "List the replica servers with their status and replica counts"
+    }
+    fn page(&self) -> &'static str {
+        include_str!("../../../commands/nodes.md")
+    }
+    fn args(&self, cmd: Command) -> Command {
+        NodesArgs::augment_args(cmd)
+    }
+    async fn run(&self, ctx: &mut Context, m: &ArgMatches) -> Result<Flow, ShellError> {
+        let args = NodesArgs::from_arg_matches(m)?;
+        let status = match args.status.to_ascii_lowercase().as_str() {
+            "alive" => pb::NodeStatus::Alive,
+            "unalive" => pb::NodeStatus::Unalive,
+            _ => pb::NodeStatus::Unspecified,
+        };
+        let nodes = ctx.meta()?.list_nodes(status).await?;
+        ctx.emit(
+            &report(&nodes, args.detailed),
+            args.out.json,
+            args.out.output.as_deref(),
+        )?;
+        Ok(Flow::Continue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(addr: &str, alive: bool, p: u32, s: u32) -> pb::NodeInfo {
+        pb::NodeInfo {
+            address: addr.into(),
+            status: if alive {
+                pb::NodeStatus::Alive
+            } else {
+                pb::NodeStatus::Unalive
+            } as i32,
+            primary_count: p,
+            secondary_count: s,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn detailed_columns_are_in_pegasus_order() {
+        let nodes = [
+            node("127.0.0.1:34801", true, 8, 16),
+            node("127.0.0.1:34802", false, 0, 0),
+        ];
+        let text = report(&nodes, true).to_text(false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "[details]");
+        let header: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            header,
+            [
+                "address",
+                "status",
+                "replica_count",
+                "primary_count",
+                "secondary_count"
+            ]
+        );
+        let row: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(row, ["127.0.0.1:34801", "ALIVE", "24", "8", "16"]);
+        assert!(text.contains("unalive_node_count  : 1"));
+        let json = report(&nodes, true).to_json();
+        assert_eq!(json["details"][0]["replica_count"], 24);
+        assert_eq!(json["summary"]["total_node_count"], 2);
+    }
+
+    #[test]
+    fn plain_listing_has_only_address_and_status() {
+        let text = report(&[node("a:1", true, 1, 1)], false).to_text(false);
+        assert_eq!(text.lines().nth(1).unwrap().split_whitespace().count(), 2);
+    }
+}

@@ -1,0 +1,103 @@
+//! The shell's session: where the cluster is (connected lazily, so `help`, `version` and
+//! `exit` work with no cluster), where output goes, whether to colour it, and the
+//! embedded cluster when the shell runs one.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::client::MetaClient;
+use crate::shell::error::ShellError;
+use crate::shell::output::Report;
+
+/// How long a request may take before the cluster counts as unreachable.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A shell session.
+pub struct Context {
+    meta_addrs: Vec<String>,
+    client: Option<MetaClient>,
+    out: Box<dyn Write + Send>,
+    color: bool,
+    timeout: Duration,
+    /// The embedded cluster of `shell --local`, if any.
+    pub local: Option<crate::local::LocalCluster>,
+}
+
+impl Context {
+    /// A session against `meta_addrs`, printing to `out`, colouring if `color`.
+    pub fn new(meta_addrs: Vec<String>, out: Box<dyn Write + Send>, color: bool) -> Context {
+        Context {
+            meta_addrs,
+            client: None,
+            out,
+            color,
+            timeout: DEFAULT_TIMEOUT,
+            local: None,
+        }
+    }
+
+    /// The configured meta addresses.
+    pub fn meta_addrs(&self) -> &[String] {
+        &self.meta_addrs
+    }
+
+    /// How long one request may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Whether output is coloured.
+    pub fn color(&self) -> bool {
+        self.color
+    }
+
+    /// The meta client, created on first use.
+    pub fn meta(&mut self) -> Result<MetaClient, ShellError> {
+        if let Some(client) = &self.client {
+            return Ok(client.clone());
+        }
+        if self.meta_addrs.is_empty() {
+            return Err(ShellError::Usage(
+                "no meta server given: use --meta host:port[,host:port...], BALLAST_META, or --local"
+                    .into(),
+            ));
+        }
+        let client = MetaClient::new(&self.meta_addrs, self.timeout)?;
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Prints a line of text to the session's output.
+    pub fn println(&mut self, text: impl AsRef<str>) -> Result<(), ShellError> {
+        writeln!(self.out, "{}", text.as_ref())?;
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// Prints a report as text or JSON, to the output or to `file` (never coloured).
+    pub fn emit(
+        &mut self,
+        report: &Report,
+        json: bool,
+        file: Option<&Path>,
+    ) -> Result<(), ShellError> {
+        let text = if json {
+            let mut s = serde_json::to_string_pretty(&report.to_json())
+                .map_err(|e| ShellError::Failed(e.to_string()))?;
+            s.push('\n');
+            s
+        } else {
+            report.to_text(self.color && file.is_none())
+        };
+        match file {
+            Some(path) => std::fs::write(path, text)
+                .map_err(|e| ShellError::Failed(format!("cannot write {}: {e}", path.display()))),
+            None => {
+                self.out.write_all(text.as_bytes())?;
+                self.out.flush()?;
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The real binaries as an operator runs them: a `meta-server` process and several
+//! `replica-server` processes on loopback ports they chose, driven by `shell --meta`.
+//! Nodes show ALIVE; a killed replica server turns UNALIVE within the grace period; a
+//! meta server killed with -9 and restarted on the same data keeps every table and
+//! placement.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::util::{META_SERVER, REPLICA_SERVER, node_statuses, shell, wait_for};
+
+/// A child process that is killed (SIGKILL) and reaped on drop.
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+impl Proc {
+    /// Spawns `bin` with `args` and reads the address it prints ("... listening on ADDR").
+    fn spawn(bin: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new(bin)
+            .args(args)
+            .args(["--log-level", "warn"])
+            .env_remove("BALLAST_META")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read address");
+        let addr = line.trim().rsplit(' ').next().expect("address").to_string();
+        assert!(
+            addr.starts_with("127.0.0.1:"),
+            "unexpected first line {line:?}"
+        );
+        Proc { child, addr }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn start_meta(dir: &Path, listen: &str) -> Proc {
+    let data = dir.join("meta");
+    Proc::spawn(
+        META_SERVER,
+        &[
+            "--listen",
+            listen,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--beacon-interval-ms",
+            "100",
+            "--lease-ms",
+            "800",
+            "--grace-ms",
+            "1000",
+        ],
+    )
+}
+
+fn start_replica(dir: &Path, i: usize, meta: &str) -> Proc {
+    let data = dir.join(format!("replica-{i}"));
+    Proc::spawn(
+        REPLICA_SERVER,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--meta",
+            meta,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--beacon-interval-ms",
+            "100",
+        ],
+    )
+}
+
+fn alive_count(meta: &str) -> usize {
+    node_statuses(meta)
+        .iter()
+        .filter(|(_, s)| s == "ALIVE")
+        .count()
+}
+
+#[test]
+fn real_processes_join_die_and_survive_a_meta_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut meta = start_meta(dir.path(), "127.0.0.1:0");
+    let meta_addr = meta.addr.clone();
+    let mut replicas: Vec<Proc> = (1..=4)
+        .map(|i| start_replica(dir.path(), i, &meta_addr))
+        .collect();
+    wait_for("4 ALIVE nodes", Duration::from_secs(15), || {
+        (alive_count(&meta_addr) == 4).then_some(())
+    });
+    let run = shell(
+        &[
+            "--meta",
+            &meta_addr,
+            "-e",
+            "create t1 -p 8 -r 3; create t2 -p 4 -r 2",
+        ],
+        None,
+    );
+    run.ok();
+    let before_app = shell(&["--meta", &meta_addr, "-e", "app t1 -d -j"], None).json();
+    let before_ls = shell(&["--meta", &meta_addr, "-e", "ls -j"], None).json();
+    assert_eq!(before_app["healthy"]["fully_healthy_partition_count"], 8);
+
+    // A killed replica server turns UNALIVE once the grace period passes.
+    let victim = replicas.pop().unwrap();
+    let victim_addr = victim.addr.clone();
+    drop(victim);
+    wait_for(
+        "the killed node to be UNALIVE",
+        Duration::from_secs(10),
+        || {
+            node_statuses(&meta_addr)
+                .iter()
+                .any(|(a, s)| *a == victim_addr && s == "UNALIVE")
+                .then_some(())
+        },
+    );
+
+    // kill -9 the meta server and start it on the same address and data.
+    meta.kill();
+    let restarted = start_meta(dir.path(), &meta_addr);
+    assert_eq!(restarted.addr, meta_addr);
+    let after_app = shell(&["--meta", &meta_addr, "-e", "app t1 -d -j"], None).json();
+    let after_ls = shell(&["--meta", &meta_addr, "-e", "ls -j"], None).json();
+    assert_eq!(
+        after_app["replicas"], before_app["replicas"],
+        "placements survive kill -9"
+    );
+    assert_eq!(
+        after_ls["general_info"], before_ls["general_info"],
+        "tables survive kill -9"
+    );
+    let level = shell(&["--meta", &meta_addr, "-e", "get_meta_level"], None);
+    assert!(level.ok().starts_with("current meta level is fl_steady"));
+    // Every node is known again; the dead one goes UNALIVE after a fresh grace period.
+    wait_for(
+        "live nodes to beacon the new meta server",
+        Duration::from_secs(10),
+        || (alive_count(&meta_addr) == 3).then_some(()),
+    );
+    wait_for(
+        "the dead node to be UNALIVE again",
+        Duration::from_secs(10),
+        || {
+            node_statuses(&meta_addr)
+                .iter()
+                .any(|(a, s)| *a == victim_addr && s == "UNALIVE")
+                .then_some(())
+        },
+    );
+    // The replica servers kept their records on disk.
+    let record = dir.path().join("replica-1").join("replicas.json");
+    assert!(
+        crate::util::file_contains(&record, "\"gpid\""),
+        "replica record on disk"
+    );
+    let info = shell(
+        &["--meta", &meta_addr, "-e", "server_info -t replica-server"],
+        None,
+    )
+    .json();
+    assert_eq!(info["succeed_count"], 3, "{info}");
+    drop(replicas);
+    drop(restarted);
+}
+
+#[test]
+fn meta_server_refuses_grace_not_above_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(META_SERVER)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--beacon-interval-ms",
+            "100",
+            "--lease-ms",
+            "1000",
+            "--grace-ms",
+            "1000",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one clear line: {stderr}");
+    assert!(
+        stderr.starts_with("ERROR: ") && stderr.contains("must exceed the lease"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,157 @@
+//! The `shell` binary in script and one-shot mode: exit codes, bad input, where output
+//! goes, and the script rules (comments, stop at the first failure, no banner).
+
+use std::time::{Duration, Instant};
+
+use crate::util::{TestCluster, dead_address, shell};
+
+#[test]
+fn help_version_and_exit_work_without_a_cluster() {
+    let run = shell(&["-e", "help; version; help nodes"], None);
+    let out = run.ok();
+    assert!(out.contains("nodes [-d|--detailed]"), "{out}");
+    assert!(out.contains(&format!("Ballast Shell {}", env!("CARGO_PKG_VERSION"))));
+    assert!(out.contains("# nodes"), "help VERB prints the page");
+    assert_eq!(
+        shell(&["--version"], None).ok().trim(),
+        format!("shell {}", env!("CARGO_PKG_VERSION"))
+    );
+    let run = shell(&[], Some("version\nexit\nnodes -d\n"));
+    assert_eq!(
+        run.code, 0,
+        "exit stops the script before the command that needs a cluster"
+    );
+    assert!(!run.stdout.contains(">>>"), "no prompt in script mode");
+    assert!(
+        !run.stdout.contains("Type \"help\""),
+        "no banner in script mode"
+    );
+}
+
+#[test]
+fn bad_usage_exits_2_with_one_line_on_stderr() {
+    let cases = [
+        ("frobnicate", "unknown command 'frobnicate'"),
+        ("nodes --bogus", "unexpected argument '--bogus'"),
+        ("nodes -s dead", "invalid value 'dead'"),
+        ("set_meta_level fast", "invalid value 'fast'"),
+        ("create ''", "the table name is empty"),
+        ("create 'a b'", "has ' '"),
+        ("app", "required"),
+        ("create t -p 0", "0 is not in 1..=65536"),
+        ("set k 'unbalanced", "unbalanced quote"),
+        ("recall x", "invalid value 'x'"),
+        ("sleep soon", "not a number of seconds"),
+    ];
+    for (line, needle) in cases {
+        let run = shell(&["--meta", "127.0.0.1:1", "-e", line], None);
+        assert_eq!(run.code, 2, "{line}: {run:?}");
+        assert!(run.stdout.is_empty(), "{line}: nothing on stdout: {run:?}");
+        let lines: Vec<&str> = run.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{line}: one line on stderr: {run:?}");
+        assert!(
+            lines[0].starts_with("ERROR: ") && lines[0].contains(needle),
+            "{line}: {run:?}"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_meta_server_exits_3_within_five_seconds() {
+    let addr = dead_address();
+    let started = Instant::now();
+    let run = shell(&["--meta", &addr, "-e", "nodes -d"], None);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr.contains("cannot reach the meta server"),
+        "{run:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    let run = shell(&["-e", "nodes"], None);
+    assert_eq!(run.code, 2, "no meta address at all is bad usage: {run:?}");
+    assert!(run.stderr.contains("--meta"), "{run:?}");
+}
+
+#[test]
+fn cluster_refusals_exit_1_and_scripts_stop_at_the_first_failure() {
+    let c = TestCluster::start(3, true);
+    let run = c.exec("app nosuch");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.stderr.trim(), "ERROR: table 'nosuch' does not exist");
+    let run = c.script("# set up\n\ncreate t1 -p 4\ndrop nosuch\ncreate t2 -p 4\n");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.contains("create app \"t1\" succeed"), "{run:?}");
+    let ls = c.exec("ls -j").json();
+    let names: Vec<&str> = ls["general_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["app_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["temp", "t1"],
+        "t2 was not created after the failure"
+    );
+    let run = c.exec("create t1 -f");
+    assert_eq!(run.code, 1, "-f on an existing table: {run:?}");
+    assert!(run.stderr.contains("already exists"));
+    let run = c.exec("create t9 -r 4");
+    assert_eq!(run.code, 1, "more replicas than nodes: {run:?}");
+    assert!(run.stderr.contains("there are 3"), "{run:?}");
+    let run = c.exec("set_meta_level freezed; create t3");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("fl_freezed"), "{run:?}");
+    let run = c.exec("remote_command -t meta-server meta.live_percentage 101");
+    assert_eq!(run.code, 1, "a refused remote argument: {run:?}");
+    let run = c.exec("remote_command -t meta-server meta.live_percentage");
+    assert!(
+        run.ok()
+            .contains("\"node_live_percentage_threshold_for_update\": 65"),
+        "unchanged"
+    );
+}
+
+#[test]
+fn json_output_is_typed_and_output_files_are_written() {
+    let c = TestCluster::start(3, true);
+    let nodes = c.exec("nodes -d -j").json();
+    let rows = nodes["details"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter().all(|r| r["replica_count"].as_u64() == Some(8)),
+        "{nodes}"
+    );
+    assert_eq!(nodes["summary"]["alive_node_count"], 3);
+    let app = c.exec("app temp -d -j").json();
+    assert_eq!(app["replicas"].as_array().unwrap().len(), 8);
+    assert_eq!(
+        app["replicas"][0]["secondaries"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(app["healthy"]["fully_healthy_partition_count"], 8);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nodes.txt");
+    let run = c.exec(&format!("nodes -d -o {}", file.display()));
+    assert!(run.ok().is_empty(), "output went to the file, not stdout");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.starts_with("[details]\naddress"), "{text}");
+    let run = c.exec("nodes -o /nonexistent/dir/x");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("cannot write"), "{run:?}");
+}
+
+#[test]
+fn one_shot_mode_runs_a_single_verb() {
+    let c = TestCluster::start(3, true);
+    let run = shell(&["--meta", &c.meta(), "get_meta_level"], None);
+    assert_eq!(run.ok().trim(), "current meta level is fl_steady");
+    let run = shell(&["--meta", &c.meta(), "app", "nosuch"], None);
+    assert_eq!(run.code, 1, "{run:?}");
+    let run = shell(&["--meta", &c.meta(), "nodes", "--bogus"], None);
+    assert_eq!(run.code, 2, "{run:?}");
+}

@@ -1,0 +1,196 @@
+//! Shared test scaffolding: an in-process cluster with its own runtime (so tests are
+//! plain `#[test]`s that run the real `shell` binary against it), a runner for that
+//! binary, and polling with a deadline instead of sleeps.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ballast::local::LocalCluster;
+use ballast::meta::config::MetaConfig;
+
+/// The `shell` binary under test.
+pub const SHELL: &str = env!("CARGO_BIN_EXE_shell");
+/// The `meta-server` binary under test.
+pub const META_SERVER: &str = env!("CARGO_BIN_EXE_meta-server");
+/// The `replica-server` binary under test.
+pub const REPLICA_SERVER: &str = env!("CARGO_BIN_EXE_replica-server");
+
+/// An in-process cluster (meta server + N replica servers on loopback) with the table
+/// `temp`, shut down on drop.
+pub struct TestCluster {
+    rt: tokio::runtime::Runtime,
+    cluster: Option<LocalCluster>,
+}
+
+impl TestCluster {
+    /// Starts `n` replica servers with sub-second timings and creates `temp` (8
+    /// partitions) if `with_temp`.
+    pub fn start(n: usize, with_temp: bool) -> TestCluster {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let cluster = rt
+            .block_on(async {
+                let cluster = LocalCluster::start(n, None, MetaConfig::fast()).await?;
+                if with_temp {
+                    cluster
+                        .create_table_and_wait("temp", 8, Duration::from_secs(20))
+                        .await?;
+                }
+                Ok::<_, ballast::Error>(cluster)
+            })
+            .expect("cluster starts");
+        TestCluster {
+            rt,
+            cluster: Some(cluster),
+        }
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &LocalCluster {
+        self.cluster.as_ref().expect("running")
+    }
+
+    /// The cluster, mutably (to stop and start nodes).
+    pub fn cluster_mut(&mut self) -> &mut LocalCluster {
+        self.cluster.as_mut().expect("running")
+    }
+
+    /// Starts a stopped replica server again.
+    pub fn start_node(&mut self, address: &str) {
+        let TestCluster { rt, cluster } = self;
+        let cluster = cluster.as_mut().expect("running");
+        rt.block_on(cluster.start_node(address))
+            .expect("node starts");
+    }
+
+    /// Runs a future on the cluster's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// The meta server's address.
+    pub fn meta(&self) -> String {
+        self.cluster().meta_addr().to_string()
+    }
+
+    /// Runs `shell --meta <meta> -e <commands>`.
+    pub fn exec(&self, commands: &str) -> Run {
+        shell(&["--meta", &self.meta(), "-e", commands], None)
+    }
+
+    /// Runs `shell --meta <meta>` with `script` on stdin.
+    pub fn script(&self, script: &str) -> Run {
+        shell(&["--meta", &self.meta()], Some(script))
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        if let Some(cluster) = self.cluster.take() {
+            self.rt.block_on(cluster.shutdown());
+        }
+    }
+}
+
+/// What a `shell` run printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// The exit code.
+    pub code: i32,
+}
+
+impl Run {
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "shell failed: {self:?}");
+        &self.stdout
+    }
+
+    /// Parses stdout as JSON, asserting success.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Runs the shell binary with `args`, feeding `stdin` (or nothing) on standard input.
+pub fn shell(args: &[&str], stdin: Option<&str>) -> Run {
+    let mut child = Command::new(SHELL)
+        .args(args)
+        .env_remove("BALLAST_META")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn shell");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .expect("write stdin");
+    drop(input);
+    let out: Output = child.wait_with_output().expect("shell runs");
+    Run {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.status.code().unwrap_or(-1),
+    }
+}
+
+/// Polls `check` every 25 ms until it returns `Some`, panicking after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// The statuses `nodes -j` reports, by address.
+pub fn node_statuses(meta: &str) -> Vec<(String, String)> {
+    let run = shell(&["--meta", meta, "-e", "nodes -j"], None);
+    if run.code != 0 {
+        return Vec::new();
+    }
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+    json["details"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    (
+                        r["address"].as_str().unwrap_or("").into(),
+                        r["status"].as_str().unwrap_or("").into(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A loopback address nothing listens on (bound, then released).
+pub fn dead_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    drop(listener);
+    addr
+}
+
+/// Whether `path` exists and contains `needle`.
+pub fn file_contains(path: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|s| s.contains(needle))
+}
