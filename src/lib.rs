@@ -22,6 +22,8 @@
 //! - [`server`]: serving with a shutdown handle;
 //! - [`pb`]: the generated gRPC code from `proto/`.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod error;
 pub mod local;

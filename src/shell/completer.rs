@@ -61,10 +61,10 @@ impl ShellHelper {
 
     fn live(&self) -> Live {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, live)) = cache.as_ref() {
-            if at.elapsed() < LIVE_TTL {
-                return live.clone();
-            }
+        if let Some((at, live)) = cache.as_ref()
+            && at.elapsed() < LIVE_TTL
+        {
+            return live.clone();
         }
         let Some(client) = self.client.clone() else {
             return Live::default();
@@ -182,10 +182,8 @@ fn value_slot<'a>(cmd: &'a Command, typed: &[String]) -> Option<&'a Arg> {
                     || a.get_short().is_some_and(|s| word == format!("-{s}")))
         })
     };
-    if let Some(last) = typed.last() {
-        if let Some(arg) = option(last).filter(|a| takes_value(a)) {
-            return Some(arg);
-        }
+    if let Some(arg) = typed.last().and_then(|last| option(last)).filter(|a| takes_value(a)) {
+        return Some(arg);
     }
     let mut positionals = 0;
     let mut skip = false;
@@ -199,11 +197,10 @@ fn value_slot<'a>(cmd: &'a Command, typed: &[String]) -> Option<&'a Arg> {
         }
     }
     let mut slots: Vec<&Arg> = cmd.get_positionals().collect();
-    if let Some(last) = slots.last() {
-        if matches!(last.get_action(), clap::ArgAction::Append) {
-            let last = *last;
-            slots.extend(std::iter::repeat_n(last, positionals));
-        }
+    if let Some(&last) = slots.last()
+        && matches!(last.get_action(), clap::ArgAction::Append)
+    {
+        slots.extend(std::iter::repeat_n(last, positionals));
     }
     slots.get(positionals).copied()
 }
