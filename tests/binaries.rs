@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{META_SERVER, REPLICA_SERVER, node_statuses, shell, wait_for};
+use crate::util::{META_SERVER, REPLICA_SERVER, node_statuses, shell, wait_for, wait_node_status};
 
 /// A child process that is killed (SIGKILL) and reaped on drop.
 struct Proc {
@@ -125,16 +125,7 @@ fn real_processes_join_die_and_survive_a_meta_kill() {
     let victim = replicas.pop().unwrap();
     let victim_addr = victim.addr.clone();
     drop(victim);
-    wait_for(
-        "the killed node to be UNALIVE",
-        Duration::from_secs(10),
-        || {
-            node_statuses(&meta_addr)
-                .iter()
-                .any(|(a, s)| *a == victim_addr && s == "UNALIVE")
-                .then_some(())
-        },
-    );
+    wait_node_status(&meta_addr, &victim_addr, "UNALIVE", Duration::from_secs(10));
 
     // kill -9 the meta server and start it on the same address and data.
     meta.kill();
@@ -158,16 +149,7 @@ fn real_processes_join_die_and_survive_a_meta_kill() {
         Duration::from_secs(10),
         || (alive_count(&meta_addr) == 3).then_some(()),
     );
-    wait_for(
-        "the dead node to be UNALIVE again",
-        Duration::from_secs(10),
-        || {
-            node_statuses(&meta_addr)
-                .iter()
-                .any(|(a, s)| *a == victim_addr && s == "UNALIVE")
-                .then_some(())
-        },
-    );
+    wait_node_status(&meta_addr, &victim_addr, "UNALIVE", Duration::from_secs(10));
     // The replica servers kept their records on disk.
     let record = dir.path().join("replica-1").join("replicas.json");
     assert!(

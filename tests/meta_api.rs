@@ -6,7 +6,7 @@ use std::time::Duration;
 use ballast::pb;
 use tonic::Code;
 
-use crate::util::{TestCluster, wait_for};
+use crate::util::{TestCluster, wait_node_status};
 
 #[test]
 fn malformed_requests_get_errors_and_never_crash_the_server() {
@@ -110,17 +110,7 @@ fn a_stopped_node_turns_unalive_and_back() {
     let victim = c.cluster().node_addrs()[2].clone();
     c.cluster_mut().stop_node(&victim).unwrap();
     let meta = c.meta();
-    let status = |addr: &str| {
-        crate::util::node_statuses(&meta)
-            .into_iter()
-            .find(|(a, _)| a == addr)
-            .map(|(_, s)| s)
-    };
-    wait_for(
-        "the stopped node to be UNALIVE",
-        Duration::from_secs(10),
-        || (status(&victim).as_deref() == Some("UNALIVE")).then_some(()),
-    );
+    wait_node_status(&meta, &victim, "UNALIVE", Duration::from_secs(10));
     let level = c.exec("get_meta_level");
     assert!(
         level.ok().contains("effective meta level is fl_freezed"),
@@ -138,9 +128,5 @@ fn a_stopped_node_turns_unalive_and_back() {
         "every partition lost one live replica: {counts:?}"
     );
     c.start_node(&victim);
-    wait_for(
-        "the node to be ALIVE again",
-        Duration::from_secs(10),
-        || (status(&victim).as_deref() == Some("ALIVE")).then_some(()),
-    );
+    wait_node_status(&meta, &victim, "ALIVE", Duration::from_secs(10));
 }

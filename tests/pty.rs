@@ -54,14 +54,17 @@ fn repl_completes_hints_colours_and_keeps_history() {
     s.expect("temp").unwrap();
     s.send("\r").unwrap();
     s.expect("max_replica_count").unwrap();
+    s.expect(">>> ").unwrap();
 
     // Ctrl-C drops the line; a bad command prints an error and the session goes on.
     s.send("this line is dropped\x03").unwrap();
     s.expect(">>> ").unwrap();
     s.send("frobnicate\r").unwrap();
     s.expect("unknown command 'frobnicate'").unwrap();
+    s.expect(">>> ").unwrap();
     s.send("get_meta_level\r").unwrap();
     s.expect("current meta level is fl_lively").unwrap();
+    s.expect(">>> ").unwrap();
 
     // Ctrl-D leaves.
     s.send("\x04").unwrap();

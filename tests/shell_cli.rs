@@ -160,16 +160,30 @@ fn one_shot_mode_runs_a_single_verb() {
 fn a_dropped_table_expires_and_cannot_be_recalled() {
     let c = TestCluster::start(3, true);
     let run = c.exec("drop temp -r 0");
-    assert!(run.ok().contains("drop app \"temp\" succeed, app_id = 1"), "{run:?}");
-    crate::util::wait_for("the dropped table to expire", Duration::from_secs(10), || {
-        let all = c.exec("ls -a -j").json();
-        all["general_info"].as_array().unwrap().is_empty().then_some(())
-    });
+    assert!(
+        run.ok().contains("drop app \"temp\" succeed, app_id = 1"),
+        "{run:?}"
+    );
+    crate::util::wait_for(
+        "the dropped table to expire",
+        Duration::from_secs(10),
+        || {
+            let all = c.exec("ls -a -j").json();
+            all["general_info"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+                .then_some(())
+        },
+    );
     let run = c.exec("recall 1");
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("does not exist or is gone"), "{run:?}");
     let run = c.exec("create temp -p 2");
-    assert!(run.ok().contains("app_id = 2"), "ids are never reused: {run:?}");
+    assert!(
+        run.ok().contains("app_id = 2"),
+        "ids are never reused: {run:?}"
+    );
 }
 
 #[test]
@@ -183,6 +197,13 @@ fn a_remote_command_to_a_dead_server_fails_that_target_only() {
     assert_eq!(envelope["succeed_count"], 1);
     assert_eq!(envelope["failed_count"], 1);
     assert_eq!(envelope["details"][&dead]["acked"], false);
-    assert_eq!(envelope["details"][c.meta()]["message"]["role"], "meta-server");
-    assert!(run.stderr.contains("remote command failed on 1 of 2 targets"), "{run:?}");
+    assert_eq!(
+        envelope["details"][c.meta()]["message"]["role"],
+        "meta-server"
+    );
+    assert!(
+        run.stderr
+            .contains("remote command failed on 1 of 2 targets"),
+        "{run:?}"
+    );
 }

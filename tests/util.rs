@@ -182,6 +182,16 @@ pub fn node_statuses(meta: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Waits until `nodes` on `meta` shows `addr` with `status` (ALIVE or UNALIVE).
+pub fn wait_node_status(meta: &str, addr: &str, status: &str, timeout: Duration) {
+    wait_for(&format!("{addr} to be {status}"), timeout, || {
+        node_statuses(meta)
+            .iter()
+            .any(|(a, s)| a == addr && s == status)
+            .then_some(())
+    });
+}
+
 /// A loopback address nothing listens on (bound, then released).
 pub fn dead_address() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

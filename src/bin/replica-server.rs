@@ -32,20 +32,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("ERROR: cannot start the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ERROR: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    ballast::server::run_main(run())
 }
 
 async fn run() -> anyhow::Result<()> {

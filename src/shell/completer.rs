@@ -182,7 +182,11 @@ fn value_slot<'a>(cmd: &'a Command, typed: &[String]) -> Option<&'a Arg> {
                     || a.get_short().is_some_and(|s| word == format!("-{s}")))
         })
     };
-    if let Some(arg) = typed.last().and_then(|last| option(last)).filter(|a| takes_value(a)) {
+    if let Some(arg) = typed
+        .last()
+        .and_then(|last| option(last))
+        .filter(|a| takes_value(a))
+    {
         return Some(arg);
     }
     let mut positionals = 0;

@@ -143,12 +143,7 @@ impl Verb for App {
         crate::model::validate_app_name(&args.name)
             .map_err(|e| ShellError::Usage(e.to_string()))?;
         let reply = ctx.meta()?.query_app(&args.name).await?;
-        ctx.emit(
-            &report(&reply, args.detailed),
-            args.out.json,
-            args.out.output.as_deref(),
-        )?;
-        Ok(Flow::Continue)
+        args.out.emit(ctx, &report(&reply, args.detailed))
     }
 }
 

@@ -95,12 +95,7 @@ impl Verb for ClusterInfo {
         let meta = ctx.meta()?;
         let info = meta.cluster_info().await?;
         let alive = meta.list_nodes(pb::NodeStatus::Alive).await?;
-        ctx.emit(
-            &report(&info, &alive),
-            args.out.json,
-            args.out.output.as_deref(),
-        )?;
-        Ok(Flow::Continue)
+        args.out.emit(ctx, &report(&info, &alive))
     }
 }
 

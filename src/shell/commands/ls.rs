@@ -160,12 +160,7 @@ impl Verb for Ls {
         } else {
             HashSet::new()
         };
-        ctx.emit(
-            &report(&apps, &alive, args.detailed),
-            args.out.json,
-            args.out.output.as_deref(),
-        )?;
-        Ok(Flow::Continue)
+        args.out.emit(ctx, &report(&apps, &alive, args.detailed))
     }
 }
 

@@ -20,7 +20,10 @@ pub mod version;
 
 use std::path::PathBuf;
 
-use crate::shell::registry::Verb;
+use crate::shell::context::Context;
+use crate::shell::error::ShellError;
+use crate::shell::output::Report;
+use crate::shell::registry::{Flow, Verb};
 
 /// The registry: every verb, in the order `help` lists them.
 pub static VERBS: &[&dyn Verb] = &[
@@ -50,6 +53,14 @@ pub struct OutputArgs {
     /// Write the output to FILE instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+impl OutputArgs {
+    /// Prints `report` as these flags ask: text or JSON, to stdout or to the file.
+    pub fn emit(&self, ctx: &mut Context, report: &Report) -> Result<Flow, ShellError> {
+        ctx.emit(report, self.json, self.output.as_deref())?;
+        Ok(Flow::Continue)
+    }
 }
 
 #[cfg(test)]

@@ -96,12 +96,7 @@ impl Verb for Nodes {
             _ => pb::NodeStatus::Unspecified,
         };
         let nodes = ctx.meta()?.list_nodes(status).await?;
-        ctx.emit(
-            &report(&nodes, args.detailed),
-            args.out.json,
-            args.out.output.as_deref(),
-        )?;
-        Ok(Flow::Continue)
+        args.out.emit(ctx, &report(&nodes, args.detailed))
     }
 }
 
