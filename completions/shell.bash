@@ -68,7 +68,7 @@ _shell() {
 
     case "${cmd}" in
         shell)
-            opts="-e -h -V --meta --execute --local --data-dir --completions --help --version help version exit cluster_info nodes ls app create drop recall get_meta_level set_meta_level remote_command server_info sleep"
+            opts="-V -e -h --version --meta --execute --local --data-dir --completions --help help version exit cluster_info nodes ls app create drop recall get_meta_level set_meta_level remote_command server_info sleep"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_shell_global_optspecs
-    string join \n meta= e/execute= local= data-dir= completions= h/help V/version
+    string join \n V/version meta= e/execute= local= data-dir= completions= h/help
 end
 
 function __fish_shell_needs_command
@@ -33,8 +33,8 @@ elvish\t''
 fish\t''
 powershell\t''
 zsh\t''"
+complete -c shell -n "__fish_shell_needs_command" -s V -l version -d 'Print the version'
 complete -c shell -n "__fish_shell_needs_command" -s h -l help -d 'Print help'
-complete -c shell -n "__fish_shell_needs_command" -s V -l version -d 'Print version'
 complete -c shell -n "__fish_shell_needs_command" -f -a "help" -d 'List the verbs, or print one verb\'s help page'
 complete -c shell -n "__fish_shell_needs_command" -f -a "version" -d 'Print the shell\'s version'
 complete -c shell -n "__fish_shell_needs_command" -f -a "exit" -d 'Leave the shell'

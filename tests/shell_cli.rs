@@ -14,7 +14,7 @@ fn help_version_and_exit_work_without_a_cluster() {
     assert!(out.contains("# nodes"), "help VERB prints the page");
     assert_eq!(
         shell(&["--version"], None).ok().trim(),
-        format!("shell {}", env!("CARGO_PKG_VERSION"))
+        format!("Ballast Shell {}", env!("CARGO_PKG_VERSION"))
     );
     let run = shell(&[], Some("version\nexit\nnodes -d\n"));
     assert_eq!(

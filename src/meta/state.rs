@@ -448,6 +448,11 @@ impl MetaState {
             .apps
             .get(&app_id)
             .ok_or_else(|| Error::NotFound(format!("table {app_id} does not exist or is gone")))?;
+        if app.record.status == AppStatus::Dropped && app.record.drop_expire_ms <= now_ms() {
+            return Err(Error::NotFound(format!(
+                "table {app_id} does not exist or is gone"
+            )));
+        }
         if app.record.status != AppStatus::Dropped {
             return Err(Error::Refused(format!(
                 "table {app_id} ('{}') is {}, not DROPPED",

@@ -20,10 +20,23 @@ use crate::shell::{Shell, repl};
 /// The binary's command tree: its flags plus every verb as a subcommand (one-shot mode).
 /// The completion scripts in `completions/` are generated from it.
 pub fn cli() -> Command {
+    flags().subcommands(VERBS.iter().map(|v| command(*v)))
+}
+
+/// The binary's own flags. Parsing uses these with verbs as external subcommands, so a
+/// one-shot verb goes through the same parser (and one-line errors) as a script line.
+fn flags() -> Command {
     Command::new("shell")
         .about("Ballast's admin shell: inspect and operate a cluster (REPL, scripts, one-shot)")
-        .version(env!("CARGO_PKG_VERSION"))
+        .disable_version_flag(true)
         .disable_help_subcommand(true)
+        .arg(
+            Arg::new("version")
+                .short('V')
+                .long("version")
+                .action(clap::ArgAction::SetTrue)
+                .help("Print the version"),
+        )
         .arg(
             Arg::new("meta")
                 .long("meta")
@@ -67,8 +80,6 @@ pub fn cli() -> Command {
                 .hide(true)
                 .help("Print the completion script for SHELL"),
         )
-        .subcommands(VERBS.iter().map(|v| command(*v)))
-        .args_conflicts_with_subcommands(false)
 }
 
 /// Whether colour is allowed on a stream that is (or is not) a terminal.
@@ -78,7 +89,7 @@ fn colour_allowed(is_terminal: bool) -> bool {
 
 /// Runs the shell binary; returns its exit code.
 pub fn main() -> i32 {
-    let matches = match cli().try_get_matches() {
+    let matches = match flags().allow_external_subcommands(true).try_get_matches() {
         Ok(m) => m,
         Err(e) => {
             let _ = e.print();
@@ -89,6 +100,10 @@ pub fn main() -> i32 {
             };
         }
     };
+    if matches.get_flag("version") {
+        println!("{}", crate::shell::commands::version::version_line());
+        return exit_code::OK;
+    }
     if let Some(shell) = matches.get_one::<CompletionShell>("completions") {
         clap_complete::generate(*shell, &mut cli(), "shell", &mut std::io::stdout());
         return exit_code::OK;
@@ -143,15 +158,11 @@ pub fn main() -> i32 {
 
 fn run_mode(shell: &mut Shell, matches: &ArgMatches, runtime: &tokio::runtime::Runtime) -> i32 {
     if let Some((name, sub)) = matches.subcommand() {
-        let verb = crate::shell::registry::find(name).expect("subcommands come from the registry");
-        if sub.get_flag("help") {
-            let printed = shell
-                .ctx
-                .println(verb.page().trim_end())
-                .map(|_| Flow::Continue);
-            return finish(shell, printed);
-        }
-        let result = runtime.block_on(verb.run(&mut shell.ctx, sub));
+        let rest = sub.get_many::<std::ffi::OsString>("").into_iter().flatten();
+        let words: Vec<String> = std::iter::once(name.to_string())
+            .chain(rest.map(|w| w.to_string_lossy().into_owned()))
+            .collect();
+        let result = runtime.block_on(shell.run_words(&words));
         return finish(shell, result);
     }
     if let Some(commands) = matches.get_one::<String>("execute") {

@@ -329,7 +329,7 @@ mod tests {
     fn value_slots_skip_option_values() {
         let cmd = command(find("remote_command").unwrap());
         let slot = value_slot(&cmd, &words("-t meta-server")).unwrap();
-        assert_eq!(slot.get_id(), "command");
+        assert_eq!(slot.get_id(), "words");
         let slot = value_slot(&cmd, &words("-t")).unwrap();
         assert_eq!(slot.get_id(), "target");
         let cmd = command(find("app").unwrap());

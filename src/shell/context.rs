@@ -88,7 +88,9 @@ impl Context {
             s.push('\n');
             s
         } else {
-            report.to_text(self.color && file.is_none())
+            let mut text = report.to_text(self.color && file.is_none());
+            text.push('\n');
+            text
         };
         match file {
             Some(path) => std::fs::write(path, text)

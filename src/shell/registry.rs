@@ -71,11 +71,7 @@ pub fn usage(cmd: &Command) -> String {
         }
         let values = value_hint(arg);
         let part = if arg.is_positional() {
-            let name = arg
-                .get_value_names()
-                .and_then(|v| v.first())
-                .map(|s| s.to_string());
-            let name = name.unwrap_or_else(|| arg.get_id().to_string().to_uppercase());
+            let name = values.unwrap_or_else(|| arg.get_id().to_string().to_uppercase());
             let dots = if matches!(arg.get_action(), ArgAction::Append) {
                 "..."
             } else {

@@ -148,10 +148,14 @@ impl Verb for Ls {
     }
     async fn run(&self, ctx: &mut Context, m: &ArgMatches) -> Result<Flow, ShellError> {
         let args = LsArgs::from_arg_matches(m)?;
-        let filter = match (args.all, args.status.as_deref()) {
+        let status = args.status.map(|s| s.to_ascii_lowercase());
+        let filter = match (args.all, status.as_deref()) {
             (true, _) | (false, Some("all")) => pb::AppStatus::Unspecified,
             (false, None) => pb::AppStatus::Available,
-            (false, Some(s)) => s.parse::<AppStatus>()?.to_pb(),
+            (false, Some(s)) => s
+                .parse::<AppStatus>()
+                .map_err(|e| ShellError::Usage(e.to_string()))?
+                .to_pb(),
         };
         let meta = ctx.meta()?;
         let apps = meta.list_apps(filter).await?;

@@ -35,16 +35,10 @@ pub struct TargetArgs {
 struct RemoteCommandArgs {
     #[command(flatten)]
     targets: TargetArgs,
-    /// The command (`help` lists a server's commands).
-    #[arg(value_name = "COMMAND")]
-    command: String,
-    /// Its arguments.
-    #[arg(
-        value_name = "ARGS",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
-    args: Vec<String>,
+    /// The command (`help` lists a server's commands), then its arguments, passed as
+    /// typed (even ones that look like flags).
+    #[arg(value_name = "COMMAND", required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    words: Vec<String>,
 }
 
 /// Resolves the targets to (address, role) pairs.
@@ -162,7 +156,8 @@ impl Verb for RemoteCommand {
     }
     async fn run(&self, ctx: &mut Context, m: &ArgMatches) -> Result<Flow, ShellError> {
         let args = RemoteCommandArgs::from_arg_matches(m)?;
-        let (envelope, ok) = run_on_targets(ctx, &args.targets, &args.command, &args.args).await?;
+        let (command, rest) = args.words.split_first().expect("clap requires COMMAND");
+        let (envelope, ok) = run_on_targets(ctx, &args.targets, command, rest).await?;
         print_envelope(ctx, &envelope, ok)
     }
 }

@@ -16,8 +16,22 @@ pub struct SetMetaLevel;
 #[derive(Args, Debug)]
 struct SetMetaLevelArgs {
     /// The new level.
-    #[arg(value_name = "LEVEL", value_parser = ["stopped", "blind", "freezed", "steady", "lively"], ignore_case = true)]
+    #[arg(value_name = "LEVEL", value_parser = level_values(), ignore_case = true)]
     level: String,
+}
+
+/// The five levels (as [`MetaLevel::ALL`]), each also accepted in Pegasus's `fl_` spelling.
+fn level_values() -> clap::builder::PossibleValuesParser {
+    const LEVELS: [(&str, &str); 5] = [
+        ("stopped", "fl_stopped"),
+        ("blind", "fl_blind"),
+        ("freezed", "fl_freezed"),
+        ("steady", "fl_steady"),
+        ("lively", "fl_lively"),
+    ];
+    LEVELS
+        .map(|(name, fl)| clap::builder::PossibleValue::new(name).alias(fl))
+        .into()
 }
 
 #[tonic::async_trait]
