@@ -90,10 +90,15 @@ pub async fn run_on_targets(
             (addr, role, result)
         });
     }
+    let mut answers = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        answers.push(joined.map_err(|e| ShellError::Failed(e.to_string()))?);
+    }
+    // Answers arrive in any order; the envelope lists targets by address.
+    answers.sort_by(|a, b| a.0.cmp(&b.0));
     let mut details = Map::new();
     let (mut succeeded, mut failed) = (0u32, 0u32);
-    while let Some(joined) = tasks.join_next().await {
-        let (addr, role, result) = joined.map_err(|e| ShellError::Failed(e.to_string()))?;
+    for (addr, role, result) in answers {
         let (acked, ok, message) = match result {
             Ok((ok, message)) => (true, ok, message),
             Err(e) => (false, false, Value::String(e.to_string())),
