@@ -8,10 +8,12 @@
 
 pub mod app;
 pub mod config;
+pub mod guardian;
 pub mod levels;
 pub mod placement;
 pub mod remote_commands;
 pub mod service;
+pub mod snapshot;
 pub mod state;
 pub mod store;
 

@@ -1,0 +1,189 @@
+//! Cure, Pegasus's partition guardian, as a pure function: a [`Snapshot`] in, the
+//! actions that bring every partition back to a primary and `max_replica_count`
+//! replicas out. At most one action per partition, none for a partition with an action
+//! in flight, nothing onto a black-listed node, and no invented replicas: a partition
+//! whose replicas all died waits for its last dropped replicas to come back.
+
+use std::collections::BTreeMap;
+
+use crate::meta::snapshot::{Action, AppView, PartitionView, Snapshot};
+
+/// Cure's runtime switches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CureOptions {
+    /// `meta.lb.add_secondary_max_count_for_one_node`: at most this many new secondaries
+    /// per node per round (`None` = no limit).
+    pub add_secondary_max_count_for_one_node: Option<u32>,
+}
+
+/// The dropped replicas cure waits for before choosing a new primary among them.
+const DDD_WAIT_FOR: usize = 2;
+
+/// Plans one round of cure.
+pub fn cure(snap: &Snapshot, opts: &CureOptions) -> Vec<Action> {
+    let mut loads: BTreeMap<&str, (u32, u32)> = snap.loads();
+    let mut actions = Vec::new();
+    let mut wanting: Vec<(&AppView, &PartitionView)> = Vec::new();
+    for app in &snap.apps {
+        for p in &app.partitions {
+            let gpid = app.gpid(p.config.pidx);
+            if snap.busy.contains(&gpid) {
+                continue;
+            }
+            let members = p.config.members().count() as u32;
+            let action = if p.config.primary.is_none() {
+                no_primary(snap, app, p, &loads)
+            } else if members < app.max_replica_count {
+                wanting.push((app, p));
+                None
+            } else if members > app.max_replica_count {
+                p.config
+                    .secondaries
+                    .iter()
+                    .max_by_key(|s| (loads.get(s.as_str()).map_or(0, |l| l.0), s.as_str()))
+                    .map(|s| Action::RemoveSecondary {
+                        gpid,
+                        node: s.clone(),
+                    })
+            } else {
+                None
+            };
+            if let Some(action) = action {
+                account(&mut loads, &action);
+                actions.push(action);
+            }
+        }
+    }
+    // Partitions with the fewest secondaries get theirs first.
+    wanting.sort_by_key(|(app, p)| (p.config.secondaries.len(), app.app_id, p.config.pidx));
+    let mut added: BTreeMap<String, u32> = BTreeMap::new();
+    for (app, p) in wanting {
+        let full = |n: &str| {
+            opts.add_secondary_max_count_for_one_node
+                .is_some_and(|max| added.get(n).copied().unwrap_or(0) >= max)
+        };
+        if let Some(node) = new_secondary(snap, p, &loads, full) {
+            *added.entry(node.clone()).or_default() += 1;
+            let action = Action::AddSecondary {
+                gpid: app.gpid(p.config.pidx),
+                node,
+            };
+            account(&mut loads, &action);
+            actions.push(action);
+        }
+    }
+    actions
+}
+
+/// Keeps the per-node loads current as actions are planned, so ties spread.
+fn account(loads: &mut BTreeMap<&str, (u32, u32)>, action: &Action) {
+    let bump = |loads: &mut BTreeMap<&str, (u32, u32)>, node: &str, r: i32, p: i32| {
+        if let Some(l) = loads.get_mut(node) {
+            l.0 = l.0.saturating_add_signed(r);
+            l.1 = l.1.saturating_add_signed(p);
+        }
+    };
+    match action {
+        Action::AssignPrimary { node, .. } => bump(loads, node, 1, 1),
+        Action::UpgradeToPrimary { node, .. } => bump(loads, node, 0, 1),
+        Action::AddSecondary { node, .. } => bump(loads, node, 1, 0),
+        Action::RemoveSecondary { node, .. } => bump(loads, node, -1, 0),
+        _ => {}
+    }
+}
+
+/// A partition without a primary: promote a secondary, or, if none is left, wait for the
+/// last dropped replicas and pick the most up to date.
+fn no_primary(
+    snap: &Snapshot,
+    app: &AppView,
+    p: &PartitionView,
+    loads: &BTreeMap<&str, (u32, u32)>,
+) -> Option<Action> {
+    let gpid = app.gpid(p.config.pidx);
+    let primaries = |n: &str| loads.get(n).map_or(0, |l| l.1);
+    if let Some(node) = p
+        .config
+        .secondaries
+        .iter()
+        .filter(|s| snap.alive(s))
+        .min_by_key(|s| (primaries(s), s.as_str()))
+    {
+        return Some(Action::UpgradeToPrimary {
+            gpid,
+            node: node.clone(),
+        });
+    }
+    if !p.config.secondaries.is_empty() {
+        return None;
+    }
+    if p.config.last_drops.is_empty() {
+        // A partition that never had a replica: any node may start it.
+        let node = snap
+            .nodes
+            .keys()
+            .filter(|n| snap.may_receive(n))
+            .min_by_key(|n| (primaries(n), n.as_str()))?;
+        return Some(Action::AssignPrimary {
+            gpid,
+            node: node.clone(),
+        });
+    }
+    // Every replica died. Wait until the last dropped ones are back and have reported
+    // their replica; then the highest ballot wins, and among equals the last dropped
+    // (the last to have served).
+    let drops = &p.config.last_drops;
+    let recent = &drops[drops.len().saturating_sub(DDD_WAIT_FOR)..];
+    let mut best: Option<(i64, usize, &String)> = None;
+    for (i, node) in recent.iter().enumerate() {
+        let ballot = snap
+            .nodes
+            .get(node)
+            .filter(|n| n.alive)?
+            .reported
+            .get(&gpid)
+            .copied()?;
+        if best.is_none_or(|(b, j, _)| (ballot, i) > (b, j)) {
+            best = Some((ballot, i, node));
+        }
+    }
+    best.map(|(_, _, node)| Action::AssignPrimary {
+        gpid,
+        node: node.clone(),
+    })
+}
+
+/// Where a missing secondary goes, if anywhere yet.
+fn new_secondary(
+    snap: &Snapshot,
+    p: &PartitionView,
+    loads: &BTreeMap<&str, (u32, u32)>,
+    full: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let c = &p.config;
+    let member = |n: &str| c.members().any(|m| m == n);
+    let usable = |n: &str| snap.may_receive(n) && !member(n) && !full(n);
+    let last = c.last_drops.last();
+    // The last dropped replica is back: re-add it (it has the data).
+    if let Some(last) = last.filter(|l| usable(l)) {
+        return Some(last.clone());
+    }
+    let emergency = c.members().count() < 2
+        || last.is_none()
+        || snap.now_ms >= p.last_drop_ms.saturating_add(snap.assign_delay_ms)
+        || last.is_some_and(|l| snap.black_list.contains(l));
+    if !emergency {
+        return None;
+    }
+    if let Some(dropped) = c.last_drops.iter().rev().find(|d| usable(d)) {
+        return Some(dropped.clone());
+    }
+    snap.nodes
+        .keys()
+        .filter(|n| usable(n))
+        .min_by_key(|n| (loads.get(n.as_str()).map_or(0, |l| l.0), n.as_str()))
+        .cloned()
+}
+
+#[cfg(test)]
+mod tests;
