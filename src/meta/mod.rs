@@ -7,10 +7,12 @@
 //! - [`start`] wires them up with the failure detector's ticker.
 
 pub mod app;
+pub mod balancer;
 pub mod config;
 pub mod guardian;
 pub mod levels;
 pub mod placement;
+pub mod primary_chain;
 pub mod remote_commands;
 pub mod service;
 pub mod snapshot;

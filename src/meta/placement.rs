@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::meta::primary_chain;
 
 /// A candidate node and what it already holds across the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,70 +113,15 @@ pub fn place(
         .collect())
 }
 
-/// Moves primaries between members until every node's count of this table's primaries
-/// is within one of every other's: find a chain u -> ... -> v in which each step is a
-/// partition whose primary is on one node and which has a replica on the next, from a
-/// node with the most primaries to one with at least two fewer, and shift the primary
-/// role one step along it. Replica counts do not change.
+/// Evens out this table's primaries by moving the role within each replica set
+/// ([`crate::meta::primary_chain`]); replica counts do not change.
 fn even_out_primaries(sets: &mut [(usize, Vec<&str>)], counts: &mut BTreeMap<&str, Counts>) {
-    loop {
-        let mut sources: Vec<&str> = counts.keys().copied().collect();
-        sources.sort_by_key(|a| std::cmp::Reverse(counts[a].app_primaries));
-        let Some(path) = sources
-            .iter()
-            .find_map(|s| chain_to_poorer(sets, counts, s))
-        else {
-            return;
-        };
-        for (partition, to) in path {
-            let (primary, members) = &mut sets[partition];
-            let from = members[*primary];
-            counts.get_mut(from).expect("member").app_primaries -= 1;
-            counts.get_mut(from).expect("member").primaries -= 1;
-            counts.get_mut(members[to]).expect("member").app_primaries += 1;
-            counts.get_mut(members[to]).expect("member").primaries += 1;
-            *primary = to;
-        }
+    let mut primaries: BTreeMap<&str, u32> =
+        counts.iter().map(|(n, c)| (*n, c.app_primaries)).collect();
+    primary_chain::even_out(sets, &mut primaries);
+    for (node, c) in counts.iter_mut() {
+        c.app_primaries = primaries[node];
     }
-}
-
-/// A breadth-first search from `source` for a node with at least two fewer primaries.
-/// Returns the steps as (partition, index of the member that becomes primary).
-fn chain_to_poorer(
-    sets: &[(usize, Vec<&str>)],
-    counts: &BTreeMap<&str, Counts>,
-    source: &str,
-) -> Option<Vec<(usize, usize)>> {
-    let limit = counts[source].app_primaries.checked_sub(2)?;
-    let mut came_from: BTreeMap<&str, (usize, usize, &str)> = BTreeMap::new();
-    let mut queue = std::collections::VecDeque::from([source]);
-    while let Some(node) = queue.pop_front() {
-        for (pi, (primary, members)) in sets.iter().enumerate() {
-            if members[*primary] != node {
-                continue;
-            }
-            for (mi, next) in members.iter().enumerate() {
-                if mi == *primary || *next == source || came_from.contains_key(next) {
-                    continue;
-                }
-                came_from.insert(next, (pi, mi, node));
-                if counts[next].app_primaries <= limit {
-                    let mut path = Vec::new();
-                    let mut at = *next;
-                    while at != source {
-                        let (p, m, prev) = came_from[at];
-                        path.push((p, m));
-                        at = prev;
-                    }
-                    // Apply from the source's end so each step's "from" is current.
-                    path.reverse();
-                    return Some(path);
-                }
-                queue.push_back(next);
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]
