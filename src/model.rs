@@ -172,6 +172,41 @@ impl FromStr for AppStatus {
     }
 }
 
+/// A replica's role on its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReplicaRole {
+    /// Orders and commits the partition's writes.
+    Primary,
+    /// Follows the primary.
+    Secondary,
+    /// Being added: copies the primary's data, then becomes a secondary.
+    Learner,
+    /// No longer assigned; kept until garbage-collected (it may be the last copy).
+    Inactive,
+}
+
+impl ReplicaRole {
+    /// Converts to the wire enum.
+    pub fn to_pb(self) -> pb::ReplicaRole {
+        match self {
+            ReplicaRole::Primary => pb::ReplicaRole::Primary,
+            ReplicaRole::Secondary => pb::ReplicaRole::Secondary,
+            ReplicaRole::Learner => pb::ReplicaRole::Learner,
+            ReplicaRole::Inactive => pb::ReplicaRole::Inactive,
+        }
+    }
+
+    /// Converts from the wire value (unknown values read as inactive: never serving).
+    pub fn from_pb(value: i32) -> ReplicaRole {
+        match pb::ReplicaRole::try_from(value) {
+            Ok(pb::ReplicaRole::Primary) => ReplicaRole::Primary,
+            Ok(pb::ReplicaRole::Secondary) => ReplicaRole::Secondary,
+            Ok(pb::ReplicaRole::Learner) => ReplicaRole::Learner,
+            _ => ReplicaRole::Inactive,
+        }
+    }
+}
+
 /// A partition's id: table id and partition index, printed `app_id.pidx`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Gpid {
@@ -184,6 +219,24 @@ pub struct Gpid {
 impl fmt::Display for Gpid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.app_id, self.pidx)
+    }
+}
+
+impl Gpid {
+    /// Converts to the wire message.
+    pub fn to_pb(self) -> pb::Gpid {
+        pb::Gpid {
+            app_id: self.app_id,
+            pidx: self.pidx,
+        }
+    }
+
+    /// Converts from the wire message.
+    pub fn from_pb(g: &pb::Gpid) -> Gpid {
+        Gpid {
+            app_id: g.app_id,
+            pidx: g.pidx,
+        }
     }
 }
 

@@ -68,6 +68,8 @@ fn start_meta(dir: &Path, listen: &str) -> Proc {
             "800",
             "--grace-ms",
             "1000",
+            "--lb-interval-ms",
+            "100",
         ],
     )
 }
@@ -117,17 +119,32 @@ fn real_processes_join_die_and_survive_a_meta_kill() {
         None,
     );
     run.ok();
-    let before_app = shell(&["--meta", &meta_addr, "-e", "app t1 -d -j"], None).json();
-    let before_ls = shell(&["--meta", &meta_addr, "-e", "ls -j"], None).json();
-    assert_eq!(before_app["healthy"]["fully_healthy_partition_count"], 8);
+    let created = shell(&["--meta", &meta_addr, "-e", "app t1 -d -j"], None).json();
+    assert_eq!(created["healthy"]["fully_healthy_partition_count"], 8);
 
-    // A killed replica server turns UNALIVE once the grace period passes.
+    // A killed replica server turns UNALIVE once the grace period passes, leaves every
+    // configuration, and its primaries are promoted elsewhere (the secondaries wait for
+    // the assign delay).
     let victim = replicas.pop().unwrap();
     let victim_addr = victim.addr.clone();
     drop(victim);
     wait_node_status(&meta_addr, &victim_addr, "UNALIVE", Duration::from_secs(10));
+    let before_app = wait_for(
+        "every partition to have a primary",
+        Duration::from_secs(10),
+        || {
+            let app = shell(&["--meta", &meta_addr, "-e", "app t1 -d -j"], None).json();
+            let ok = app["replicas"].as_array().unwrap().iter().all(|r| {
+                r["primary"].is_string() && !r["secondaries"].to_string().contains(&victim_addr)
+            });
+            ok.then_some(app)
+        },
+    );
+    let before_ls = shell(&["--meta", &meta_addr, "-e", "ls -j"], None).json();
 
-    // kill -9 the meta server and start it on the same address and data.
+    // kill -9 the meta server and start it on the same address and data: tables and
+    // placements are back, and nothing moves while the dead node has not been declared
+    // dead again (cure waits for every known node to report).
     meta.kill();
     let restarted = start_meta(dir.path(), &meta_addr);
     assert_eq!(restarted.addr, meta_addr);

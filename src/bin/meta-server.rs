@@ -47,6 +47,12 @@ struct Args {
     /// Every meta server of the cluster, for cluster_info (default: this one).
     #[arg(long, value_delimiter = ',')]
     meta_servers: Vec<String>,
+    /// How often cure and the balancer run.
+    #[arg(long, default_value_t = 10_000)]
+    lb_interval_ms: u64,
+    /// How long adding a replica may take before it is given up and re-planned.
+    #[arg(long, default_value_t = 600_000)]
+    action_timeout_ms: u64,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -73,6 +79,8 @@ async fn run() -> anyhow::Result<()> {
         assign_delay: Duration::from_millis(args.assign_delay_ms),
         hold_dropped_app: Duration::from_secs(args.hold_dropped_app_seconds),
         meta_servers: args.meta_servers,
+        lb_interval: Duration::from_millis(args.lb_interval_ms.max(1)),
+        action_timeout: Duration::from_millis(args.action_timeout_ms.max(1)),
     };
     config.validate()?;
     let listener = ballast::server::bind(&args.listen).await?;

@@ -30,6 +30,10 @@ pub struct MetaConfig {
     pub hold_dropped_app: Duration,
     /// The addresses of every meta server of the cluster (for `cluster_info`).
     pub meta_servers: Vec<String>,
+    /// How often cure and the balancer run (Pegasus's `lb_interval_ms`).
+    pub lb_interval: Duration,
+    /// How long a learner-based action may take before it is given up and re-planned.
+    pub action_timeout: Duration,
 }
 
 impl Default for MetaConfig {
@@ -44,6 +48,8 @@ impl Default for MetaConfig {
             assign_delay: Duration::from_millis(600_000),
             hold_dropped_app: Duration::from_secs(7 * 24 * 3600),
             meta_servers: Vec::new(),
+            lb_interval: Duration::from_secs(10),
+            action_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -55,6 +61,8 @@ impl MetaConfig {
             beacon_interval: Duration::from_millis(100),
             lease: Duration::from_millis(800),
             grace: Duration::from_millis(1000),
+            lb_interval: Duration::from_millis(100),
+            action_timeout: Duration::from_secs(5),
             ..MetaConfig::default()
         }
     }

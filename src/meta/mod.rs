@@ -13,6 +13,7 @@ pub mod guardian;
 pub mod levels;
 pub mod placement;
 pub mod primary_chain;
+pub mod proposal;
 pub mod remote_commands;
 pub mod service;
 pub mod snapshot;
@@ -84,12 +85,22 @@ impl Meta {
         })
     }
 
-    /// One round of periodic work: declare silent nodes UNALIVE, purge expired tables.
+    /// The failure detector's periodic work: declare silent nodes UNALIVE (and take them
+    /// out of every configuration), purge expired tables.
     pub fn tick(&self) {
         let mut state = self.lock();
-        state.check_nodes(Instant::now());
+        if let Err(e) = state.check_nodes(Instant::now()) {
+            tracing::error!("handling dead nodes failed: {e}");
+        }
         if let Err(e) = state.purge_expired(now_ms()) {
             tracing::error!("purging expired tables failed: {e}");
+        }
+    }
+
+    /// One round of cure and balancing.
+    pub fn schedule(&self) {
+        if let Err(e) = self.lock().round(Instant::now()) {
+            tracing::error!("scheduling round failed: {e}");
         }
     }
 }
@@ -112,6 +123,7 @@ pub async fn start_with_store(
 ) -> Result<(ServerHandle, Arc<Meta>)> {
     let address = listener.local_addr()?.to_string();
     let check_interval = config.check_interval();
+    let lb_interval = config.lb_interval;
     let meta = Arc::new(Meta::new(config, store, address)?);
     let service = service::MetaService::new(meta.clone());
     let router = tonic::transport::Server::builder()
@@ -119,21 +131,29 @@ pub async fn start_with_store(
         .add_service(pb::cli_server::CliServer::new(service));
     let ticker_meta = meta.clone();
     let handle = ServerHandle::start(router, listener, move |signal| {
-        vec![tokio::spawn(ticker(ticker_meta, check_interval, signal))]
+        vec![tokio::spawn(ticker(
+            ticker_meta,
+            check_interval,
+            lb_interval,
+            signal,
+        ))]
     })?;
     tracing::info!(address = meta.address(), "meta server serving");
     Ok((handle, meta))
 }
 
-async fn ticker(meta: Arc<Meta>, every: Duration, signal: ShutdownSignal) {
-    let mut interval = tokio::time::interval(every);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+async fn ticker(meta: Arc<Meta>, check: Duration, lb: Duration, signal: ShutdownSignal) {
+    let mut check = tokio::time::interval(check);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut lb = tokio::time::interval(lb);
+    lb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = stopped(signal);
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            _ = interval.tick() => meta.tick(),
+            _ = check.tick() => meta.tick(),
+            _ = lb.tick() => meta.schedule(),
         }
     }
 }

@@ -9,8 +9,9 @@ use tonic::{Request, Response, Status};
 
 use crate::error::Error;
 use crate::meta::Meta;
+use crate::meta::proposal::proposal_action;
 use crate::meta::remote_commands::META_COMMANDS;
-use crate::model::{AppStatus, MetaLevel};
+use crate::model::{AppStatus, Gpid, MetaLevel};
 use crate::pb;
 
 /// Serves the `Meta` and `Cli` services over one shared [`Meta`].
@@ -26,14 +27,6 @@ impl MetaService {
     }
 }
 
-fn role(primary: bool) -> i32 {
-    if primary {
-        pb::ReplicaRole::Primary as i32
-    } else {
-        pb::ReplicaRole::Secondary as i32
-    }
-}
-
 #[tonic::async_trait]
 impl pb::meta_server::Meta for MetaService {
     async fn beacon(
@@ -44,24 +37,40 @@ impl pb::meta_server::Meta for MetaService {
         let replicas = req
             .replicas
             .iter()
-            .map(|r| (r.app_id, r.pidx, r.ballot))
+            .map(|r| {
+                (
+                    Gpid {
+                        app_id: r.app_id,
+                        pidx: r.pidx,
+                    },
+                    r.ballot,
+                )
+            })
             .collect();
         let mut state = self.meta.lock();
-        let assigned = state.beacon(&req.address, replicas, Instant::now())?;
+        let outcome = state.beacon(
+            &req.address,
+            replicas,
+            req.assignment_version,
+            Instant::now(),
+        )?;
         let config = state.config();
         Ok(Response::new(pb::BeaconReply {
             beacon_interval_ms: config.beacon_interval.as_millis() as u64,
             lease_ms: config.lease.as_millis() as u64,
-            assignments: assigned
+            assignments: outcome
+                .assignments
                 .into_iter()
                 .map(|a| pb::Assignment {
-                    app_id: a.app_id,
-                    pidx: a.pidx,
+                    app_id: a.gpid.app_id,
+                    pidx: a.gpid.pidx,
                     ballot: a.ballot,
-                    role: role(a.primary),
+                    role: a.role.to_pb() as i32,
                     app_status: a.app_status.to_pb() as i32,
                 })
                 .collect(),
+            assignment_version: outcome.version,
+            garbage: outcome.garbage.into_iter().map(Gpid::to_pb).collect(),
         }))
     }
 
@@ -71,7 +80,13 @@ impl pb::meta_server::Meta for MetaService {
     ) -> Result<Response<pb::ListNodesReply>, Status> {
         let filter = pb::NodeStatus::try_from(req.into_inner().status)
             .map_err(|_| Error::InvalidInput("unknown node status".into()))?;
-        let nodes = self.meta.lock().list_nodes(Instant::now());
+        let (nodes, fresh) = {
+            let state = self.meta.lock();
+            (
+                state.list_nodes(Instant::now()),
+                state.config().beacon_interval * 3,
+            )
+        };
         let nodes = nodes
             .into_iter()
             .map(|n| pb::NodeInfo {
@@ -85,6 +100,7 @@ impl pb::meta_server::Meta for MetaService {
                 secondary_count: n.secondary_count,
                 last_beacon_ago_ms: n.last_beacon_ago.as_millis() as u64,
                 reported: n.reported,
+                beaconing: n.alive && n.last_beacon_ago <= fresh,
             })
             .filter(|n| filter == pb::NodeStatus::Unspecified || n.status == filter as i32)
             .collect();
@@ -207,6 +223,40 @@ impl pb::meta_server::Meta for MetaService {
             alive_node_count: alive,
             app_count: state.list_apps(Some(AppStatus::Available)).len() as u32,
             uptime_ms: self.meta.uptime().as_millis() as u64,
+            balance_operation_count: Some(match state.balance_operation_count() {
+                Some(c) => pb::BalanceOperationCount {
+                    move_pri: c.move_pri as i32,
+                    copy_pri: c.copy_pri as i32,
+                    copy_sec: c.copy_sec as i32,
+                    total: c.total() as i32,
+                },
+                None => pb::BalanceOperationCount {
+                    move_pri: -1,
+                    copy_pri: -1,
+                    copy_sec: -1,
+                    total: -1,
+                },
+            }),
+            actions_in_flight: state.actions_in_flight() as u32,
+        }))
+    }
+
+    async fn propose(
+        &self,
+        req: Request<pb::ProposeRequest>,
+    ) -> Result<Response<pb::ProposeReply>, Status> {
+        let r = req.into_inner();
+        let gpid = r
+            .gpid
+            .as_ref()
+            .map(Gpid::from_pb)
+            .ok_or_else(|| Error::InvalidInput("gpid is missing".into()))?;
+        let mut state = self.meta.lock();
+        let config = state.partition(gpid)?.clone();
+        let action = proposal_action(&r.kind, gpid, &r.from, &r.to, &config)?;
+        let action = state.propose(action, r.force)?;
+        Ok(Response::new(pb::ProposeReply {
+            action: action.to_string(),
         }))
     }
 }

@@ -118,6 +118,14 @@ pub enum Action {
         /// The new replica's node.
         node: String,
     },
+    /// Primary `node` becomes a secondary, leaving the partition without a primary
+    /// until cure promotes one (Pegasus's DOWNGRADE_TO_SECONDARY).
+    DowngradeToSecondary {
+        /// The partition.
+        gpid: Gpid,
+        /// The current primary.
+        node: String,
+    },
     /// Remove secondary `node`.
     RemoveSecondary {
         /// The partition.
@@ -162,9 +170,24 @@ impl Action {
             | Action::UpgradeToPrimary { gpid, .. }
             | Action::AddSecondary { gpid, .. }
             | Action::RemoveSecondary { gpid, .. }
+            | Action::DowngradeToSecondary { gpid, .. }
             | Action::MovePrimary { gpid, .. }
             | Action::CopySecondary { gpid, .. }
             | Action::CopyPrimary { gpid, .. } => *gpid,
+        }
+    }
+
+    /// Whether the action names `node` (as target or source).
+    pub fn involves(&self, node: &str) -> bool {
+        match self {
+            Action::AssignPrimary { node: n, .. }
+            | Action::UpgradeToPrimary { node: n, .. }
+            | Action::AddSecondary { node: n, .. }
+            | Action::RemoveSecondary { node: n, .. }
+            | Action::DowngradeToSecondary { node: n, .. } => n == node,
+            Action::MovePrimary { from, to, .. }
+            | Action::CopySecondary { from, to, .. }
+            | Action::CopyPrimary { from, to, .. } => from == node || to == node,
         }
     }
 
@@ -187,6 +210,9 @@ impl fmt::Display for Action {
             }
             Action::AddSecondary { gpid, node } => write!(f, "{gpid} add_secondary {node}"),
             Action::RemoveSecondary { gpid, node } => write!(f, "{gpid} remove {node}"),
+            Action::DowngradeToSecondary { gpid, node } => {
+                write!(f, "{gpid} downgrade_to_secondary {node}")
+            }
             Action::MovePrimary { gpid, from, to } => write!(f, "{gpid} move_pri {from} -> {to}"),
             Action::CopySecondary { gpid, from, to } => write!(f, "{gpid} copy_sec {from} -> {to}"),
             Action::CopyPrimary { gpid, from, to } => write!(f, "{gpid} copy_pri {from} -> {to}"),
@@ -224,6 +250,13 @@ pub fn apply_to_config(config: &mut PartitionConfig, action: &Action) -> bool {
                 return false;
             }
             config.secondaries.retain(|s| s != node);
+        }
+        Action::DowngradeToSecondary { node, .. } => {
+            if config.primary.as_deref() != Some(node) {
+                return false;
+            }
+            config.primary = None;
+            config.secondaries.push(node.clone());
         }
         Action::MovePrimary { from, to, .. } => {
             if config.primary.as_deref() != Some(from) || !is_secondary(config, to) {

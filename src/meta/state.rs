@@ -1,18 +1,21 @@
 //! The meta server's one owner of state: nodes and their liveness, tables and partition
-//! configurations, the stored meta level and the runtime settings. Every durable change
-//! goes through the [`MetaStore`] before it is applied in memory and acknowledged. The
-//! gRPC service and the remote commands are thin adapters over these methods.
+//! configurations, the stored meta level, the runtime settings, and the configuration
+//! changes in flight. Every durable change goes through the [`MetaStore`] before it is
+//! applied in memory and acknowledged; every configuration change is a compare-and-set
+//! on the partition's ballot. The gRPC service and the remote commands are thin adapters
+//! over these methods; [`ddl`], [`change`] and [`schedule`] hold the rest of its methods.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::meta::app::{App, AppRecord};
+use crate::meta::app::App;
+use crate::meta::balancer::OperationCount;
 use crate::meta::config::MetaConfig;
 use crate::meta::levels::{FreezeThresholds, effective_level};
-use crate::meta::placement::{NodeLoad, place};
+use crate::meta::snapshot::Action;
 use crate::meta::store::{MetaStore, StoreOp};
-use crate::model::{AppStatus, MetaLevel, PartitionConfig, validate_address, validate_app_name};
+use crate::model::{AppStatus, Gpid, MetaLevel, ReplicaRole, validate_address};
 use crate::timeutil::now_ms;
 
 /// What the meta server knows of one replica server.
@@ -25,8 +28,10 @@ pub struct NodeState {
     pub last_beacon: Instant,
     /// Whether the node has beaconed (and so reported its replicas) since this start.
     pub reported: bool,
-    /// The replicas the node last reported: (app_id, pidx, ballot).
-    pub replicas: Vec<(u32, u32, i64)>,
+    /// The replicas the node last reported: gpid → ballot.
+    pub replicas: BTreeMap<Gpid, i64>,
+    /// The assignment version of the last beacon reply the node applied.
+    pub assignment_version: u64,
 }
 
 /// Settings operators change at runtime through remote commands; not persisted.
@@ -38,21 +43,40 @@ pub struct Settings {
     pub assign_delay_ms: u64,
     /// `meta.lb.assign_secondary_black_list`: nodes that never receive new replicas.
     pub black_list: BTreeSet<String>,
+    /// `meta.lb.add_secondary_max_count_for_one_node` (`None`: no limit).
+    pub add_secondary_max_count_for_one_node: Option<u32>,
+    /// `meta.lb.only_move_primary`.
+    pub only_move_primary: bool,
+    /// `meta.lb.only_primary_balancer`.
+    pub only_primary_balancer: bool,
+    /// `meta.lb.balancer_in_turn`.
+    pub balancer_in_turn: bool,
+    /// `meta.lb.ignored_app_list`.
+    pub ignored_apps: BTreeSet<u32>,
 }
 
-/// A replica the partition configurations place on a node.
+/// A replica the meta server wants on a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeAssignment {
-    /// The table id.
-    pub app_id: u32,
-    /// The partition index.
-    pub pidx: u32,
+    /// The partition.
+    pub gpid: Gpid,
     /// The configuration's ballot.
     pub ballot: i64,
-    /// Whether the node is the primary.
-    pub primary: bool,
+    /// Primary, secondary or learner.
+    pub role: ReplicaRole,
     /// The table's status (a dropped table's replicas are kept until it expires).
     pub app_status: AppStatus,
+}
+
+/// What a beacon reply carries back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeaconOutcome {
+    /// Every replica the node should hold.
+    pub assignments: Vec<NodeAssignment>,
+    /// The configuration version the assignments reflect.
+    pub version: u64,
+    /// Inactive replicas the node may delete.
+    pub garbage: Vec<Gpid>,
 }
 
 /// One row of `nodes`.
@@ -85,6 +109,17 @@ pub struct LevelView {
     pub freeze_reason: Option<String>,
 }
 
+/// A configuration change waiting for its learner to catch up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    /// The action (AddSecondary, CopySecondary or CopyPrimary).
+    pub action: Action,
+    /// The partition's ballot when it started.
+    pub ballot: i64,
+    /// When it is given up and re-planned.
+    pub deadline: Instant,
+}
+
 /// The meta server's state.
 pub struct MetaState {
     config: MetaConfig,
@@ -94,6 +129,22 @@ pub struct MetaState {
     next_app_id: u32,
     level: MetaLevel,
     settings: Settings,
+    /// Learner-based actions in flight, at most one per partition.
+    inflight: BTreeMap<Gpid, InFlight>,
+    /// Manual proposals (`balance`, `propose`) for the next round.
+    proposals: BTreeMap<Gpid, Action>,
+    /// When each partition last lost a member (Unix ms); after a restart, the start.
+    last_drop_ms: BTreeMap<Gpid, u64>,
+    /// Nodes declared dead while the level deferred configuration changes.
+    pending_dead: BTreeSet<String>,
+    /// The balancer's last count; `None` while replica reports are being collected.
+    lb_counts: Option<OperationCount>,
+    /// Bumped on every configuration change; starts above any earlier incarnation's.
+    version: u64,
+    /// The version at which each partition's configuration last changed.
+    changed_at: BTreeMap<Gpid, u64>,
+    /// When this meta server started (Unix ms).
+    started_ms: u64,
 }
 
 impl MetaState {
@@ -115,7 +166,8 @@ impl MetaState {
                     alive: true,
                     last_beacon: now,
                     reported: false,
-                    replicas: vec![],
+                    replicas: BTreeMap::new(),
+                    assignment_version: 0,
                 };
                 (addr, node)
             })
@@ -124,7 +176,13 @@ impl MetaState {
             live_percentage: config.node_live_percentage_threshold_for_update,
             assign_delay_ms: config.assign_delay.as_millis() as u64,
             black_list: BTreeSet::new(),
+            add_secondary_max_count_for_one_node: None,
+            only_move_primary: false,
+            only_primary_balancer: false,
+            balancer_in_turn: false,
+            ignored_apps: BTreeSet::new(),
         };
+        let started_ms = now_ms();
         Ok(MetaState {
             level: config.level_on_start,
             config,
@@ -133,6 +191,16 @@ impl MetaState {
             apps: stored.apps,
             next_app_id: stored.next_app_id.max(1),
             settings,
+            inflight: BTreeMap::new(),
+            proposals: BTreeMap::new(),
+            last_drop_ms: BTreeMap::new(),
+            pending_dead: BTreeSet::new(),
+            lb_counts: None,
+            // Versions are per incarnation but must exceed any version a replica server
+            // may echo from before a restart: start from the clock.
+            version: started_ms.saturating_mul(1000),
+            changed_at: BTreeMap::new(),
+            started_ms,
         })
     }
 
@@ -142,13 +210,15 @@ impl MetaState {
     }
 
     /// Records a beacon: registers a new node (durably), marks it ALIVE, stores its
-    /// replica report, and returns what the configurations place on it.
+    /// replica report, completes learners that have caught up, drops members that lost
+    /// their replica, and returns what the node should hold.
     pub fn beacon(
         &mut self,
         address: &str,
-        replicas: Vec<(u32, u32, i64)>,
+        replicas: BTreeMap<Gpid, i64>,
+        assignment_version: u64,
         now: Instant,
-    ) -> Result<Vec<NodeAssignment>> {
+    ) -> Result<BeaconOutcome> {
         validate_address(address)?;
         if !self.nodes.contains_key(address) {
             self.store.apply(&[StoreOp::PutNode(address.to_string())])?;
@@ -161,34 +231,55 @@ impl MetaState {
             last_beacon: now,
             reported: true,
             replicas,
+            assignment_version,
         };
         self.nodes.insert(address.to_string(), node);
-        Ok(self.assignments(address))
+        self.complete_learners(address)?;
+        self.drop_lost_replicas(address)?;
+        Ok(BeaconOutcome {
+            assignments: self.assignments(address),
+            version: self.version,
+            garbage: self.garbage(address),
+        })
     }
 
-    /// Every replica the partition configurations place on `address`.
+    /// Every replica the configurations (and learners in flight) place on `address`.
     pub fn assignments(&self, address: &str) -> Vec<NodeAssignment> {
         let mut out = Vec::new();
         for app in self.apps.values() {
             for p in &app.partitions {
-                let primary = p.primary.as_deref() == Some(address);
-                if primary || p.secondaries.iter().any(|s| s == address) {
-                    out.push(NodeAssignment {
-                        app_id: app.record.app_id,
-                        pidx: p.pidx,
-                        ballot: p.ballot,
-                        primary,
-                        app_status: app.record.status,
-                    });
-                }
+                let gpid = Gpid {
+                    app_id: app.record.app_id,
+                    pidx: p.pidx,
+                };
+                let role = if p.primary.as_deref() == Some(address) {
+                    ReplicaRole::Primary
+                } else if p.secondaries.iter().any(|s| s == address) {
+                    ReplicaRole::Secondary
+                } else if self
+                    .inflight
+                    .get(&gpid)
+                    .is_some_and(|f| f.action.copies_to() == Some(address))
+                {
+                    ReplicaRole::Learner
+                } else {
+                    continue;
+                };
+                out.push(NodeAssignment {
+                    gpid,
+                    ballot: p.ballot,
+                    role,
+                    app_status: app.record.status,
+                });
             }
         }
         out
     }
 
     /// The failure detector's check: nodes silent for longer than the grace period become
-    /// UNALIVE. Returns the nodes that just did.
-    pub fn check_nodes(&mut self, now: Instant) -> Vec<String> {
+    /// UNALIVE and leave every configuration (or, while the level defers configuration
+    /// changes, wait to). Returns the nodes that just became UNALIVE.
+    pub fn check_nodes(&mut self, now: Instant) -> Result<Vec<String>> {
         let grace = self.config.grace;
         let mut dead = Vec::new();
         for (addr, node) in &mut self.nodes {
@@ -201,26 +292,10 @@ impl MetaState {
                 dead.push(addr.clone());
             }
         }
-        dead
-    }
-
-    /// Removes dropped tables whose reserve period has ended. Returns their ids.
-    pub fn purge_expired(&mut self, now_ms: u64) -> Result<Vec<u32>> {
-        let expired: Vec<u32> = self
-            .apps
-            .values()
-            .filter(|a| a.record.status == AppStatus::Dropped && a.record.drop_expire_ms <= now_ms)
-            .map(|a| a.record.app_id)
-            .collect();
-        if !expired.is_empty() {
-            let ops: Vec<StoreOp> = expired.iter().map(|id| StoreOp::DeleteApp(*id)).collect();
-            self.store.apply(&ops)?;
-            for id in &expired {
-                self.apps.remove(id);
-                tracing::info!(app_id = id, "dropped table expired and is gone");
-            }
+        for addr in &dead {
+            self.on_node_dead(addr)?;
         }
-        Ok(expired)
+        Ok(dead)
     }
 
     /// Whether `address` is ALIVE now.
@@ -315,6 +390,15 @@ impl MetaState {
             .collect()
     }
 
+    /// The configuration of partition `gpid` of an AVAILABLE table.
+    pub fn partition(&self, gpid: Gpid) -> Result<&crate::model::PartitionConfig> {
+        self.apps
+            .get(&gpid.app_id)
+            .filter(|a| a.record.status == AppStatus::Available)
+            .and_then(|a| a.partitions.get(gpid.pidx as usize))
+            .ok_or_else(|| Error::NotFound(format!("partition {gpid} does not exist")))
+    }
+
     /// The table called `name` that is not dropped.
     pub fn app_by_name(&self, name: &str) -> Result<&App> {
         self.apps
@@ -322,163 +406,11 @@ impl MetaState {
             .find(|a| a.record.app_name == name && a.record.status != AppStatus::Dropped)
             .ok_or_else(|| Error::NotFound(format!("table '{name}' does not exist")))
     }
-
-    fn require_ddl(&self, what: &str) -> Result<()> {
-        let view = self.level();
-        if view.effective <= MetaLevel::Freezed {
-            let why = view
-                .freeze_reason
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default();
-            return Err(Error::Refused(format!(
-                "{what} refused: current meta level is {}{why}",
-                view.effective.fl_name()
-            )));
-        }
-        Ok(())
-    }
-
-    /// Creates a table and places its replicas on the ALIVE, non-black-listed nodes.
-    /// Returns its id and whether it already existed (then nothing is created).
-    pub fn create_app(
-        &mut self,
-        name: &str,
-        partition_count: u32,
-        replica_count: u32,
-        fail_if_exist: bool,
-        envs: BTreeMap<String, String>,
-    ) -> Result<(u32, bool)> {
-        validate_app_name(name)?;
-        if let Ok(app) = self.app_by_name(name) {
-            if fail_if_exist {
-                return Err(Error::AlreadyExists(format!(
-                    "table '{name}' already exists"
-                )));
-            }
-            return Ok((app.record.app_id, true));
-        }
-        self.require_ddl("create")?;
-        if partition_count == 0 || replica_count == 0 {
-            return Err(Error::InvalidInput(
-                "partition_count and replica_count must be at least 1".into(),
-            ));
-        }
-        let loads = self.candidate_loads();
-        let placements = place(&loads, partition_count, replica_count)?;
-        let app_id = self.next_app_id;
-        let record = AppRecord {
-            app_id,
-            app_name: name.to_string(),
-            status: AppStatus::Available,
-            partition_count,
-            max_replica_count: replica_count,
-            create_time_ms: now_ms(),
-            drop_time_ms: 0,
-            drop_expire_ms: 0,
-            envs,
-        };
-        let partitions: Vec<PartitionConfig> = placements
-            .into_iter()
-            .enumerate()
-            .map(|(pidx, pl)| PartitionConfig {
-                pidx: pidx as u32,
-                ballot: 1,
-                primary: Some(pl.primary),
-                secondaries: pl.secondaries,
-                last_drops: Vec::new(),
-            })
-            .collect();
-        let mut ops = vec![
-            StoreOp::PutNextAppId(app_id + 1),
-            StoreOp::PutApp(record.clone()),
-        ];
-        ops.extend(
-            partitions
-                .iter()
-                .map(|p| StoreOp::PutPartition(app_id, p.clone())),
-        );
-        self.store.apply(&ops)?;
-        self.next_app_id = app_id + 1;
-        self.apps.insert(app_id, App { record, partitions });
-        tracing::info!(
-            app = name,
-            app_id,
-            partition_count,
-            replica_count,
-            "table created"
-        );
-        Ok((app_id, false))
-    }
-
-    /// The ALIVE nodes that may take new replicas, with what they hold.
-    fn candidate_loads(&self) -> Vec<NodeLoad> {
-        let now = Instant::now();
-        self.list_nodes(now)
-            .into_iter()
-            .filter(|n| n.alive && !self.settings.black_list.contains(&n.address))
-            .map(|n| NodeLoad {
-                replicas: n.primary_count + n.secondary_count,
-                primaries: n.primary_count,
-                address: n.address,
-            })
-            .collect()
-    }
-
-    /// Drops a table: it stays recallable for `reserve` (or the configured default).
-    /// Returns its id and when it expires (Unix ms).
-    pub fn drop_app(&mut self, name: &str, reserve: Option<Duration>) -> Result<(u32, u64)> {
-        let app_id = self.app_by_name(name)?.record.app_id;
-        self.require_ddl("drop")?;
-        let now = now_ms();
-        let reserve = reserve.unwrap_or(self.config.hold_dropped_app);
-        let mut record = self.apps[&app_id].record.clone();
-        record.status = AppStatus::Dropped;
-        record.drop_time_ms = now;
-        record.drop_expire_ms = now.saturating_add(reserve.as_millis() as u64);
-        self.store.apply(&[StoreOp::PutApp(record.clone())])?;
-        let expire = record.drop_expire_ms;
-        self.apps.get_mut(&app_id).expect("app exists").record = record;
-        tracing::info!(app = name, app_id, "table dropped");
-        Ok((app_id, expire))
-    }
-
-    /// Brings a dropped table back, under `new_name` if given.
-    pub fn recall_app(&mut self, app_id: u32, new_name: Option<&str>) -> Result<AppRecord> {
-        let app = self
-            .apps
-            .get(&app_id)
-            .ok_or_else(|| Error::NotFound(format!("table {app_id} does not exist or is gone")))?;
-        if app.record.status == AppStatus::Dropped && app.record.drop_expire_ms <= now_ms() {
-            return Err(Error::NotFound(format!(
-                "table {app_id} does not exist or is gone"
-            )));
-        }
-        if app.record.status != AppStatus::Dropped {
-            return Err(Error::Refused(format!(
-                "table {app_id} ('{}') is {}, not DROPPED",
-                app.record.app_name,
-                app.record.status.name()
-            )));
-        }
-        let name = new_name.unwrap_or(&app.record.app_name).to_string();
-        validate_app_name(&name)?;
-        if self.app_by_name(&name).is_ok() {
-            return Err(Error::AlreadyExists(format!(
-                "table '{name}' exists; recall {app_id} under another name"
-            )));
-        }
-        self.require_ddl("recall")?;
-        let mut record = self.apps[&app_id].record.clone();
-        record.status = AppStatus::Available;
-        record.app_name = name;
-        record.drop_time_ms = 0;
-        record.drop_expire_ms = 0;
-        self.store.apply(&[StoreOp::PutApp(record.clone())])?;
-        self.apps.get_mut(&app_id).expect("app exists").record = record.clone();
-        tracing::info!(app = record.app_name.as_str(), app_id, "table recalled");
-        Ok(record)
-    }
 }
+
+mod change;
+mod ddl;
+mod schedule;
 
 #[cfg(test)]
 mod tests;

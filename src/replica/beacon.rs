@@ -2,9 +2,11 @@
 //! holds; take back the timing to use, renew the lease, and record the assignments.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::client::MetaClient;
+use crate::model::Gpid;
 use crate::pb;
 use crate::replica::Replica;
 use crate::server::{ShutdownSignal, stopped};
@@ -26,6 +28,7 @@ pub async fn run(
             address: replica.address().to_string(),
             replicas: replica.record().reports(),
             uptime_ms: replica.started.elapsed().as_millis() as u64,
+            assignment_version: replica.assignment_version.load(Ordering::Acquire),
         };
         match client.beacon(request).await {
             Ok(reply) => {
@@ -35,8 +38,15 @@ pub async fn run(
                 }
                 interval = Duration::from_millis(reply.beacon_interval_ms.max(1));
                 replica.renew_lease(sent, Duration::from_millis(reply.lease_ms));
-                if let Err(e) = replica.record().apply_assignments(&reply.assignments) {
-                    tracing::error!("cannot record assignments: {e}");
+                let garbage: Vec<Gpid> = reply.garbage.iter().map(Gpid::from_pb).collect();
+                match replica
+                    .record()
+                    .apply_assignments(&reply.assignments, &garbage)
+                {
+                    Ok(_) => replica
+                        .assignment_version
+                        .store(reply.assignment_version, Ordering::Release),
+                    Err(e) => tracing::error!("cannot record assignments: {e}"),
                 }
             }
             Err(e) if !failing => {

@@ -43,6 +43,8 @@ pub struct Replica {
     address: String,
     record: Mutex<ReplicaRecord>,
     lease: Mutex<Lease>,
+    /// The assignment version of the last beacon reply applied.
+    assignment_version: std::sync::atomic::AtomicU64,
     started: Instant,
     started_ms: u64,
 }
@@ -75,7 +77,10 @@ impl Replica {
     /// The `server-info` reply.
     pub fn server_info(&self) -> Value {
         let record = self.record();
-        let primaries = record.entries().filter(|e| e.primary).count();
+        let primaries = record
+            .entries()
+            .filter(|e| e.role == crate::model::ReplicaRole::Primary)
+            .count();
         json!({
             "error": "ok",
             "role": "replica-server",
@@ -104,6 +109,7 @@ pub async fn start(
         address,
         record: Mutex::new(record),
         lease: Mutex::new(Lease::default()),
+        assignment_version: std::sync::atomic::AtomicU64::new(0),
         started: Instant::now(),
         started_ms: now_ms(),
     });

@@ -1,7 +1,9 @@
 //! The replica server's on-disk record of the replicas it holds: which partitions, under
 //! which ballot, in which role. Written atomically (temporary file, fsync, rename) so a
 //! crash leaves either the old record or the new one, and read back at start so the
-//! first beacon after a restart reports what the node held.
+//! first beacon after a restart reports what the node held. A replica the meta server
+//! stops assigning is not deleted but kept as inactive (it may be the last copy of its
+//! partition) until the meta server lists it as garbage.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{AppStatus, Gpid};
+use crate::model::{AppStatus, Gpid, ReplicaRole};
 use crate::pb;
 
 /// One replica held by this node.
@@ -20,8 +22,8 @@ pub struct ReplicaEntry {
     pub gpid: Gpid,
     /// The configuration ballot last seen.
     pub ballot: i64,
-    /// Whether this node is the primary.
-    pub primary: bool,
+    /// Primary, secondary, learner or inactive.
+    pub role: ReplicaRole,
     /// The table's status (a dropped table's replicas are kept until it expires).
     pub app_status: AppStatus,
 }
@@ -68,40 +70,68 @@ impl ReplicaRecord {
                 app_id: e.gpid.app_id,
                 pidx: e.gpid.pidx,
                 ballot: e.ballot,
-                role: if e.primary {
-                    pb::ReplicaRole::Primary
-                } else {
-                    pb::ReplicaRole::Secondary
-                } as i32,
+                role: e.role.to_pb() as i32,
             })
             .collect()
     }
 
-    /// Replaces the record with the meta server's assignments; writes it to disk if it
-    /// changed. Returns whether it did.
-    pub fn apply_assignments(&mut self, assignments: &[pb::Assignment]) -> Result<bool> {
-        let next: BTreeMap<Gpid, ReplicaEntry> = assignments
+    /// Takes the meta server's assignments: assigned replicas take their role and
+    /// ballot, held ones no longer assigned turn inactive, and `garbage` is deleted.
+    /// Writes the record to disk if it changed; returns whether it did.
+    pub fn apply_assignments(
+        &mut self,
+        assignments: &[pb::Assignment],
+        garbage: &[Gpid],
+    ) -> Result<bool> {
+        let mut next: BTreeMap<Gpid, ReplicaEntry> = self
+            .entries
             .iter()
-            .map(|a| {
-                let gpid = Gpid {
-                    app_id: a.app_id,
-                    pidx: a.pidx,
-                };
-                let entry = ReplicaEntry {
-                    gpid,
-                    ballot: a.ballot,
-                    primary: a.role == pb::ReplicaRole::Primary as i32,
-                    app_status: AppStatus::from_pb(a.app_status).unwrap_or(AppStatus::Available),
-                };
-                (gpid, entry)
+            .filter(|(g, _)| !garbage.contains(g))
+            .map(|(g, e)| {
+                (
+                    *g,
+                    ReplicaEntry {
+                        role: ReplicaRole::Inactive,
+                        ..e.clone()
+                    },
+                )
             })
             .collect();
+        for a in assignments {
+            let gpid = Gpid {
+                app_id: a.app_id,
+                pidx: a.pidx,
+            };
+            let entry = ReplicaEntry {
+                gpid,
+                ballot: a.ballot,
+                role: ReplicaRole::from_pb(a.role),
+                app_status: AppStatus::from_pb(a.app_status).unwrap_or(AppStatus::Available),
+            };
+            next.insert(gpid, entry);
+        }
         if next == self.entries {
             return Ok(false);
         }
         self.entries = next;
         self.save()?;
         Ok(true)
+    }
+
+    /// Closes and deletes replicas: all of table `app_id`, or one partition of it, or
+    /// (with neither) every replica. Returns the gpids removed.
+    pub fn kill(&mut self, app_id: Option<u32>, pidx: Option<u32>) -> Result<Vec<Gpid>> {
+        let doomed: Vec<Gpid> = self
+            .entries
+            .keys()
+            .filter(|g| app_id.is_none_or(|a| g.app_id == a) && pidx.is_none_or(|p| g.pidx == p))
+            .copied()
+            .collect();
+        if !doomed.is_empty() {
+            self.entries.retain(|g, _| !doomed.contains(g));
+            self.save()?;
+        }
+        Ok(doomed)
     }
 
     fn save(&self) -> Result<()> {
@@ -145,19 +175,37 @@ mod tests {
         let mut record = ReplicaRecord::load(dir.path()).unwrap();
         assert_eq!(record.entries().count(), 0);
         let a = [assignment(1, 0, true), assignment(1, 1, false)];
-        assert!(record.apply_assignments(&a).unwrap());
+        assert!(record.apply_assignments(&a, &[]).unwrap());
         assert!(
-            !record.apply_assignments(&a).unwrap(),
+            !record.apply_assignments(&a, &[]).unwrap(),
             "no change, no write"
         );
         let reloaded = ReplicaRecord::load(dir.path()).unwrap();
         let reports = reloaded.reports();
         assert_eq!(reports.len(), 2);
         assert_eq!(reports[0].role, pb::ReplicaRole::Primary as i32);
-        assert!(record.apply_assignments(&a[1..]).unwrap());
+        assert!(record.apply_assignments(&a[1..], &[]).unwrap());
+        let reloaded = ReplicaRecord::load(dir.path()).unwrap();
+        let roles: Vec<ReplicaRole> = reloaded.entries().map(|e| e.role).collect();
+        assert_eq!(
+            roles,
+            [ReplicaRole::Inactive, ReplicaRole::Secondary],
+            "unassigned turns inactive"
+        );
+        let gone = Gpid { app_id: 1, pidx: 0 };
+        assert!(record.apply_assignments(&a[1..], &[gone]).unwrap());
         assert_eq!(
             ReplicaRecord::load(dir.path()).unwrap().entries().count(),
-            1
+            1,
+            "garbage is deleted"
+        );
+        assert_eq!(
+            record.kill(Some(1), None).unwrap(),
+            vec![Gpid { app_id: 1, pidx: 1 }]
+        );
+        assert_eq!(
+            ReplicaRecord::load(dir.path()).unwrap().entries().count(),
+            0
         );
     }
 

@@ -16,7 +16,7 @@ fn join(state: &mut MetaState, n: usize, now: Instant) -> Vec<String> {
     (1..=n)
         .map(|i| {
             let addr = format!("127.0.0.1:{}", 34800 + i);
-            state.beacon(&addr, vec![], now).unwrap();
+            state.beacon(&addr, BTreeMap::new(), 0, now).unwrap();
             addr
         })
         .collect()
@@ -29,17 +29,32 @@ fn beacons_register_nodes_and_silence_makes_them_unalive() {
     assert_eq!(state.node_counts(), (3, 0));
     let grace = state.config().grace;
     assert!(
-        state.check_nodes(now + grace).is_empty(),
+        state.check_nodes(now + grace).unwrap().is_empty(),
         "exactly the grace period is not past it"
     );
-    state.beacon(&addrs[0], vec![], now + grace).unwrap();
-    let dead = state.check_nodes(now + grace + Duration::from_millis(1));
+    state
+        .beacon(&addrs[0], BTreeMap::new(), 0, now + grace)
+        .unwrap();
+    let dead = state
+        .check_nodes(now + grace + Duration::from_millis(1))
+        .unwrap();
     assert_eq!(dead, vec![addrs[1].clone(), addrs[2].clone()]);
     assert_eq!(state.node_counts(), (1, 2));
-    assert!(state.check_nodes(now + grace * 3).contains(&addrs[0]));
-    state.beacon(&addrs[1], vec![], now + grace * 3).unwrap();
+    assert!(
+        state
+            .check_nodes(now + grace * 3)
+            .unwrap()
+            .contains(&addrs[0])
+    );
+    state
+        .beacon(&addrs[1], BTreeMap::new(), 0, now + grace * 3)
+        .unwrap();
     assert!(state.is_alive(&addrs[1]));
-    assert!(state.beacon("not-an-address", vec![], now).is_err());
+    assert!(
+        state
+            .beacon("not-an-address", BTreeMap::new(), 0, now)
+            .is_err()
+    );
 }
 
 #[test]
@@ -65,7 +80,13 @@ fn create_places_every_partition_on_distinct_alive_nodes() {
     assert_eq!(totals, vec![6, 6, 6, 6]);
     let assigned = state.assignments(&addrs[0]);
     assert_eq!(assigned.len(), 6);
-    assert_eq!(assigned.iter().filter(|a| a.primary).count(), 2);
+    assert_eq!(
+        assigned
+            .iter()
+            .filter(|a| a.role == crate::model::ReplicaRole::Primary)
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -202,9 +223,11 @@ fn restart_keeps_tables_and_placements_and_gives_nodes_a_fresh_grace() {
     );
     assert!(state.list_nodes(later).iter().all(|n| !n.reported));
     state
-        .beacon(&addrs[0], vec![], later + state.config().grace)
+        .beacon(&addrs[0], BTreeMap::new(), 0, later + state.config().grace)
         .unwrap();
-    let dead = state.check_nodes(later + state.config().grace + Duration::from_millis(1));
+    let dead = state
+        .check_nodes(later + state.config().grace + Duration::from_millis(1))
+        .unwrap();
     assert_eq!(dead.len(), 3);
     let err = state
         .create_app("u", 1, 1, false, BTreeMap::new())

@@ -38,6 +38,26 @@ fn level_name(value: i32) -> String {
         .map_or("unknown".into(), |l| l.name().to_string())
 }
 
+/// Pegasus's `balance_operation_count` object: `{"move_pri","copy_pri","copy_sec","total"}`,
+/// every count -1 while replica reports are still being collected.
+fn balance_count(info: &pb::ClusterInfoReply) -> Cell {
+    let c = info
+        .balance_operation_count
+        .unwrap_or(pb::BalanceOperationCount {
+            move_pri: -1,
+            copy_pri: -1,
+            copy_sec: -1,
+            total: -1,
+        });
+    let value = json!({
+        "move_pri": c.move_pri,
+        "copy_pri": c.copy_pri,
+        "copy_sec": c.copy_sec,
+        "total": c.total,
+    });
+    Cell::custom(value.to_string(), value).bad_if(c.total < 0)
+}
+
 /// Builds the report from the cluster summary and the ALIVE nodes.
 fn report(info: &pb::ClusterInfoReply, alive: &[pb::NodeInfo]) -> Report {
     let primaries: Vec<f64> = alive.iter().map(|n| f64::from(n.primary_count)).collect();
@@ -70,6 +90,8 @@ fn report(info: &pb::ClusterInfoReply, alive: &[pb::NodeInfo]) -> Report {
             ("total_node_count", Cell::num(info.total_node_count)),
             ("alive_node_count", Cell::num(info.alive_node_count)),
             ("app_count", Cell::num(info.app_count)),
+            ("balance_operation_count", balance_count(info)),
+            ("actions_in_flight", Cell::num(info.actions_in_flight)),
             ("primary_replica_count_stddev", fixed(stddev(&primaries))),
             ("total_replica_count_stddev", fixed(stddev(&totals))),
         ],
@@ -115,6 +137,13 @@ mod tests {
             alive_node_count: 2,
             app_count: 1,
             uptime_ms: 0,
+            balance_operation_count: Some(pb::BalanceOperationCount {
+                move_pri: 2,
+                copy_pri: 0,
+                copy_sec: 1,
+                total: 3,
+            }),
+            actions_in_flight: 1,
         };
         let node = |p, s| pb::NodeInfo {
             primary_count: p,
@@ -128,6 +157,8 @@ mod tests {
         assert_eq!(c["meta_servers"], json!(["127.0.0.1:34601"]));
         assert_eq!(c["primary_replica_count_stddev"], 0.0);
         assert_eq!(c["total_replica_count_stddev"], 2.0);
+        assert_eq!(c["balance_operation_count"]["total"], 3);
+        assert_eq!(c["actions_in_flight"], 1);
         let text = report(&info, &[]).to_text(false);
         let line = text
             .lines()
