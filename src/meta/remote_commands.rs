@@ -5,8 +5,11 @@
 use serde_json::{Value, json};
 
 use crate::meta::Meta;
+use crate::meta::state::Settings;
 use crate::model::validate_address;
-use crate::remote::{CommandResult, Registry, RemoteCommand, SetterArg, int_setter_arg};
+use crate::remote::{
+    CommandResult, Registry, RemoteCommand, SetterArg, bool_setter_arg, int_setter_arg,
+};
 
 /// The meta server's command registry.
 pub static META_COMMANDS: Registry<Meta> = Registry::new(&[
@@ -34,7 +37,138 @@ pub static META_COMMANDS: Registry<Meta> = Registry::new(&[
         help: "nodes that never receive new replicas; a drop from them is an emergency",
         run: assign_secondary_black_list,
     },
+    RemoteCommand {
+        name: "meta.lb.add_secondary_max_count_for_one_node",
+        args: "[num|DEFAULT]",
+        help: "at most this many new secondaries per node per round (DEFAULT: no limit)",
+        run: add_secondary_max_count,
+    },
+    RemoteCommand {
+        name: "meta.lb.only_move_primary",
+        args: "[true|false]",
+        help: "the balancer only moves primaries (never copies data)",
+        run: only_move_primary,
+    },
+    RemoteCommand {
+        name: "meta.lb.only_primary_balancer",
+        args: "[true|false]",
+        help: "the balancer only balances primaries",
+        run: only_primary_balancer,
+    },
+    RemoteCommand {
+        name: "meta.lb.balancer_in_turn",
+        args: "[true|false]",
+        help: "the balancer works on one table per round",
+        run: balancer_in_turn,
+    },
+    RemoteCommand {
+        name: "meta.lb.ignored_app_list",
+        args: "<get|set|clear> [app_id,app_id...]",
+        help: "tables the balancer leaves alone",
+        run: ignored_app_list,
+    },
+    RemoteCommand {
+        name: "meta.lb.get_balance_operation_count",
+        args: "[total|move_pri|copy_pri|copy_sec|detail]",
+        help: "what the balancer plans this round (-1 while replica reports are collected)",
+        run: get_balance_operation_count,
+    },
 ]);
+
+fn add_secondary_max_count(meta: &Meta, args: &[String]) -> CommandResult {
+    const NAME: &str = "add_secondary_max_count_for_one_node";
+    let arg = int_setter_arg(args, 0..=u64::from(u32::MAX))?;
+    let mut state = meta.lock();
+    let slot = &mut state.settings_mut().add_secondary_max_count_for_one_node;
+    match arg {
+        SetterArg::Query => {}
+        SetterArg::Default => *slot = None,
+        SetterArg::Set(v) => *slot = Some(v as u32),
+    }
+    let value = slot.map_or(Value::String("unlimited".into()), Value::from);
+    Ok(json!({ "error": "ok", NAME: value }))
+}
+
+/// A boolean `meta.lb.*` switch: query, set, or DEFAULT (false).
+fn bool_switch(
+    meta: &Meta,
+    args: &[String],
+    name: &str,
+    pick: fn(&mut Settings) -> &mut bool,
+) -> CommandResult {
+    let arg = bool_setter_arg(args)?;
+    let mut state = meta.lock();
+    let slot = pick(state.settings_mut());
+    match arg {
+        SetterArg::Query => {}
+        SetterArg::Default => *slot = false,
+        SetterArg::Set(v) => *slot = v,
+    }
+    Ok(json!({ "error": "ok", name: *slot }))
+}
+
+fn only_move_primary(meta: &Meta, args: &[String]) -> CommandResult {
+    bool_switch(meta, args, "only_move_primary", |s| {
+        &mut s.only_move_primary
+    })
+}
+
+fn only_primary_balancer(meta: &Meta, args: &[String]) -> CommandResult {
+    bool_switch(meta, args, "only_primary_balancer", |s| {
+        &mut s.only_primary_balancer
+    })
+}
+
+fn balancer_in_turn(meta: &Meta, args: &[String]) -> CommandResult {
+    bool_switch(meta, args, "balancer_in_turn", |s| &mut s.balancer_in_turn)
+}
+
+fn ignored_app_list(meta: &Meta, args: &[String]) -> CommandResult {
+    let new_list: Option<std::collections::BTreeSet<u32>> = match args {
+        [] => None,
+        [op] if op == "get" => None,
+        [op] if op == "clear" => Some(Default::default()),
+        [op, ids] if op == "set" => Some(
+            ids.split(',')
+                .filter(|s| !s.is_empty())
+                .map(|id| {
+                    id.parse::<u32>()
+                        .map_err(|_| format!("invalid argument: '{id}' is not an app id"))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => return Err("expected get, clear, or set app_id,app_id...".into()),
+    };
+    let mut state = meta.lock();
+    let list = &mut state.settings_mut().ignored_apps;
+    if let Some(new_list) = new_list {
+        *list = new_list;
+    }
+    let ids: Vec<String> = list.iter().map(ToString::to_string).collect();
+    Ok(json!({ "error": "ok", "ignored_app_list": ids.join(",") }))
+}
+
+fn get_balance_operation_count(meta: &Meta, args: &[String]) -> CommandResult {
+    let counts = meta.lock().balance_operation_count();
+    let field = |f: fn(&crate::meta::balancer::OperationCount) -> u32| {
+        counts.as_ref().map_or(-1, |c| i64::from(f(c)))
+    };
+    let detail = json!({
+        "move_pri": field(|c| c.move_pri),
+        "copy_pri": field(|c| c.copy_pri),
+        "copy_sec": field(|c| c.copy_sec),
+        "total": field(|c| c.total()),
+    });
+    match args.first().map(String::as_str) {
+        None | Some("detail") => Ok(json!({ "error": "ok", "balance_operation_count": detail })),
+        Some(k @ ("total" | "move_pri" | "copy_pri" | "copy_sec")) => {
+            Ok(json!({ "error": "ok", k: detail[k] }))
+        }
+        Some(other) => Err(format!(
+            "invalid argument '{other}': expected total, move_pri, copy_pri, copy_sec or detail"
+        )),
+    }
+}
 
 fn server_info(meta: &Meta, _args: &[String]) -> CommandResult {
     Ok(meta.server_info())
@@ -185,6 +319,38 @@ mod tests {
     }
 
     #[test]
+    fn balancer_switches_and_lists() {
+        let m = meta();
+        assert_eq!(
+            call(&m, "meta.lb.only_move_primary", &["true"]).1["only_move_primary"],
+            true
+        );
+        assert!(m.lock().settings().only_move_primary);
+        assert!(!call(&m, "meta.lb.only_move_primary", &["yes"]).0);
+        assert!(call(&m, "meta.lb.only_move_primary", &["DEFAULT"]).0);
+        assert!(!m.lock().settings().only_move_primary);
+        assert!(call(&m, "meta.lb.ignored_app_list", &["set", "3,1"]).0);
+        assert_eq!(
+            call(&m, "meta.lb.ignored_app_list", &["get"]).1["ignored_app_list"],
+            "1,3"
+        );
+        assert!(!call(&m, "meta.lb.ignored_app_list", &["set", "x"]).0);
+        assert_eq!(
+            m.lock().settings().ignored_apps.len(),
+            2,
+            "a bad list changes nothing"
+        );
+        assert!(call(&m, "meta.lb.add_secondary_max_count_for_one_node", &["2"]).0);
+        assert_eq!(
+            m.lock().settings().add_secondary_max_count_for_one_node,
+            Some(2)
+        );
+        let (ok, count) = call(&m, "meta.lb.get_balance_operation_count", &["total"]);
+        assert!(ok);
+        assert_eq!(count["total"], -1, "no round yet: still collecting");
+    }
+
+    #[test]
     fn server_info_and_help() {
         let m = meta();
         let (ok, info) = call(&m, "server-info", &[]);
@@ -192,6 +358,6 @@ mod tests {
         assert_eq!(info["role"], "meta-server");
         let (ok, help) = call(&m, "help", &[]);
         assert!(ok);
-        assert_eq!(help["commands"].as_array().unwrap().len(), 4);
+        assert_eq!(help["commands"].as_array().unwrap().len(), 10);
     }
 }

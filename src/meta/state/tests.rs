@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::meta::store::{MemStore, RedbStore};
+use crate::model::{Gpid, ReplicaRole};
 
 fn fast_state() -> (MetaState, Instant) {
     let now = Instant::now();
@@ -236,4 +237,204 @@ fn restart_keeps_tables_and_placements_and_gives_nodes_a_fresh_grace() {
         err.to_string().contains("fl_freezed"),
         "1 of 4 alive auto-freezes: {err}"
     );
+}
+
+/// Beacons every node with exactly what it is assigned (as a replica server would after
+/// applying the last reply).
+fn beacon_assigned(state: &mut MetaState, addrs: &[String], now: Instant) {
+    for a in addrs {
+        let held: BTreeMap<Gpid, i64> = state
+            .assignments(a)
+            .iter()
+            .map(|x| (x.gpid, x.ballot))
+            .collect();
+        let version = state.version;
+        state.beacon(a, held, version, now).unwrap();
+    }
+}
+
+#[test]
+fn a_dead_node_leaves_configurations_and_cure_promotes_at_steady_not_at_freezed() {
+    let (mut state, now) = fast_state();
+    let addrs = join(&mut state, 5, now);
+    state.create_app("t", 8, 3, false, BTreeMap::new()).unwrap();
+    let later = now + state.config().grace + Duration::from_millis(1);
+    beacon_assigned(&mut state, &addrs[..4], later);
+    state.check_nodes(later).unwrap();
+    let victim = &addrs[4];
+    let app = state.app_by_name("t").unwrap();
+    assert!(
+        app.partitions
+            .iter()
+            .all(|p| !p.members().any(|m| m == victim))
+    );
+    assert!(
+        app.partitions
+            .iter()
+            .any(|p| p.last_drops == [victim.clone()])
+    );
+    let headless = app
+        .partitions
+        .iter()
+        .filter(|p| p.primary.is_none())
+        .count();
+    assert!(headless > 0, "the victim led some partitions");
+    state.set_level(MetaLevel::Freezed);
+    assert!(state.round(later).unwrap().held, "no cure at freezed");
+    state.set_level(MetaLevel::Steady);
+    let report = state.round(later).unwrap();
+    assert_eq!(
+        report.started.len(),
+        headless,
+        "one promotion per headless partition: {report:?}"
+    );
+    assert!(
+        state
+            .app_by_name("t")
+            .unwrap()
+            .partitions
+            .iter()
+            .all(|p| p.primary.is_some())
+    );
+}
+
+#[test]
+fn deaths_wait_while_blind_and_apply_when_the_level_rises() {
+    let (mut state, now) = fast_state();
+    let addrs = join(&mut state, 4, now);
+    state.create_app("t", 4, 3, false, BTreeMap::new()).unwrap();
+    let before = state.app_by_name("t").unwrap().partitions.clone();
+    state.set_level(MetaLevel::Blind);
+    let later = now + state.config().grace + Duration::from_millis(1);
+    beacon_assigned(&mut state, &addrs[..3], later);
+    assert_eq!(state.check_nodes(later).unwrap(), vec![addrs[3].clone()]);
+    assert_eq!(
+        state.app_by_name("t").unwrap().partitions,
+        before,
+        "deferred at blind"
+    );
+    state.set_level(MetaLevel::Steady);
+    state.round(later).unwrap();
+    let after = &state.app_by_name("t").unwrap().partitions;
+    assert!(after.iter().all(|p| !p.members().any(|m| m == addrs[3])));
+}
+
+#[test]
+fn steady_counts_balancer_moves_and_lively_makes_them_through_learners() {
+    let (mut state, now) = fast_state();
+    let addrs = join(&mut state, 3, now);
+    state.create_app("t", 8, 3, false, BTreeMap::new()).unwrap();
+    let new = "127.0.0.1:34809".to_string();
+    state.beacon(&new, BTreeMap::new(), 0, now).unwrap();
+    let mut all = addrs.clone();
+    all.push(new.clone());
+    beacon_assigned(&mut state, &all, now);
+    let report = state.round(now).unwrap();
+    assert!(
+        report.started.is_empty(),
+        "steady: the balancer only counts"
+    );
+    let count = state.balance_operation_count().unwrap();
+    assert!(count.copy_sec > 0, "{count:?}");
+    state.set_level(MetaLevel::Lively);
+    let report = state.round(now).unwrap();
+    assert!(!report.started.is_empty());
+    assert!(
+        report
+            .started
+            .iter()
+            .all(|a| a.copies_to() == Some(new.as_str()))
+    );
+    let learning: Vec<_> = state
+        .assignments(&new)
+        .into_iter()
+        .filter(|a| a.role == ReplicaRole::Learner)
+        .collect();
+    assert_eq!(
+        learning.len(),
+        report.started.len(),
+        "the new node is told to learn"
+    );
+    // The learner reports its replicas: the copies complete and the old copies leave.
+    beacon_assigned(&mut state, &all, now);
+    assert_eq!(state.actions_in_flight(), 0);
+    let secondaries = state
+        .assignments(&new)
+        .iter()
+        .filter(|a| a.role == ReplicaRole::Secondary)
+        .count();
+    assert_eq!(secondaries, learning.len());
+    for _ in 0..20 {
+        beacon_assigned(&mut state, &all, now);
+        state.round(now).unwrap();
+    }
+    let nodes = state.list_nodes(now);
+    let totals: Vec<u32> = nodes
+        .iter()
+        .map(|n| n.primary_count + n.secondary_count)
+        .collect();
+    let primaries: Vec<u32> = nodes.iter().map(|n| n.primary_count).collect();
+    assert_eq!(totals, vec![6, 6, 6, 6], "{nodes:?}");
+    assert!(
+        primaries.iter().max().unwrap() - primaries.iter().min().unwrap() <= 1,
+        "{primaries:?}"
+    );
+}
+
+#[test]
+fn after_a_restart_nothing_moves_until_every_node_has_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let addrs = {
+        let store = RedbStore::open(dir.path()).unwrap();
+        let mut state = MetaState::open(MetaConfig::fast(), Box::new(store), start).unwrap();
+        let addrs = join(&mut state, 4, start);
+        state.create_app("t", 8, 3, false, BTreeMap::new()).unwrap();
+        addrs
+    };
+    let store = RedbStore::open(dir.path()).unwrap();
+    let mut state = MetaState::open(MetaConfig::fast(), Box::new(store), start).unwrap();
+    let before = state.app_by_name("t").unwrap().partitions.clone();
+    beacon_assigned(&mut state, &addrs[..3], start);
+    assert!(
+        state.round(start).unwrap().held,
+        "the fourth node has not reported"
+    );
+    assert_eq!(state.balance_operation_count(), None, "-1 while collecting");
+    let later = start + state.config().grace + Duration::from_millis(1);
+    beacon_assigned(&mut state, &addrs[..3], later);
+    state.check_nodes(later).unwrap();
+    assert!(
+        !state.round(later).unwrap().held,
+        "declared dead counts as accounted for"
+    );
+    assert_ne!(state.app_by_name("t").unwrap().partitions, before);
+}
+
+#[test]
+fn a_member_that_lost_its_replica_leaves_the_configuration() {
+    let (mut state, now) = fast_state();
+    let addrs = join(&mut state, 3, now);
+    state.create_app("t", 2, 3, false, BTreeMap::new()).unwrap();
+    // Before the node applied the new table's assignments, a missing replica is not lost.
+    state.beacon(&addrs[0], BTreeMap::new(), 0, now).unwrap();
+    assert_eq!(
+        state.app_by_name("t").unwrap().partitions[0]
+            .members()
+            .count(),
+        3
+    );
+    beacon_assigned(&mut state, &addrs, now);
+    let mut held: BTreeMap<Gpid, i64> = state
+        .assignments(&addrs[0])
+        .iter()
+        .map(|a| (a.gpid, a.ballot))
+        .collect();
+    let killed = Gpid { app_id: 1, pidx: 0 };
+    held.remove(&killed);
+    let version = state.version;
+    state.beacon(&addrs[0], held, version, now).unwrap();
+    let p = &state.app_by_name("t").unwrap().partitions[0];
+    assert!(!p.members().any(|m| m == addrs[0]), "{p:?}");
+    assert_eq!(p.last_drops, vec![addrs[0].clone()]);
 }
