@@ -132,6 +132,14 @@ impl LocalCluster {
         Ok(address)
     }
 
+    /// Starts one more replica server on a new loopback port.
+    pub async fn add_node(&mut self) -> Result<String> {
+        let dir = self.root.join(format!("replica-{}", self.nodes.len() + 1));
+        let address = self.add_node_at("127.0.0.1:0", dir).await?;
+        self.remember_ports()?;
+        Ok(address)
+    }
+
     /// The meta server's address.
     pub fn meta_addr(&self) -> &str {
         &self.meta_addr

@@ -186,4 +186,13 @@ impl MetaClient {
         self.call(|mut c| async move { c.cluster_info(pb::ClusterInfoRequest {}).await })
             .await
     }
+
+    /// Sends a manual configuration change.
+    pub async fn propose(&self, req: pb::ProposeRequest) -> Result<pb::ProposeReply> {
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.propose(req).await }
+        })
+        .await
+    }
 }

@@ -323,6 +323,11 @@ mod tests {
                 .contains(&"meta.lb.assign_delay_ms".to_string())
         );
         assert!(h.candidates(&words("bogus"), "x").is_empty());
+        assert_eq!(
+            h.candidates(&words("local"), "st"),
+            ["stop_node", "start_node"]
+        );
+        assert_eq!(h.candidates(&words("balance -p"), "move"), ["move_pri"]);
     }
 
     #[test]

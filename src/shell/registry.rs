@@ -104,6 +104,10 @@ pub fn usage(cmd: &Command) -> String {
         };
         parts.push(part);
     }
+    let subcommands: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+    if !subcommands.is_empty() {
+        parts.push(format!("<{}>", subcommands.join("|")));
+    }
     parts.join(" ")
 }
 

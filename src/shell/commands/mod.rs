@@ -3,20 +3,24 @@
 //! `commands/<verb>.md` at the top of the repository.
 
 mod app;
+mod balance;
 mod cluster_info;
 mod create;
 mod drop;
 mod exit;
 mod get_meta_level;
 mod help;
+mod local;
 mod ls;
 mod nodes;
+mod propose;
 mod recall;
 mod remote_command;
 mod server_info;
 mod set_meta_level;
 mod sleep;
 pub mod version;
+mod wait;
 
 use std::path::PathBuf;
 
@@ -39,8 +43,12 @@ pub static VERBS: &[&dyn Verb] = &[
     &recall::Recall,
     &get_meta_level::GetMetaLevel,
     &set_meta_level::SetMetaLevel,
+    &balance::Balance,
+    &propose::Propose,
+    &wait::Wait,
     &remote_command::RemoteCommand,
     &server_info::ServerInfo,
+    &local::Local,
     &sleep::Sleep,
 ];
 

@@ -1,0 +1,70 @@
+//! `local add_node | stop_node ADDR | start_node ADDR`: changes the embedded cluster of
+//! `shell --local`, so every procedure (scale out, scale in, node migration) can be
+//! rehearsed with nothing else running. `stop_node` stops a replica server at once, as a
+//! crash or `kill` would; `start_node` brings it back on the same address and data.
+
+use clap::{ArgMatches, Command, FromArgMatches, Subcommand};
+
+use crate::shell::commands::balance::parse_addr;
+use crate::shell::context::Context;
+use crate::shell::error::ShellError;
+use crate::shell::registry::{Flow, Verb};
+
+/// The `local` verb.
+pub struct Local;
+
+#[derive(Subcommand, Debug)]
+#[command(rename_all = "snake_case")]
+enum LocalCommand {
+    /// Start one more replica server.
+    AddNode,
+    /// Stop a replica server at once.
+    StopNode {
+        /// The node's address.
+        #[arg(value_name = "ADDR", value_parser = parse_addr)]
+        address: String,
+    },
+    /// Start a stopped replica server again.
+    StartNode {
+        /// The node's address.
+        #[arg(value_name = "ADDR", value_parser = parse_addr)]
+        address: String,
+    },
+}
+
+#[tonic::async_trait]
+impl Verb for Local {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+    fn about(&self) -> &'static str {
+        "Add, stop or start replica servers of the embedded cluster (--local)"
+    }
+    fn page(&self) -> &'static str {
+        include_str!("../../../commands/local.md")
+    }
+    fn args(&self, cmd: Command) -> Command {
+        LocalCommand::augment_subcommands(cmd).subcommand_required(true)
+    }
+    async fn run(&self, ctx: &mut Context, m: &ArgMatches) -> Result<Flow, ShellError> {
+        let command = LocalCommand::from_arg_matches(m)?;
+        let cluster = ctx.local.as_mut().ok_or_else(|| {
+            ShellError::Usage(
+                "local needs the embedded cluster: start the shell with --local".into(),
+            )
+        })?;
+        let line = match command {
+            LocalCommand::AddNode => format!("added node {}", cluster.add_node().await?),
+            LocalCommand::StopNode { address } => {
+                cluster.stop_node(&address)?;
+                format!("stopped node {address}")
+            }
+            LocalCommand::StartNode { address } => {
+                cluster.start_node(&address).await?;
+                format!("started node {address}")
+            }
+        };
+        ctx.println(line)?;
+        Ok(Flow::Continue)
+    }
+}
