@@ -19,6 +19,9 @@ _shell() {
             shell,app)
                 cmd="shell__subcmd__app"
                 ;;
+            shell,balance)
+                cmd="shell__subcmd__balance"
+                ;;
             shell,cluster_info)
                 cmd="shell__subcmd__cluster_info"
                 ;;
@@ -37,11 +40,17 @@ _shell() {
             shell,help)
                 cmd="shell__subcmd__help"
                 ;;
+            shell,local)
+                cmd="shell__subcmd__local"
+                ;;
             shell,ls)
                 cmd="shell__subcmd__ls"
                 ;;
             shell,nodes)
                 cmd="shell__subcmd__nodes"
+                ;;
+            shell,propose)
+                cmd="shell__subcmd__propose"
                 ;;
             shell,recall)
                 cmd="shell__subcmd__recall"
@@ -61,6 +70,18 @@ _shell() {
             shell,version)
                 cmd="shell__subcmd__version"
                 ;;
+            shell,wait)
+                cmd="shell__subcmd__wait"
+                ;;
+            shell__subcmd__local,add_node)
+                cmd="shell__subcmd__local__subcmd__add_node"
+                ;;
+            shell__subcmd__local,start_node)
+                cmd="shell__subcmd__local__subcmd__start_node"
+                ;;
+            shell__subcmd__local,stop_node)
+                cmd="shell__subcmd__local__subcmd__stop_node"
+                ;;
             *)
                 ;;
         esac
@@ -68,7 +89,7 @@ _shell() {
 
     case "${cmd}" in
         shell)
-            opts="-V -e -h --version --meta --execute --local --data-dir --completions --help help version exit cluster_info nodes ls app create drop recall get_meta_level set_meta_level remote_command server_info sleep"
+            opts="-V -e -h --version --meta --execute --local --data-dir --completions --help help version exit cluster_info nodes ls app create drop recall get_meta_level set_meta_level balance propose wait remote_command server_info local sleep"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -117,6 +138,52 @@ _shell() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__balance)
+            opts="-h -g -p -f -t --help --gpid --type --from --to"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gpid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -g)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --type)
+                    COMPREPLY=($(compgen -W "move_pri copy_pri copy_sec" -- "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -W "move_pri copy_pri copy_sec" -- "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -251,6 +318,62 @@ _shell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        shell__subcmd__local)
+            opts="-h --help add_node stop_node start_node"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__local__subcmd__add_node)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__local__subcmd__start_node)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__local__subcmd__stop_node)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         shell__subcmd__ls)
             opts="-h -a -d -s -j -o --help --all --detailed --status --json --output"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -301,6 +424,52 @@ _shell() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__propose)
+            opts="-h -f -g -p -t -n --help --force --gpid --type --target --node"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gpid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -g)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --type)
+                    COMPREPLY=($(compgen -W "ASSIGN_PRIMARY ADD_SECONDARY DOWNGRADE_TO_SECONDARY DOWNGRADE_TO_INACTIVE REMOVE" -- "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -W "ASSIGN_PRIMARY ADD_SECONDARY DOWNGRADE_TO_SECONDARY DOWNGRADE_TO_INACTIVE REMOVE" -- "${cur}"))
+                    return 0
+                    ;;
+                --target)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --node)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -420,6 +589,24 @@ _shell() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__wait)
+            opts="-h --help --timeout healthy balanced"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

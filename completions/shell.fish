@@ -47,8 +47,12 @@ complete -c shell -n "__fish_shell_needs_command" -f -a "drop" -d 'Drop a table,
 complete -c shell -n "__fish_shell_needs_command" -f -a "recall" -d 'Bring back a dropped table'
 complete -c shell -n "__fish_shell_needs_command" -f -a "get_meta_level" -d 'Print the meta level (and the level in force while auto-frozen)'
 complete -c shell -n "__fish_shell_needs_command" -f -a "set_meta_level" -d 'Set the meta level: what the meta server may change'
+complete -c shell -n "__fish_shell_needs_command" -f -a "balance" -d 'Move one replica or primary role: move_pri, copy_pri, copy_sec'
+complete -c shell -n "__fish_shell_needs_command" -f -a "propose" -d 'Send one manual configuration change for a partition'
+complete -c shell -n "__fish_shell_needs_command" -f -a "wait" -d 'Wait until every partition is healthy, or the cluster is balanced'
 complete -c shell -n "__fish_shell_needs_command" -f -a "remote_command" -d 'Which processes a remote command goes to'
 complete -c shell -n "__fish_shell_needs_command" -f -a "server_info" -d 'Which processes a remote command goes to'
+complete -c shell -n "__fish_shell_needs_command" -f -a "local" -d 'Add, stop or start replica servers of the embedded cluster (--local)'
 complete -c shell -n "__fish_shell_needs_command" -f -a "sleep" -d 'Pause for SECONDS'
 complete -c shell -n "__fish_shell_using_subcommand help" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand version" -s h -l help -d 'Print this verb\'s help page'
@@ -87,6 +91,25 @@ complete -c shell -n "__fish_shell_using_subcommand drop" -s h -l help -d 'Print
 complete -c shell -n "__fish_shell_using_subcommand recall" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand get_meta_level" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand set_meta_level" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand balance" -s g -l gpid -d 'The partition, app_id.pidx' -r
+complete -c shell -n "__fish_shell_using_subcommand balance" -s p -l type -d 'What to do: move the primary role (no copy), copy the primary, copy a secondary' -r -f -a "move_pri\t''
+copy_pri\t''
+copy_sec\t''"
+complete -c shell -n "__fish_shell_using_subcommand balance" -s f -l from -d 'The node the primary role or replica moves from' -r
+complete -c shell -n "__fish_shell_using_subcommand balance" -s t -l to -d 'The node it moves to' -r
+complete -c shell -n "__fish_shell_using_subcommand balance" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand propose" -s g -l gpid -d 'The partition, app_id.pidx' -r
+complete -c shell -n "__fish_shell_using_subcommand propose" -s p -l type -d 'The change' -r -f -a "ASSIGN_PRIMARY\t''
+ADD_SECONDARY\t''
+DOWNGRADE_TO_SECONDARY\t''
+DOWNGRADE_TO_INACTIVE\t''
+REMOVE\t''"
+complete -c shell -n "__fish_shell_using_subcommand propose" -s t -l target -d 'The node that executes it: the primary (ASSIGN_PRIMARY: the node itself)' -r
+complete -c shell -n "__fish_shell_using_subcommand propose" -s n -l node -d 'The node affected' -r
+complete -c shell -n "__fish_shell_using_subcommand propose" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand propose" -s f -l force -d 'Carry it out now instead of at the next cure round'
+complete -c shell -n "__fish_shell_using_subcommand wait" -l timeout -d 'Give up after this many seconds (exit code 5)' -r
+complete -c shell -n "__fish_shell_using_subcommand wait" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand remote_command" -s t -l type -d 'Which servers: every meta server, every ALIVE replica server, or both' -r -f -a "all\t''
 meta-server\t''
 replica-server\t''"
@@ -97,4 +120,8 @@ meta-server\t''
 replica-server\t''"
 complete -c shell -n "__fish_shell_using_subcommand server_info" -s l -l list -d 'Exactly these servers' -r
 complete -c shell -n "__fish_shell_using_subcommand server_info" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node" -f -a "add_node" -d 'Start one more replica server'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node" -f -a "stop_node" -d 'Stop a replica server at once'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node" -f -a "start_node" -d 'Start a stopped replica server again'
 complete -c shell -n "__fish_shell_using_subcommand sleep" -s h -l help -d 'Print this verb\'s help page'

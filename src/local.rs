@@ -24,6 +24,8 @@ pub fn local_meta_config(nodes: usize) -> MetaConfig {
         beacon_interval: Duration::from_millis(500),
         lease: Duration::from_millis(4000),
         grace: Duration::from_millis(5000),
+        lb_interval: Duration::from_millis(1000),
+        action_timeout: Duration::from_secs(60),
         min_live_node_count_for_unfreeze: nodes.clamp(1, 3) as u32,
         ..MetaConfig::default()
     }

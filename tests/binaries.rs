@@ -4,92 +4,12 @@
 //! meta server killed with -9 and restarted on the same data keeps every table and
 //! placement.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{META_SERVER, REPLICA_SERVER, node_statuses, shell, wait_for, wait_node_status};
-
-/// A child process that is killed (SIGKILL) and reaped on drop.
-struct Proc {
-    child: Child,
-    addr: String,
-}
-
-impl Proc {
-    /// Spawns `bin` with `args` and reads the address it prints ("... listening on ADDR").
-    fn spawn(bin: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(bin)
-            .args(args)
-            .args(["--log-level", "warn"])
-            .env_remove("BALLAST_META")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn server");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read address");
-        let addr = line.trim().rsplit(' ').next().expect("address").to_string();
-        assert!(
-            addr.starts_with("127.0.0.1:"),
-            "unexpected first line {line:?}"
-        );
-        Proc { child, addr }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn start_meta(dir: &Path, listen: &str) -> Proc {
-    let data = dir.join("meta");
-    Proc::spawn(
-        META_SERVER,
-        &[
-            "--listen",
-            listen,
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--beacon-interval-ms",
-            "100",
-            "--lease-ms",
-            "800",
-            "--grace-ms",
-            "1000",
-            "--lb-interval-ms",
-            "100",
-        ],
-    )
-}
-
-fn start_replica(dir: &Path, i: usize, meta: &str) -> Proc {
-    let data = dir.join(format!("replica-{i}"));
-    Proc::spawn(
-        REPLICA_SERVER,
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--meta",
-            meta,
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--beacon-interval-ms",
-            "100",
-        ],
-    )
-}
+use crate::util::{
+    META_SERVER, Proc, node_statuses, shell, start_meta, start_replica, wait_for, wait_node_status,
+};
 
 fn alive_count(meta: &str) -> usize {
     node_statuses(meta)

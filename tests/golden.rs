@@ -5,7 +5,8 @@
 //! 127.0.0.1:34801.. in address order, times as YYYY-MM-DD_hh:mm:ss) so transcripts
 //! are stable. Regenerate with `UPDATE_GOLDENFILES=1 cargo test golden` and review the diff.
 //!
-//! A transcript may start with `# nodes: N` (default 3) and `# temp: no`.
+//! A transcript may start with `# nodes: N` (default 3) and `# temp: no`. Commands may
+//! name nodes by their normalised addresses; they run with the real ones.
 
 use std::path::Path;
 
@@ -88,8 +89,15 @@ fn run_transcript(name: &str) {
     let addrs = cluster.cluster().node_addrs();
     let mut actual = header.join("\n");
     actual.push('\n');
+    let mut sorted = addrs.clone();
+    sorted.sort();
     for command in commands {
-        let run = cluster.exec(command);
+        // Commands name nodes by their normalised addresses; run them with the real ones.
+        let mut real = command.replace("127.0.0.1:34601", &cluster.meta());
+        for (i, addr) in sorted.iter().enumerate() {
+            real = real.replace(&format!("127.0.0.1:{}", 34801 + i), addr);
+        }
+        let run = cluster.exec(&real);
         actual.push_str(&format!("\n> {command}\n"));
         actual.push_str(&run.stdout);
         actual.push_str(&run.stderr);
@@ -142,20 +150,24 @@ macro_rules! transcripts {
 transcripts!(
     app,
     bad_input,
+    balance,
     cluster_info,
     create,
     drop,
     exit,
     get_meta_level,
     help,
+    local,
     ls,
     nodes,
+    propose,
     recall,
     remote_command,
     server_info,
     set_meta_level,
     sleep,
     version,
+    wait,
 );
 
 #[test]

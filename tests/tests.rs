@@ -9,4 +9,5 @@ mod completions;
 mod golden;
 mod meta_api;
 mod pty;
+mod scale;
 mod shell_cli;

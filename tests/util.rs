@@ -2,9 +2,9 @@
 //! plain `#[test]`s that run the real `shell` binary against it), a runner for that
 //! binary, and polling with a deadline instead of sleeps.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ballast::local::LocalCluster;
@@ -203,4 +203,93 @@ pub fn dead_address() -> String {
 /// Whether `path` exists and contains `needle`.
 pub fn file_contains(path: &Path, needle: &str) -> bool {
     std::fs::read_to_string(path).is_ok_and(|s| s.contains(needle))
+}
+
+/// A child process that is killed (SIGKILL) and reaped on drop.
+pub struct Proc {
+    child: Child,
+    /// The address the process printed.
+    pub addr: String,
+}
+
+impl Proc {
+    /// Spawns `bin` with `args` and reads the address it prints ("... listening on ADDR").
+    pub fn spawn(bin: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new(bin)
+            .args(args)
+            .args(["--log-level", "warn"])
+            .env_remove("BALLAST_META")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read address");
+        let addr = line.trim().rsplit(' ').next().expect("address").to_string();
+        assert!(
+            addr.starts_with("127.0.0.1:"),
+            "unexpected first line {line:?}"
+        );
+        Proc { child, addr }
+    }
+
+    /// Kills (SIGKILL) and reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts a meta-server process with sub-second timings, listening on `listen`.
+pub fn start_meta(dir: &Path, listen: &str) -> Proc {
+    let data = dir.join("meta");
+    Proc::spawn(
+        META_SERVER,
+        &[
+            "--listen",
+            listen,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--beacon-interval-ms",
+            "100",
+            "--lease-ms",
+            "800",
+            "--grace-ms",
+            "1000",
+            "--lb-interval-ms",
+            "100",
+        ],
+    )
+}
+
+/// Starts replica-server process `i` (data in `dir/replica-i`) against `meta`.
+pub fn start_replica(dir: &Path, i: usize, meta: &str) -> Proc {
+    start_replica_on(dir, i, meta, "127.0.0.1:0")
+}
+
+/// Starts replica-server process `i` on `listen` (to restart a node under its name).
+pub fn start_replica_on(dir: &Path, i: usize, meta: &str, listen: &str) -> Proc {
+    let data = dir.join(format!("replica-{i}"));
+    Proc::spawn(
+        REPLICA_SERVER,
+        &[
+            "--listen",
+            listen,
+            "--meta",
+            meta,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--beacon-interval-ms",
+            "100",
+        ],
+    )
 }

@@ -281,6 +281,9 @@ pub fn apply_to_config(config: &mut PartitionConfig, action: &Action) -> bool {
         }
     }
     config.secondaries.sort();
+    // A node that is a member again is no longer among the dropped.
+    let members: Vec<String> = config.members().map(str::to_string).collect();
+    config.last_drops.retain(|d| !members.contains(d));
     config.ballot += 1;
     true
 }

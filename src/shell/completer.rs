@@ -103,7 +103,27 @@ impl ShellHelper {
         let Some(verb) = find(first) else {
             return Vec::new();
         };
-        let cmd = command(verb);
+        let mut cmd = command(verb);
+        let mut words = words;
+        // A verb with subcommands (`local`): complete the subcommand, then its arguments.
+        if cmd.has_subcommands() {
+            match words.get(1) {
+                None => {
+                    return cmd
+                        .get_subcommands()
+                        .map(|c| c.get_name().to_string())
+                        .filter(|n| n.starts_with(prefix))
+                        .collect();
+                }
+                Some(sub) => match cmd.find_subcommand(sub) {
+                    Some(found) => {
+                        cmd = found.clone();
+                        words = &words[1..];
+                    }
+                    None => return Vec::new(),
+                },
+            }
+        }
         if prefix.starts_with('-') {
             return flags(&cmd)
                 .into_iter()

@@ -252,3 +252,23 @@ fn flow_control_caps_new_secondaries_per_node() {
     assert_eq!(cure(&s, &opts).len(), 2);
     assert_eq!(cure(&s, &OPTS).len(), 4);
 }
+
+#[test]
+fn a_rejoined_node_leaves_last_drops_so_the_next_dropped_one_is_re_added() {
+    let mut config = part(0, Some("c"), &["d"], &["a", "b"]);
+    let add_b = Action::AddSecondary {
+        gpid: g(0),
+        node: "b".into(),
+    };
+    assert!(crate::meta::snapshot::apply_to_config(&mut config, &add_b));
+    assert_eq!(config.last_drops, ["a"]);
+    let mut s = snap(&["a", "b", "c", "d"], &[], vec![config]);
+    s.apps[0].max_replica_count = 4;
+    assert_eq!(
+        cure(&s, &OPTS),
+        vec![Action::AddSecondary {
+            gpid: g(0),
+            node: "a".into()
+        }]
+    );
+}

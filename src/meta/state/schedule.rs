@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::meta::balancer::{BalancerOptions, OperationCount, balance};
 use crate::meta::guardian::{CureOptions, cure};
 use crate::meta::snapshot::{Action, AppView, NodeView, PartitionView, Snapshot, apply_to_config};
-use crate::model::{AppStatus, Gpid, MetaLevel};
+use crate::model::{AppStatus, Gpid, HealthCounts, MetaLevel};
 use crate::timeutil::now_ms;
 
 /// What a round did, for logs and tests.
@@ -34,6 +34,21 @@ impl MetaState {
     /// Whether every ALIVE node has reported since this meta server started.
     pub fn all_reported(&self) -> bool {
         self.nodes.values().all(|n| !n.alive || n.reported)
+    }
+
+    /// Whether every partition of every AVAILABLE table has a primary and
+    /// `max_replica_count` replicas, all ALIVE (the balancer's precondition).
+    fn all_healthy(&self) -> bool {
+        self.apps
+            .values()
+            .filter(|a| a.record.status == AppStatus::Available)
+            .all(|a| {
+                HealthCounts::of(&a.partitions, a.record.max_replica_count, |m| {
+                    self.is_alive(m)
+                })
+                .unhealthy
+                    == 0
+            })
     }
 
     /// The balancer's count: `None` while replica reports are being collected.
@@ -151,7 +166,7 @@ impl MetaState {
                 report.started.push(action);
             }
         }
-        if report.started.is_empty() && self.inflight.is_empty() {
+        if report.started.is_empty() && self.inflight.is_empty() && self.all_healthy() {
             let plan = balance(&snap, &self.balancer_options());
             self.lb_counts = Some(OperationCount::of(&plan));
             if effective == MetaLevel::Lively {

@@ -44,7 +44,9 @@ impl Verb for Local {
         include_str!("../../../commands/local.md")
     }
     fn args(&self, cmd: Command) -> Command {
-        LocalCommand::augment_subcommands(cmd).subcommand_required(true)
+        LocalCommand::augment_subcommands(cmd)
+            .subcommand_required(true)
+            .disable_help_subcommand(true)
     }
     async fn run(&self, ctx: &mut Context, m: &ArgMatches) -> Result<Flow, ShellError> {
         let command = LocalCommand::from_arg_matches(m)?;
