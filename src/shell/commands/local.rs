@@ -13,6 +13,8 @@ use crate::shell::registry::{Flow, Verb};
 /// The `local` verb.
 pub struct Local;
 
+// The variants are the subcommands operators type (add_node, stop_node, start_node).
+#[allow(clippy::enum_variant_names)]
 #[derive(Subcommand, Debug)]
 #[command(rename_all = "snake_case")]
 enum LocalCommand {
