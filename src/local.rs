@@ -162,13 +162,20 @@ impl LocalCluster {
         &self.root
     }
 
-    /// Stops a replica server at once, as a crash would.
-    pub fn stop_node(&mut self, address: &str) -> Result<()> {
+    /// Stops a replica server at once, as a crash would, and returns once the meta server
+    /// no longer counts it as beaconing (so a following `wait healthy` sees it gone).
+    pub async fn stop_node(&mut self, address: &str) -> Result<()> {
         let node = self.node_mut(address)?;
-        match node.running.take() {
-            Some(_) => Ok(()),
-            None => Err(Error::Refused(format!("node {address} is already stopped"))),
+        if node.running.take().is_none() {
+            return Err(Error::Refused(format!("node {address} is already stopped")));
         }
+        let Some(meta) = self.meta().cloned() else { return Ok(()) };
+        let silent = self.beacon * 2;
+        wait_until(Instant::now() + silent * 4, "the meta server to miss the node's beacons", || {
+            let nodes = meta.lock().list_nodes(Instant::now());
+            nodes.iter().any(|n| n.address == address && n.last_beacon_ago > silent)
+        })
+        .await
     }
 
     /// Starts a stopped replica server again on the same address and data.

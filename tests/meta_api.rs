@@ -108,7 +108,7 @@ fn malformed_requests_get_errors_and_never_crash_the_server() {
 fn a_stopped_node_turns_unalive_and_back() {
     let mut c = TestCluster::start(3, true);
     let victim = c.cluster().node_addrs()[2].clone();
-    c.cluster_mut().stop_node(&victim).unwrap();
+    c.stop_node(&victim);
     let meta = c.meta();
     wait_node_status(&meta, &victim, "UNALIVE", Duration::from_secs(10));
     let level = c.exec("get_meta_level");

@@ -207,3 +207,57 @@ fn a_remote_command_to_a_dead_server_fails_that_target_only() {
         "{run:?}"
     );
 }
+
+#[test]
+fn local_rehearses_scale_out_then_scale_in_in_one_session() {
+    // Choose the embedded cluster's loopback ports (kept in DIR/local.json) so the
+    // script can name its nodes.
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<String> = (0..5).map(|_| dead_address()).collect();
+    let layout = serde_json::json!({ "meta": ports[0], "replicas": ports[1..] });
+    std::fs::write(dir.path().join("local.json"), layout.to_string()).unwrap();
+    let victim = &ports[1];
+    let script = format!(
+        "local add_node\n\
+         set_meta_level lively\n\
+         wait balanced --timeout 60\n\
+         set_meta_level steady\n\
+         nodes -d -j\n\
+         remote_command -t meta-server meta.lb.assign_secondary_black_list {victim}\n\
+         remote_command -t meta-server meta.lb.assign_delay_ms 10\n\
+         local stop_node {victim}\n\
+         wait healthy --timeout 60\n\
+         nodes -d -j\n"
+    );
+    let data_dir = dir.path().to_str().unwrap();
+    let run = shell(&["--local", "4", "--data-dir", data_dir], Some(&script));
+    let out = run.ok();
+    let added = out.lines().next().unwrap().strip_prefix("added node ").unwrap().to_string();
+    let reports: Vec<serde_json::Value> = out
+        .match_indices("{\n  \"details\"")
+        .map(|(i, _)| serde_json::Deserializer::from_str(&out[i..]).into_iter().next().unwrap().unwrap())
+        .collect();
+    assert_eq!(reports.len(), 2, "{out}");
+    let counts = |json: &serde_json::Value| -> Vec<(String, String, u64)> {
+        json["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let addr = r["address"].as_str().unwrap().to_string();
+                (addr, r["status"].as_str().unwrap().to_string(), r["replica_count"].as_u64().unwrap())
+            })
+            .collect()
+    };
+    // Scale out: five nodes, counts within one, the new node holding its share.
+    let out_counts = counts(&reports[0]);
+    assert_eq!(out_counts.len(), 5);
+    let values: Vec<u64> = out_counts.iter().map(|c| c.2).collect();
+    assert!(values.iter().max().unwrap() - values.iter().min().unwrap() <= 1, "{out_counts:?}");
+    assert!(out_counts.iter().any(|c| c.0 == added && c.2 > 0), "{out_counts:?}");
+    // Scale in: the stopped node is UNALIVE and holds nothing; every partition is whole.
+    let in_counts = counts(&reports[1]);
+    let gone = in_counts.iter().find(|c| c.0 == *victim).unwrap();
+    assert_eq!((gone.1.as_str(), gone.2), ("UNALIVE", 0), "{in_counts:?}");
+    assert!(out.contains("healthy: 8/8 partitions healthy"), "{out}");
+}

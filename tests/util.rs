@@ -55,9 +55,11 @@ impl TestCluster {
         self.cluster.as_ref().expect("running")
     }
 
-    /// The cluster, mutably (to stop and start nodes).
-    pub fn cluster_mut(&mut self) -> &mut LocalCluster {
-        self.cluster.as_mut().expect("running")
+    /// Stops a replica server at once.
+    pub fn stop_node(&mut self, address: &str) {
+        let TestCluster { rt, cluster } = self;
+        let cluster = cluster.as_mut().expect("running");
+        rt.block_on(cluster.stop_node(address)).expect("node stops");
     }
 
     /// Starts a stopped replica server again.

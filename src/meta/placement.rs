@@ -4,7 +4,7 @@
 //! within one of every other's, and ties go to the nodes least loaded cluster-wide, so
 //! successive tables spread over the whole cluster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
 use crate::meta::primary_chain;
@@ -38,8 +38,8 @@ struct Counts {
 }
 
 /// Places `partition_count` partitions of `replica_count` replicas on `nodes`.
-pub fn place(
-    nodes: &[NodeLoad],
+pub fn place<'a>(
+    nodes: &'a [NodeLoad],
     partition_count: u32,
     replica_count: u32,
 ) -> Result<Vec<Placement>> {
@@ -68,15 +68,13 @@ pub fn place(
         .collect();
     // Replica sets: each partition takes the r nodes with the fewest of this table's
     // replicas, which keeps the table's replica counts within one of each other. Its
-    // primary is, at first, the member with the fewest of the table's primaries.
+    // primary is, at first, the member with the fewest of the table's primaries. The
+    // nodes are kept ordered by that key, so a partition costs O(r log n).
+    let key = |c: &Counts, a: &'a str| (c.app_replicas, c.replicas, c.app_primaries, a);
+    let mut order: BTreeSet<(u32, u32, u32, &str)> = counts.iter().map(|(a, c)| key(c, a)).collect();
     let mut sets: Vec<(usize, Vec<&str>)> = Vec::with_capacity(partition_count as usize);
     for _ in 0..partition_count {
-        let mut order: Vec<&str> = counts.keys().copied().collect();
-        order.sort_by_key(|a| {
-            let c = counts[a];
-            (c.app_replicas, c.replicas, c.app_primaries, *a)
-        });
-        let members: Vec<&str> = order[..replica_count as usize].to_vec();
+        let members: Vec<&str> = order.iter().take(replica_count as usize).map(|k| k.3).collect();
         let primary = (0..members.len())
             .min_by_key(|i| {
                 let c = counts[members[*i]];
@@ -85,12 +83,14 @@ pub fn place(
             .expect("replica_count >= 1");
         for (i, m) in members.iter().enumerate() {
             let c = counts.get_mut(m).expect("member is a candidate");
+            order.remove(&key(c, m));
             c.app_replicas += 1;
             c.replicas += 1;
             if i == primary {
                 c.app_primaries += 1;
                 c.primaries += 1;
             }
+            order.insert(key(c, m));
         }
         sets.push((primary, members));
     }

@@ -5,7 +5,7 @@
 //! role one step along it; repeat until every node is within one of every other. It is
 //! Pegasus's move_primary flow, used both when placing a new table and by the balancer.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A partition for the search: the index of its primary in `members`, and its members.
 pub type MemberSet<'a> = (usize, Vec<&'a str>);
@@ -13,28 +13,34 @@ pub type MemberSet<'a> = (usize, Vec<&'a str>);
 /// Evens out `primaries` (per node; only nodes listed may take the role) by moving the
 /// primary role within `sets`. Returns each move as (set index, new primary's member
 /// index), in the order applied; `sets` and `primaries` are updated.
-pub fn even_out(
-    sets: &mut [MemberSet<'_>],
-    primaries: &mut BTreeMap<&str, u32>,
-) -> Vec<(usize, usize)> {
+pub fn even_out(sets: &mut [MemberSet<'_>], primaries: &mut BTreeMap<&str, u32>) -> Vec<(usize, usize)> {
+    // The sets each node leads, so a search step looks only at those.
+    let mut led: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, (primary, members)) in sets.iter().enumerate() {
+        led.entry(members[*primary]).or_default().push(i);
+    }
     let mut moves = Vec::new();
     loop {
-        let mut sources: Vec<&str> = primaries.keys().copied().collect();
-        sources.sort_by_key(|n| std::cmp::Reverse(primaries[n]));
-        let Some(path) = sources
-            .iter()
-            .find_map(|s| chain_to_poorer(sets, primaries, s))
-        else {
+        let Some(&min) = primaries.values().min() else { return moves };
+        let mut sources: Vec<&str> = primaries.keys().copied().filter(|n| primaries[n] >= min + 2).collect();
+        sources.sort_by_key(|n| (std::cmp::Reverse(primaries[n]), *n));
+        // Sources go richest first, so their limits never rise: a node reached from a
+        // source whose search failed leads only to nodes too rich for later ones too.
+        let mut dead = BTreeSet::new();
+        let Some(path) = sources.iter().find_map(|s| chain_to_poorer(sets, &led, primaries, s, &mut dead)) else {
             return moves;
         };
         for (set, to) in path {
             let (primary, members) = &mut sets[set];
-            if let Some(c) = primaries.get_mut(members[*primary]) {
+            let from = members[*primary];
+            if let Some(c) = primaries.get_mut(from) {
                 *c -= 1;
             }
-            *primaries
-                .get_mut(members[to])
-                .expect("chain nodes are counted") += 1;
+            *primaries.get_mut(members[to]).expect("chain nodes are counted") += 1;
+            if let Some(list) = led.get_mut(from) {
+                list.retain(|i| *i != set);
+            }
+            led.entry(members[to]).or_default().push(set);
             *primary = to;
             moves.push((set, to));
         }
@@ -42,25 +48,29 @@ pub fn even_out(
 }
 
 /// Breadth-first search from `source` for a node with at least two fewer primaries.
-fn chain_to_poorer(
-    sets: &[MemberSet<'_>],
+fn chain_to_poorer<'a>(
+    sets: &[MemberSet<'a>],
+    led: &BTreeMap<&'a str, Vec<usize>>,
     primaries: &BTreeMap<&str, u32>,
-    source: &str,
+    source: &'a str,
+    dead: &mut BTreeSet<&'a str>,
 ) -> Option<Vec<(usize, usize)>> {
     let limit = primaries[source].checked_sub(2)?;
+    if dead.contains(source) {
+        return None;
+    }
     let mut came_from: BTreeMap<&str, (usize, usize, &str)> = BTreeMap::new();
     let mut queue = VecDeque::from([source]);
     while let Some(node) = queue.pop_front() {
-        for (si, (primary, members)) in sets.iter().enumerate() {
-            if members[*primary] != node {
-                continue;
-            }
+        for &si in led.get(node).map(Vec::as_slice).unwrap_or(&[]) {
+            let (primary, members) = &sets[si];
             for (mi, next) in members.iter().enumerate() {
                 let counted = primaries.get(next);
                 if mi == *primary
                     || *next == source
                     || counted.is_none()
                     || came_from.contains_key(next)
+                    || dead.contains(next)
                 {
                     continue;
                 }
@@ -81,6 +91,8 @@ fn chain_to_poorer(
             }
         }
     }
+    dead.insert(source);
+    dead.extend(came_from.into_keys());
     None
 }
 

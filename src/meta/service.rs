@@ -84,7 +84,7 @@ impl pb::meta_server::Meta for MetaService {
             let state = self.meta.lock();
             (
                 state.list_nodes(Instant::now()),
-                state.config().beacon_interval * 3,
+                state.config().beacon_interval * 2,
             )
         };
         let nodes = nodes

@@ -223,8 +223,10 @@ impl MetaState {
         if !self.nodes.contains_key(address) {
             self.store.apply(&[StoreOp::PutNode(address.to_string())])?;
             tracing::info!(node = address, "node joined");
+            self.lb_counts = None;
         } else if !self.nodes[address].alive {
             tracing::info!(node = address, "node is ALIVE again");
+            self.lb_counts = None;
         }
         let node = NodeState {
             alive: true,
@@ -293,6 +295,7 @@ impl MetaState {
             }
         }
         for addr in &dead {
+            self.lb_counts = None;
             self.on_node_dead(addr)?;
         }
         Ok(dead)
@@ -332,6 +335,8 @@ impl MetaState {
             tracing::info!(old = old.name(), new = level.name(), "meta level changed");
         }
         self.level = level;
+        // What the balancer would do depends on the level; recount in the next round.
+        self.lb_counts = None;
         LevelView {
             old,
             ..self.level()

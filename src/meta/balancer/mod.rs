@@ -154,28 +154,42 @@ fn copy_secondaries(
     nodes: &[&str],
     free: &dyn Fn(&PartitionConfig) -> bool,
 ) -> Vec<Action> {
-    let mut counts = counts(configs, nodes, false);
-    let mut used = BTreeSet::new();
+    let counts = counts(configs, nodes, false);
+    // Nodes ordered by how many of the table's replicas they hold, and the partitions
+    // each holds a movable secondary of: a copy looks only at the fullest node's list.
+    let mut order: BTreeSet<(u32, &str)> = counts.iter().map(|(n, c)| (*c, *n)).collect();
+    let mut secondary_of: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, c) in configs.iter().enumerate() {
+        if free(c) {
+            for s in &c.secondaries {
+                secondary_of.entry(s.as_str()).or_default().push(i);
+            }
+        }
+    }
+    let mut used = vec![false; configs.len()];
     let mut actions = Vec::new();
     'next: loop {
-        for (from, to) in unbalanced_pairs(&counts) {
-            let candidate = configs.iter().find(|c| {
-                free(c)
-                    && !used.contains(&c.pidx)
-                    && c.secondaries.iter().any(|s| s == from)
-                    && !c.members().any(|m| m == to)
-            });
-            if let Some(c) = candidate {
-                used.insert(c.pidx);
-                *counts.get_mut(from).expect("counted") -= 1;
-                *counts.get_mut(to).expect("counted") += 1;
-                let gpid = app.gpid(c.pidx);
-                actions.push(Action::CopySecondary {
-                    gpid,
-                    from: from.into(),
-                    to: to.into(),
-                });
-                continue 'next;
+        let Some(&(min, _)) = order.first() else { return actions };
+        for &(f, from) in order.iter().rev() {
+            if f < min + 2 {
+                break;
+            }
+            for &(t, to) in order.iter() {
+                if f < t + 2 {
+                    break;
+                }
+                let list = secondary_of.get(from).map(Vec::as_slice).unwrap_or(&[]);
+                let found = list.iter().copied().find(|&i| !used[i] && !configs[i].members().any(|m| m == to));
+                if let Some(i) = found {
+                    used[i] = true;
+                    order.remove(&(f, from));
+                    order.remove(&(t, to));
+                    order.insert((f - 1, from));
+                    order.insert((t + 1, to));
+                    let gpid = app.gpid(configs[i].pidx);
+                    actions.push(Action::CopySecondary { gpid, from: from.into(), to: to.into() });
+                    continue 'next;
+                }
             }
         }
         return actions;
@@ -261,6 +275,8 @@ pub fn is_balanced(app: &AppView, nodes: &[&str]) -> bool {
         c.values().max().unwrap_or(&0) - c.values().min().unwrap_or(&0) <= 1
     })
 }
+
+pub mod sim;
 
 #[cfg(test)]
 mod sim_tests;

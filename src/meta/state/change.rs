@@ -58,6 +58,7 @@ impl MetaState {
         tracing::info!(%gpid, ballot = next.ballot, primary = ?next.primary, secondaries = ?next.secondaries, "configuration changed");
         app.partitions[gpid.pidx as usize] = next;
         self.touch(gpid);
+        self.lb_counts = None;
         Ok(true)
     }
 

@@ -111,6 +111,7 @@ impl MetaState {
         for pidx in 0..partition_count {
             self.touch(Gpid { app_id, pidx });
         }
+        self.lb_counts = None;
         self.apps.insert(app_id, App { record, partitions });
         tracing::info!(
             app = name,

@@ -60,7 +60,7 @@ impl Verb for Local {
         let line = match command {
             LocalCommand::AddNode => format!("added node {}", cluster.add_node().await?),
             LocalCommand::StopNode { address } => {
-                cluster.stop_node(&address)?;
+                cluster.stop_node(&address).await?;
                 format!("stopped node {address}")
             }
             LocalCommand::StartNode { address } => {
