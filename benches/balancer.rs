@@ -11,7 +11,10 @@ use ballast::meta::balancer::{BalancerOptions, OperationCount, balance};
 use ballast::meta::guardian::{CureOptions, cure};
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The median of `runs` timings of `f`.
@@ -38,7 +41,12 @@ fn main() {
     let mut sim = Sim::new(nodes - added, &[(p3, 3), (p2, 2)]);
     sim.add_nodes(added);
     let build = build.elapsed();
-    let total: usize = sim.snap.apps.iter().map(|a| a.partitions.len() * a.max_replica_count as usize).sum();
+    let total: usize = sim
+        .snap
+        .apps
+        .iter()
+        .map(|a| a.partitions.len() * a.max_replica_count as usize)
+        .sum();
     let cure_opts = CureOptions::default();
     let opts = BalancerOptions::default();
 
@@ -60,10 +68,23 @@ fn main() {
     let all = OperationCount::of(&actions);
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("balancer bench: {nodes} nodes ({} + {added} new), {total} replicas", nodes - added);
+    println!(
+        "balancer bench: {nodes} nodes ({} + {added} new), {total} replicas",
+        nodes - added
+    );
     println!("{:<44} {:>12} {:>12}", "metric", "value", "ratio");
-    println!("{:<44} {:>10.2}ms {:>12}", "baseline: one pass over every replica", ms(baseline), "1.00");
-    println!("{:<44} {:>10.2}ms {:>11.1}x", "cure plan (healthy cluster)", ms(cure_time), ms(cure_time) / ms(baseline));
+    println!(
+        "{:<44} {:>10.2}ms {:>12}",
+        "baseline: one pass over every replica",
+        ms(baseline),
+        "1.00"
+    );
+    println!(
+        "{:<44} {:>10.2}ms {:>11.1}x",
+        "cure plan (healthy cluster)",
+        ms(cure_time),
+        ms(cure_time) / ms(baseline)
+    );
     println!(
         "{:<44} {:>10.2}ms {:>11.1}x",
         format!("balancer plan, first round ({} actions)", ops.total()),
@@ -76,13 +97,24 @@ fn main() {
         ms(converge),
         ms(converge) / ms(baseline)
     );
-    println!("{:<44} {:>12} {:>12}", "copies made (copy_sec + copy_pri)", sim.copies, "");
-    println!("{:<44} {:>12} {:>12.3}", "copies / lower bound", bound, f64::from(sim.copies) / f64::from(bound.max(1)));
+    println!(
+        "{:<44} {:>12} {:>12}",
+        "copies made (copy_sec + copy_pri)", sim.copies, ""
+    );
+    println!(
+        "{:<44} {:>12} {:>12.3}",
+        "copies / lower bound",
+        bound,
+        f64::from(sim.copies) / f64::from(bound.max(1))
+    );
     println!(
         "{:<44} {:>12} {:>12}",
         "moves: move_pri / copy_pri / copy_sec",
         format!("{}/{}/{}", all.move_pri, all.copy_pri, all.copy_sec),
         ""
     );
-    println!("(building the {total}-replica cluster took {:.0}ms)", ms(build));
+    println!(
+        "(building the {total}-replica cluster took {:.0}ms)",
+        ms(build)
+    );
 }

@@ -169,12 +169,20 @@ impl LocalCluster {
         if node.running.take().is_none() {
             return Err(Error::Refused(format!("node {address} is already stopped")));
         }
-        let Some(meta) = self.meta().cloned() else { return Ok(()) };
+        let Some(meta) = self.meta().cloned() else {
+            return Ok(());
+        };
         let silent = self.beacon * 2;
-        wait_until(Instant::now() + silent * 4, "the meta server to miss the node's beacons", || {
-            let nodes = meta.lock().list_nodes(Instant::now());
-            nodes.iter().any(|n| n.address == address && n.last_beacon_ago > silent)
-        })
+        wait_until(
+            Instant::now() + silent * 4,
+            "the meta server to miss the node's beacons",
+            || {
+                let nodes = meta.lock().list_nodes(Instant::now());
+                nodes
+                    .iter()
+                    .any(|n| n.address == address && n.last_beacon_ago > silent)
+            },
+        )
         .await
     }
 

@@ -232,10 +232,22 @@ fn local_rehearses_scale_out_then_scale_in_in_one_session() {
     let data_dir = dir.path().to_str().unwrap();
     let run = shell(&["--local", "4", "--data-dir", data_dir], Some(&script));
     let out = run.ok();
-    let added = out.lines().next().unwrap().strip_prefix("added node ").unwrap().to_string();
+    let added = out
+        .lines()
+        .next()
+        .unwrap()
+        .strip_prefix("added node ")
+        .unwrap()
+        .to_string();
     let reports: Vec<serde_json::Value> = out
         .match_indices("{\n  \"details\"")
-        .map(|(i, _)| serde_json::Deserializer::from_str(&out[i..]).into_iter().next().unwrap().unwrap())
+        .map(|(i, _)| {
+            serde_json::Deserializer::from_str(&out[i..])
+                .into_iter()
+                .next()
+                .unwrap()
+                .unwrap()
+        })
         .collect();
     assert_eq!(reports.len(), 2, "{out}");
     let counts = |json: &serde_json::Value| -> Vec<(String, String, u64)> {
@@ -245,7 +257,11 @@ fn local_rehearses_scale_out_then_scale_in_in_one_session() {
             .iter()
             .map(|r| {
                 let addr = r["address"].as_str().unwrap().to_string();
-                (addr, r["status"].as_str().unwrap().to_string(), r["replica_count"].as_u64().unwrap())
+                (
+                    addr,
+                    r["status"].as_str().unwrap().to_string(),
+                    r["replica_count"].as_u64().unwrap(),
+                )
             })
             .collect()
     };
@@ -253,8 +269,14 @@ fn local_rehearses_scale_out_then_scale_in_in_one_session() {
     let out_counts = counts(&reports[0]);
     assert_eq!(out_counts.len(), 5);
     let values: Vec<u64> = out_counts.iter().map(|c| c.2).collect();
-    assert!(values.iter().max().unwrap() - values.iter().min().unwrap() <= 1, "{out_counts:?}");
-    assert!(out_counts.iter().any(|c| c.0 == added && c.2 > 0), "{out_counts:?}");
+    assert!(
+        values.iter().max().unwrap() - values.iter().min().unwrap() <= 1,
+        "{out_counts:?}"
+    );
+    assert!(
+        out_counts.iter().any(|c| c.0 == added && c.2 > 0),
+        "{out_counts:?}"
+    );
     // Scale in: the stopped node is UNALIVE and holds nothing; every partition is whole.
     let in_counts = counts(&reports[1]);
     let gone = in_counts.iter().find(|c| c.0 == *victim).unwrap();

@@ -71,10 +71,15 @@ pub fn place<'a>(
     // primary is, at first, the member with the fewest of the table's primaries. The
     // nodes are kept ordered by that key, so a partition costs O(r log n).
     let key = |c: &Counts, a: &'a str| (c.app_replicas, c.replicas, c.app_primaries, a);
-    let mut order: BTreeSet<(u32, u32, u32, &str)> = counts.iter().map(|(a, c)| key(c, a)).collect();
+    let mut order: BTreeSet<(u32, u32, u32, &str)> =
+        counts.iter().map(|(a, c)| key(c, a)).collect();
     let mut sets: Vec<(usize, Vec<&str>)> = Vec::with_capacity(partition_count as usize);
     for _ in 0..partition_count {
-        let members: Vec<&str> = order.iter().take(replica_count as usize).map(|k| k.3).collect();
+        let members: Vec<&str> = order
+            .iter()
+            .take(replica_count as usize)
+            .map(|k| k.3)
+            .collect();
         let primary = (0..members.len())
             .min_by_key(|i| {
                 let c = counts[members[*i]];

@@ -13,7 +13,10 @@ pub type MemberSet<'a> = (usize, Vec<&'a str>);
 /// Evens out `primaries` (per node; only nodes listed may take the role) by moving the
 /// primary role within `sets`. Returns each move as (set index, new primary's member
 /// index), in the order applied; `sets` and `primaries` are updated.
-pub fn even_out(sets: &mut [MemberSet<'_>], primaries: &mut BTreeMap<&str, u32>) -> Vec<(usize, usize)> {
+pub fn even_out(
+    sets: &mut [MemberSet<'_>],
+    primaries: &mut BTreeMap<&str, u32>,
+) -> Vec<(usize, usize)> {
     // The sets each node leads, so a search step looks only at those.
     let mut led: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, (primary, members)) in sets.iter().enumerate() {
@@ -21,13 +24,22 @@ pub fn even_out(sets: &mut [MemberSet<'_>], primaries: &mut BTreeMap<&str, u32>)
     }
     let mut moves = Vec::new();
     loop {
-        let Some(&min) = primaries.values().min() else { return moves };
-        let mut sources: Vec<&str> = primaries.keys().copied().filter(|n| primaries[n] >= min + 2).collect();
+        let Some(&min) = primaries.values().min() else {
+            return moves;
+        };
+        let mut sources: Vec<&str> = primaries
+            .keys()
+            .copied()
+            .filter(|n| primaries[n] >= min + 2)
+            .collect();
         sources.sort_by_key(|n| (std::cmp::Reverse(primaries[n]), *n));
         // Sources go richest first, so their limits never rise: a node reached from a
         // source whose search failed leads only to nodes too rich for later ones too.
         let mut dead = BTreeSet::new();
-        let Some(path) = sources.iter().find_map(|s| chain_to_poorer(sets, &led, primaries, s, &mut dead)) else {
+        let Some(path) = sources
+            .iter()
+            .find_map(|s| chain_to_poorer(sets, &led, primaries, s, &mut dead))
+        else {
             return moves;
         };
         for (set, to) in path {
@@ -36,7 +48,9 @@ pub fn even_out(sets: &mut [MemberSet<'_>], primaries: &mut BTreeMap<&str, u32>)
             if let Some(c) = primaries.get_mut(from) {
                 *c -= 1;
             }
-            *primaries.get_mut(members[to]).expect("chain nodes are counted") += 1;
+            *primaries
+                .get_mut(members[to])
+                .expect("chain nodes are counted") += 1;
             if let Some(list) = led.get_mut(from) {
                 list.retain(|i| *i != set);
             }

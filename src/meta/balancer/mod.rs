@@ -169,7 +169,9 @@ fn copy_secondaries(
     let mut used = vec![false; configs.len()];
     let mut actions = Vec::new();
     'next: loop {
-        let Some(&(min, _)) = order.first() else { return actions };
+        let Some(&(min, _)) = order.first() else {
+            return actions;
+        };
         for &(f, from) in order.iter().rev() {
             if f < min + 2 {
                 break;
@@ -179,7 +181,10 @@ fn copy_secondaries(
                     break;
                 }
                 let list = secondary_of.get(from).map(Vec::as_slice).unwrap_or(&[]);
-                let found = list.iter().copied().find(|&i| !used[i] && !configs[i].members().any(|m| m == to));
+                let found = list
+                    .iter()
+                    .copied()
+                    .find(|&i| !used[i] && !configs[i].members().any(|m| m == to));
                 if let Some(i) = found {
                     used[i] = true;
                     order.remove(&(f, from));
@@ -187,7 +192,11 @@ fn copy_secondaries(
                     order.insert((f - 1, from));
                     order.insert((t + 1, to));
                     let gpid = app.gpid(configs[i].pidx);
-                    actions.push(Action::CopySecondary { gpid, from: from.into(), to: to.into() });
+                    actions.push(Action::CopySecondary {
+                        gpid,
+                        from: from.into(),
+                        to: to.into(),
+                    });
                     continue 'next;
                 }
             }
