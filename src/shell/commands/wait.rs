@@ -54,6 +54,13 @@ pub fn healthy_counts(apps: &[pb::AppDetail], beaconing: &HashSet<String>) -> (u
     (healthy, total)
 }
 
+/// A 20-cell bar of `done` out of `total`: `[##########----------]`.
+fn bar(done: usize, total: usize) -> String {
+    const CELLS: usize = 20;
+    let filled = (done * CELLS).checked_div(total).unwrap_or(CELLS);
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(CELLS - filled))
+}
+
 #[tonic::async_trait]
 impl Verb for Wait {
     fn name(&self) -> &'static str {
@@ -98,8 +105,8 @@ impl Verb for Wait {
             let status = format!("{healthy}/{total} partitions healthy{pending}");
             if progress {
                 eprint!(
-                    "\r\x1b[2Kwaiting for {}: {status} ({}s)",
-                    args.condition,
+                    "\r\x1b[2K{} {status} ({}s)",
+                    bar(healthy, total),
                     started.elapsed().as_secs()
                 );
                 let _ = std::io::stderr().flush();
@@ -131,6 +138,13 @@ impl Verb for Wait {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bar_fills_with_progress() {
+        assert_eq!(bar(0, 4), "[--------------------]");
+        assert_eq!(bar(2, 4), "[##########----------]");
+        assert_eq!(bar(0, 0), "[####################]");
+    }
 
     #[test]
     fn a_member_must_be_beaconing_to_count() {
