@@ -3,12 +3,12 @@
 //! changes in flight. Every durable change goes through the [`MetaStore`] before it is
 //! applied in memory and acknowledged; every configuration change is a compare-and-set
 //! on the partition's ballot. The gRPC service and the remote commands are thin adapters
-//! over these methods; [`ddl`], [`change`] and [`schedule`] hold the rest of its methods.
+//! over these methods; [`ddl`], [`change`], [`query`] and [`schedule`] hold the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::meta::app::App;
 use crate::meta::balancer::OperationCount;
 use crate::meta::config::MetaConfig;
@@ -352,69 +352,11 @@ impl MetaState {
     pub fn settings_mut(&mut self) -> &mut Settings {
         &mut self.settings
     }
-
-    /// Every node with its replica counts over AVAILABLE tables, by address.
-    pub fn list_nodes(&self, now: Instant) -> Vec<NodeSummary> {
-        let mut counts: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
-        for app in self
-            .apps
-            .values()
-            .filter(|a| a.record.status == AppStatus::Available)
-        {
-            for p in &app.partitions {
-                if let Some(primary) = &p.primary {
-                    counts.entry(primary).or_default().0 += 1;
-                }
-                for s in &p.secondaries {
-                    counts.entry(s).or_default().1 += 1;
-                }
-            }
-        }
-        self.nodes
-            .iter()
-            .map(|(addr, n)| {
-                let (primary_count, secondary_count) =
-                    counts.get(addr.as_str()).copied().unwrap_or_default();
-                NodeSummary {
-                    address: addr.clone(),
-                    alive: n.alive,
-                    primary_count,
-                    secondary_count,
-                    last_beacon_ago: now.saturating_duration_since(n.last_beacon),
-                    reported: n.reported,
-                }
-            })
-            .collect()
-    }
-
-    /// Tables, optionally of one status, by id.
-    pub fn list_apps(&self, status: Option<AppStatus>) -> Vec<&App> {
-        self.apps
-            .values()
-            .filter(|a| status.is_none_or(|s| a.record.status == s))
-            .collect()
-    }
-
-    /// The configuration of partition `gpid` of an AVAILABLE table.
-    pub fn partition(&self, gpid: Gpid) -> Result<&crate::model::PartitionConfig> {
-        self.apps
-            .get(&gpid.app_id)
-            .filter(|a| a.record.status == AppStatus::Available)
-            .and_then(|a| a.partitions.get(gpid.pidx as usize))
-            .ok_or_else(|| Error::NotFound(format!("partition {gpid} does not exist")))
-    }
-
-    /// The table called `name` that is not dropped.
-    pub fn app_by_name(&self, name: &str) -> Result<&App> {
-        self.apps
-            .values()
-            .find(|a| a.record.app_name == name && a.record.status != AppStatus::Dropped)
-            .ok_or_else(|| Error::NotFound(format!("table '{name}' does not exist")))
-    }
 }
 
 mod change;
 mod ddl;
+mod query;
 mod schedule;
 
 #[cfg(test)]

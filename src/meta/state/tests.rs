@@ -2,6 +2,7 @@
 //! drop/recall/expiry, and durability across a reopen.
 
 use super::*;
+use crate::error::Error;
 use crate::meta::store::{MemStore, RedbStore};
 use crate::model::{Gpid, ReplicaRole};
 

@@ -1,0 +1,71 @@
+//! Read-only queries on the meta state: nodes with their replica counts, tables, one
+//! partition's configuration.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use super::{MetaState, NodeSummary};
+use crate::error::{Error, Result};
+use crate::meta::app::App;
+use crate::model::{AppStatus, Gpid, PartitionConfig};
+
+impl MetaState {
+    /// Every node with its replica counts over AVAILABLE tables, by address.
+    pub fn list_nodes(&self, now: Instant) -> Vec<NodeSummary> {
+        let mut counts: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
+        for app in self
+            .apps
+            .values()
+            .filter(|a| a.record.status == AppStatus::Available)
+        {
+            for p in &app.partitions {
+                if let Some(primary) = &p.primary {
+                    counts.entry(primary).or_default().0 += 1;
+                }
+                for s in &p.secondaries {
+                    counts.entry(s).or_default().1 += 1;
+                }
+            }
+        }
+        self.nodes
+            .iter()
+            .map(|(addr, n)| {
+                let (primary_count, secondary_count) =
+                    counts.get(addr.as_str()).copied().unwrap_or_default();
+                NodeSummary {
+                    address: addr.clone(),
+                    alive: n.alive,
+                    primary_count,
+                    secondary_count,
+                    last_beacon_ago: now.saturating_duration_since(n.last_beacon),
+                    reported: n.reported,
+                }
+            })
+            .collect()
+    }
+
+    /// Tables, optionally of one status, by id.
+    pub fn list_apps(&self, status: Option<AppStatus>) -> Vec<&App> {
+        self.apps
+            .values()
+            .filter(|a| status.is_none_or(|s| a.record.status == s))
+            .collect()
+    }
+
+    /// The configuration of partition `gpid` of an AVAILABLE table.
+    pub fn partition(&self, gpid: Gpid) -> Result<&PartitionConfig> {
+        self.apps
+            .get(&gpid.app_id)
+            .filter(|a| a.record.status == AppStatus::Available)
+            .and_then(|a| a.partitions.get(gpid.pidx as usize))
+            .ok_or_else(|| Error::NotFound(format!("partition {gpid} does not exist")))
+    }
+
+    /// The table called `name` that is not dropped.
+    pub fn app_by_name(&self, name: &str) -> Result<&App> {
+        self.apps
+            .values()
+            .find(|a| a.record.app_name == name && a.record.status != AppStatus::Dropped)
+            .ok_or_else(|| Error::NotFound(format!("table '{name}' does not exist")))
+    }
+}
