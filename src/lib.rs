@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod data;
 pub mod error;
 pub mod local;
 pub mod meta;
