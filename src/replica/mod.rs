@@ -11,6 +11,7 @@ pub mod lease;
 pub mod record;
 pub mod remote_commands;
 pub mod service;
+pub mod storage;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
