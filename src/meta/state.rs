@@ -238,10 +238,12 @@ impl MetaState {
         self.nodes.insert(address.to_string(), node);
         self.complete_learners(address)?;
         self.drop_lost_replicas(address)?;
+        let assignments = self.assignments(address);
+        let garbage = self.garbage(address, &assignments);
         Ok(BeaconOutcome {
-            assignments: self.assignments(address),
+            assignments,
             version: self.version,
-            garbage: self.garbage(address),
+            garbage,
         })
     }
 

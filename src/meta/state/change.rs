@@ -3,7 +3,7 @@
 //! configuration, into `last_drops`), a member that lost its replica, a learner that
 //! has caught up (it becomes a secondary), and which inactive replicas a node may delete.
 
-use super::MetaState;
+use super::{MetaState, NodeAssignment};
 use crate::error::{Error, Result};
 use crate::meta::snapshot::apply_to_config;
 use crate::meta::store::StoreOp;
@@ -185,15 +185,16 @@ impl MetaState {
     }
 
     /// Inactive replicas `node` holds that nothing needs any more: their table is gone, or
-    /// their partition is fully healthy without them. Only at level lively.
-    pub(super) fn garbage(&self, node: &str) -> Vec<Gpid> {
+    /// their partition is fully healthy without them (`assignments` is what the node is
+    /// assigned now). Only at level lively.
+    pub(super) fn garbage(&self, node: &str, assignments: &[NodeAssignment]) -> Vec<Gpid> {
         if self.level().effective < MetaLevel::Lively {
             return Vec::new();
         }
         let Some(state) = self.nodes.get(node) else {
             return Vec::new();
         };
-        let assigned: Vec<Gpid> = self.assignments(node).iter().map(|a| a.gpid).collect();
+        let assigned: Vec<Gpid> = assignments.iter().map(|a| a.gpid).collect();
         state
             .replicas
             .keys()
