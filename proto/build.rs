@@ -3,7 +3,11 @@
 //! descriptor set to tonic-prost-build for message and service code.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/ballast/v1/meta.proto", "proto/ballast/v1/cli.proto"];
+    let protos = [
+        "proto/ballast/v1/meta.proto",
+        "proto/ballast/v1/cli.proto",
+        "proto/ballast/v1/replica.proto",
+    ];
     let fds = protox::compile(protos, ["proto"])?;
     tonic_prost_build::configure()
         .build_server(true)

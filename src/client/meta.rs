@@ -195,4 +195,16 @@ impl MetaClient {
         })
         .await
     }
+
+    /// A primary's configuration change (compare-and-set on the ballot).
+    pub async fn update_partition(
+        &self,
+        req: pb::UpdatePartitionRequest,
+    ) -> Result<pb::UpdatePartitionReply> {
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.update_partition(req).await }
+        })
+        .await
+    }
 }

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::meta::Meta;
 use crate::meta::proposal::proposal_action;
 use crate::meta::remote_commands::META_COMMANDS;
+use crate::meta::state::PrimaryRequest;
 use crate::model::{AppStatus, Gpid, MetaLevel};
 use crate::pb;
 
@@ -47,6 +48,17 @@ impl pb::meta_server::Meta for MetaService {
                 )
             })
             .collect();
+        let disk = req
+            .replicas
+            .iter()
+            .map(|r| {
+                let gpid = Gpid {
+                    app_id: r.app_id,
+                    pidx: r.pidx,
+                };
+                (gpid, r.disk_bytes)
+            })
+            .collect();
         let mut state = self.meta.lock();
         let outcome = state.beacon(
             &req.address,
@@ -54,6 +66,7 @@ impl pb::meta_server::Meta for MetaService {
             req.assignment_version,
             Instant::now(),
         )?;
+        state.record_disk(&req.address, disk);
         let config = state.config();
         Ok(Response::new(pb::BeaconReply {
             beacon_interval_ms: config.beacon_interval.as_millis() as u64,
@@ -67,6 +80,8 @@ impl pb::meta_server::Meta for MetaService {
                     ballot: a.ballot,
                     role: a.role.to_pb() as i32,
                     app_status: a.app_status.to_pb() as i32,
+                    primary: a.primary.unwrap_or_default(),
+                    secondaries: a.secondaries,
                 })
                 .collect(),
             assignment_version: outcome.version,
@@ -101,6 +116,7 @@ impl pb::meta_server::Meta for MetaService {
                 last_beacon_ago_ms: n.last_beacon_ago.as_millis() as u64,
                 reported: n.reported,
                 beaconing: n.alive && n.last_beacon_ago <= fresh,
+                disk_bytes: n.disk_bytes,
             })
             .filter(|n| filter == pb::NodeStatus::Unspecified || n.status == filter as i32)
             .collect();
@@ -137,9 +153,19 @@ impl pb::meta_server::Meta for MetaService {
             .collect();
         alive.sort();
         alive.dedup();
+        let replica_disks = state
+            .replica_disks(app.record.app_id)
+            .into_iter()
+            .map(|(pidx, node, disk_bytes)| pb::ReplicaDisk {
+                pidx,
+                node,
+                disk_bytes,
+            })
+            .collect();
         Ok(Response::new(pb::QueryAppReply {
             app: Some(app.to_pb()),
             alive_nodes: alive,
+            replica_disks,
         }))
     }
 
@@ -257,6 +283,30 @@ impl pb::meta_server::Meta for MetaService {
         let action = state.propose(action, r.force)?;
         Ok(Response::new(pb::ProposeReply {
             action: action.to_string(),
+        }))
+    }
+
+    async fn update_partition(
+        &self,
+        req: Request<pb::UpdatePartitionRequest>,
+    ) -> Result<Response<pb::UpdatePartitionReply>, Status> {
+        let r = req.into_inner();
+        let gpid = Gpid {
+            app_id: r.app_id,
+            pidx: r.pidx,
+        };
+        let change = match pb::UpdateKind::try_from(r.kind) {
+            Ok(pb::UpdateKind::Remove) => PrimaryRequest::Remove(r.node),
+            Ok(pb::UpdateKind::UpgradeLearner) => PrimaryRequest::UpgradeLearner(r.node),
+            _ => return Err(Error::InvalidInput("unknown update kind".into()).into()),
+        };
+        let (applied, config) = self
+            .meta
+            .lock()
+            .update_partition(gpid, r.ballot, &r.from, change)?;
+        Ok(Response::new(pb::UpdatePartitionReply {
+            applied,
+            config: Some(config.to_pb()),
         }))
     }
 }

@@ -32,6 +32,8 @@ pub struct NodeState {
     pub replicas: BTreeMap<Gpid, i64>,
     /// The assignment version of the last beacon reply the node applied.
     pub assignment_version: u64,
+    /// The disk each reported replica uses, in bytes.
+    pub disk: BTreeMap<Gpid, u64>,
 }
 
 /// Settings operators change at runtime through remote commands; not persisted.
@@ -66,6 +68,10 @@ pub struct NodeAssignment {
     pub role: ReplicaRole,
     /// The table's status (a dropped table's replicas are kept until it expires).
     pub app_status: AppStatus,
+    /// The configuration's primary, if any.
+    pub primary: Option<String>,
+    /// The configuration's secondaries.
+    pub secondaries: Vec<String>,
 }
 
 /// What a beacon reply carries back.
@@ -94,6 +100,8 @@ pub struct NodeSummary {
     pub last_beacon_ago: Duration,
     /// Whether it has reported since this meta server started.
     pub reported: bool,
+    /// Disk used by its replicas as last reported, in bytes.
+    pub disk_bytes: u64,
 }
 
 /// The meta level before and after a control request.
@@ -168,6 +176,7 @@ impl MetaState {
                     reported: false,
                     replicas: BTreeMap::new(),
                     assignment_version: 0,
+                    disk: BTreeMap::new(),
                 };
                 (addr, node)
             })
@@ -210,8 +219,8 @@ impl MetaState {
     }
 
     /// Records a beacon: registers a new node (durably), marks it ALIVE, stores its
-    /// replica report, completes learners that have caught up, drops members that lost
-    /// their replica, and returns what the node should hold.
+    /// replica report, drops members that lost their replica, and returns what the node
+    /// should hold.
     pub fn beacon(
         &mut self,
         address: &str,
@@ -234,9 +243,9 @@ impl MetaState {
             reported: true,
             replicas,
             assignment_version,
+            disk: BTreeMap::new(),
         };
         self.nodes.insert(address.to_string(), node);
-        self.complete_learners(address)?;
         self.drop_lost_replicas(address)?;
         let assignments = self.assignments(address);
         let garbage = self.garbage(address, &assignments);
@@ -245,6 +254,13 @@ impl MetaState {
             version: self.version,
             garbage,
         })
+    }
+
+    /// Records the disk use a node reported with its beacon.
+    pub fn record_disk(&mut self, address: &str, disk: BTreeMap<Gpid, u64>) {
+        if let Some(node) = self.nodes.get_mut(address) {
+            node.disk = disk;
+        }
     }
 
     /// Every replica the configurations (and learners in flight) place on `address`.
@@ -274,6 +290,8 @@ impl MetaState {
                     ballot: p.ballot,
                     role,
                     app_status: app.record.status,
+                    primary: p.primary.clone(),
+                    secondaries: p.secondaries.clone(),
                 });
             }
         }
@@ -358,6 +376,8 @@ impl MetaState {
 
 mod change;
 mod ddl;
+
+pub use change::PrimaryRequest;
 mod query;
 mod schedule;
 

@@ -26,7 +26,7 @@ pub async fn run(
         let sent = Instant::now();
         let request = pb::BeaconRequest {
             address: replica.address().to_string(),
-            replicas: replica.record().reports(),
+            replicas: replica.reports(),
             uptime_ms: replica.started.elapsed().as_millis() as u64,
             assignment_version: replica.assignment_version.load(Ordering::Acquire),
         };
@@ -39,13 +39,16 @@ pub async fn run(
                 interval = Duration::from_millis(reply.beacon_interval_ms.max(1));
                 replica.renew_lease(sent, Duration::from_millis(reply.lease_ms));
                 let garbage: Vec<Gpid> = reply.garbage.iter().map(Gpid::from_pb).collect();
-                match replica
+                let recorded = replica
                     .record()
-                    .apply_assignments(&reply.assignments, &garbage)
-                {
-                    Ok(_) => replica
-                        .assignment_version
-                        .store(reply.assignment_version, Ordering::Release),
+                    .apply_assignments(&reply.assignments, &garbage);
+                match recorded {
+                    Ok(_) => {
+                        replica.sync_partitions(&reply.assignments, &garbage);
+                        replica
+                            .assignment_version
+                            .store(reply.assignment_version, Ordering::Release);
+                    }
                     Err(e) => tracing::error!("cannot record assignments: {e}"),
                 }
             }

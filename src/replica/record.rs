@@ -71,6 +71,7 @@ impl ReplicaRecord {
                 pidx: e.gpid.pidx,
                 ballot: e.ballot,
                 role: e.role.to_pb() as i32,
+                disk_bytes: 0,
             })
             .collect()
     }
@@ -166,6 +167,7 @@ mod tests {
                 pb::ReplicaRole::Secondary
             } as i32,
             app_status: pb::AppStatus::Available as i32,
+            ..Default::default()
         }
     }
 

@@ -2,8 +2,9 @@
 
 use serde_json::json;
 
-use crate::remote::{CommandResult, Registry, RemoteCommand};
+use crate::remote::{CommandResult, Registry, RemoteCommand, SetterArg, int_setter_arg};
 use crate::replica::Replica;
+use crate::replica::learn::DEFAULT_COPY_RATE_MB;
 
 /// The replica server's command registry.
 pub static REPLICA_COMMANDS: Registry<Replica> = Registry::new(&[
@@ -19,7 +20,25 @@ pub static REPLICA_COMMANDS: Registry<Replica> = Registry::new(&[
         help: "close and delete replicas on this node: all, a table's, or one partition's",
         run: kill_partition,
     },
+    RemoteCommand {
+        name: "nfs.max_copy_rate_megabytes_per_disk",
+        args: "[NUM | DEFAULT]",
+        help: "query or set how fast this node streams snapshots to learners, in MB/s",
+        run: max_copy_rate,
+    },
 ]);
+
+fn max_copy_rate(replica: &Replica, args: &[String]) -> CommandResult {
+    const NAME: &str = "max_copy_rate_megabytes_per_disk";
+    let old = replica.limiter.rate_mb();
+    let new = match int_setter_arg(args, 1..=1_000_000)? {
+        SetterArg::Query => return Ok(json!({ "error": "ok", NAME: old })),
+        SetterArg::Default => DEFAULT_COPY_RATE_MB,
+        SetterArg::Set(v) => v,
+    };
+    replica.limiter.set_rate_mb(new);
+    Ok(json!({ "error": "ok", NAME: new, "old": old }))
+}
 
 fn kill_partition(replica: &Replica, args: &[String]) -> CommandResult {
     let parse = |s: &String, what: &str| {
@@ -44,6 +63,9 @@ fn kill_partition(replica: &Replica, args: &[String]) -> CommandResult {
         .record()
         .kill(app_id, pidx)
         .map_err(|e| e.to_string())?;
+    for gpid in &killed {
+        replica.destroy_partition(*gpid);
+    }
     let killed: Vec<String> = killed.iter().map(ToString::to_string).collect();
     Ok(json!({ "error": "ok", "killed": killed }))
 }

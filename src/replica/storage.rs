@@ -46,6 +46,54 @@ pub enum Mutation {
 /// A record read back: sort key, value, expiry.
 pub type Record = (Vec<u8>, Vec<u8>, u32);
 
+impl Mutation {
+    /// The mutation a log entry carries.
+    pub fn from_pb(m: &crate::pb::Mutation) -> Mutation {
+        if m.delete {
+            Mutation::Del {
+                hash_key: m.hash_key.clone(),
+                sort_key: m.sort_key.clone(),
+            }
+        } else {
+            Mutation::Put {
+                hash_key: m.hash_key.clone(),
+                sort_key: m.sort_key.clone(),
+                value: m.value.clone(),
+                expire_ts: m.expire_ts,
+            }
+        }
+    }
+}
+
+/// A consistent point-in-time view of a store (for streaming it to a learner): writes
+/// applied after it was taken are not seen.
+pub struct StoreSnapshot {
+    records: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    /// The decree the view reflects.
+    pub decree: u64,
+}
+
+impl StoreSnapshot {
+    /// Raw (encoded key, encoded value) pairs after `after` (from the start if empty),
+    /// up to about `max_bytes` of them.
+    pub fn chunk(&self, after: &[u8], max_bytes: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        let mut size = 0;
+        for entry in self.records.range(after..).map_err(storage)? {
+            let (k, v) = entry.map_err(storage)?;
+            if k.value() == after {
+                continue;
+            }
+            size += k.value().len() + v.value().len();
+            out.push((k.value().to_vec(), v.value().to_vec()));
+            if size >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A replica's store.
 pub struct ReplicaStore {
     db: Database,
@@ -104,6 +152,47 @@ impl ReplicaStore {
             let mut meta = tx.open_table(META).map_err(storage)?;
             meta.insert(LAST_APPLIED, decree).map_err(storage)?;
         }
+        tx.commit().map_err(storage)
+    }
+
+    /// A consistent view of the store as of now.
+    pub fn snapshot(&self) -> Result<StoreSnapshot> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let decree = tx
+            .open_table(META)
+            .map_err(storage)?
+            .get(LAST_APPLIED)
+            .map_err(storage)?
+            .map_or(0, |v| v.value());
+        let records = tx.open_table(RECORDS).map_err(storage)?;
+        Ok(StoreSnapshot { records, decree })
+    }
+
+    /// Loads raw pairs from a snapshot chunk (not durable; [`ReplicaStore::apply`] with
+    /// `durable` at the snapshot's decree seals the load).
+    pub fn load_raw(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+        let mut tx = self.db.begin_write().map_err(storage)?;
+        tx.set_durability(Durability::None).map_err(storage)?;
+        {
+            let mut records = tx.open_table(RECORDS).map_err(storage)?;
+            for (k, v) in pairs {
+                records
+                    .insert(k.as_slice(), v.as_slice())
+                    .map_err(storage)?;
+            }
+        }
+        tx.commit().map_err(storage)
+    }
+
+    /// Deletes every record and the applied decree (a learner starting over).
+    pub fn clear(&self) -> Result<()> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        tx.delete_table(RECORDS).map_err(storage)?;
+        tx.open_table(RECORDS).map_err(storage)?;
+        tx.open_table(META)
+            .map_err(storage)?
+            .insert(LAST_APPLIED, 0)
+            .map_err(storage)?;
         tx.commit().map_err(storage)
     }
 

@@ -1,7 +1,8 @@
 //! Configuration changes on the meta state, each a compare-and-set on the partition's
 //! ballot, persisted before it is applied: a node's death (it leaves every
-//! configuration, into `last_drops`), a member that lost its replica, a learner that
-//! has caught up (it becomes a secondary), and which inactive replicas a node may delete.
+//! configuration, into `last_drops`), a member that lost its replica, a primary's
+//! requests (remove a member that does not answer, upgrade a learner that has caught
+//! up), and which inactive replicas a node may delete.
 
 use super::{MetaState, NodeAssignment};
 use crate::error::{Error, Result};
@@ -9,6 +10,15 @@ use crate::meta::snapshot::apply_to_config;
 use crate::meta::store::StoreOp;
 use crate::model::{AppStatus, Gpid, HealthCounts, MetaLevel, PartitionConfig};
 use crate::timeutil::now_ms;
+
+/// What a primary asks of its partition's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrimaryRequest {
+    /// Remove this member: it does not answer prepares.
+    Remove(String),
+    /// This learner has caught up: complete the action it was added for.
+    UpgradeLearner(String),
+}
 
 /// How many dropped members a partition remembers (Pegasus's max_replicas_in_group).
 const MAX_LAST_DROPS: usize = 4;
@@ -156,32 +166,67 @@ impl MetaState {
         Ok(())
     }
 
-    /// Learners on `node` that report the replica at the action's ballot have caught up:
-    /// the action completes (the learner becomes a secondary, or the primary, and a copied
-    /// replica's old node leaves). Refused at freezed and below.
-    pub(super) fn complete_learners(&mut self, node: &str) -> Result<()> {
-        if self.level().effective <= MetaLevel::Freezed {
-            return Ok(());
+    /// A partition's primary changes its configuration, as a compare-and-set on
+    /// `ballot`: it removes a member that stopped answering prepares, or upgrades a
+    /// learner that has caught up (completing the action the learner was added for: it
+    /// becomes a secondary, or the primary, and a copied replica's old node leaves).
+    /// Returns whether the change was applied, and the configuration now. Refused at
+    /// blind and below, and from anyone but the current primary.
+    pub fn update_partition(
+        &mut self,
+        gpid: Gpid,
+        ballot: i64,
+        from: &str,
+        change: PrimaryRequest,
+    ) -> Result<(bool, PartitionConfig)> {
+        if self.level <= MetaLevel::Blind {
+            return Err(Error::Refused(format!(
+                "meta level is {}: configuration changes are held",
+                self.level.name()
+            )));
         }
-        let Some(state) = self.nodes.get(node) else {
-            return Ok(());
-        };
-        let done: Vec<Gpid> = self
-            .inflight
-            .iter()
-            .filter(|(g, f)| {
-                f.action.copies_to() == Some(node)
-                    && state.replicas.get(g).is_some_and(|b| *b >= f.ballot)
-            })
-            .map(|(g, _)| *g)
-            .collect();
-        for gpid in done {
-            let flight = self.inflight.remove(&gpid).expect("listed above");
-            if !self.change_config(gpid, flight.ballot, |c| apply_to_config(c, &flight.action))? {
-                tracing::info!(%gpid, action = %flight.action, "configuration moved on; action dropped");
+        let current = self.partition(gpid)?.clone();
+        if current.ballot != ballot || current.primary.as_deref() != Some(from) {
+            return Ok((false, current));
+        }
+        let applied = match change {
+            PrimaryRequest::Remove(node) => {
+                if node == from || !current.secondaries.contains(&node) {
+                    return Err(Error::InvalidInput(format!(
+                        "{node} is not a secondary of {gpid}"
+                    )));
+                }
+                tracing::warn!(%gpid, node, "primary removes a member that does not answer");
+                let done = self.change_config(gpid, ballot, |c| {
+                    *c = without_member(c, &node);
+                    true
+                })?;
+                if done {
+                    self.last_drop_ms.insert(gpid, now_ms());
+                }
+                done
             }
-        }
-        Ok(())
+            PrimaryRequest::UpgradeLearner(node) => {
+                let Some(flight) = self
+                    .inflight
+                    .get(&gpid)
+                    .filter(|f| f.action.copies_to() == Some(node.as_str()))
+                    .cloned()
+                else {
+                    return Err(Error::Refused(format!(
+                        "{node} is not learning {gpid} (the action ended or timed out)"
+                    )));
+                };
+                self.inflight.remove(&gpid);
+                let done =
+                    self.change_config(gpid, ballot, |c| apply_to_config(c, &flight.action))?;
+                if !done {
+                    tracing::info!(%gpid, action = %flight.action, "configuration moved on; action dropped");
+                }
+                done
+            }
+        };
+        Ok((applied, self.partition(gpid)?.clone()))
     }
 
     /// Inactive replicas `node` holds that nothing needs any more: their table is gone, or

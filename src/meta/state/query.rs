@@ -39,9 +39,27 @@ impl MetaState {
                     secondary_count,
                     last_beacon_ago: now.saturating_duration_since(n.last_beacon),
                     reported: n.reported,
+                    disk_bytes: n.disk.values().sum(),
                 }
             })
             .collect()
+    }
+
+    /// The disk used by each reported replica of table `app_id`: (pidx, node, bytes).
+    pub fn replica_disks(&self, app_id: u32) -> Vec<(u32, String, u64)> {
+        let mut out = Vec::new();
+        for (addr, n) in &self.nodes {
+            for (gpid, bytes) in n.disk.range(
+                Gpid { app_id, pidx: 0 }..=Gpid {
+                    app_id,
+                    pidx: u32::MAX,
+                },
+            ) {
+                out.push((gpid.pidx, addr.clone(), *bytes));
+            }
+        }
+        out.sort();
+        out
     }
 
     /// Tables, optionally of one status, by id.

@@ -254,6 +254,75 @@ fn beacon_assigned(state: &mut MetaState, addrs: &[String], now: Instant) {
     }
 }
 
+/// Every primary whose learner is in flight asks for its upgrade.
+fn upgrade_learners(state: &mut MetaState) {
+    let flights: Vec<(Gpid, String)> = state
+        .inflight
+        .iter()
+        .filter_map(|(g, f)| f.action.copies_to().map(|to| (*g, to.to_string())))
+        .collect();
+    for (gpid, learner) in flights {
+        let config = state.partition(gpid).unwrap().clone();
+        let primary = config.primary.clone().unwrap();
+        let (applied, _) = state
+            .update_partition(
+                gpid,
+                config.ballot,
+                &primary,
+                PrimaryRequest::UpgradeLearner(learner),
+            )
+            .unwrap();
+        assert!(applied);
+    }
+}
+
+#[test]
+fn primary_requests_are_compare_and_set_on_the_ballot_and_only_from_the_primary() {
+    let (mut state, now) = fast_state();
+    join(&mut state, 3, now);
+    state.create_app("t", 1, 3, false, BTreeMap::new()).unwrap();
+    let gpid = Gpid { app_id: 1, pidx: 0 };
+    let config = state.partition(gpid).unwrap().clone();
+    let primary = config.primary.clone().unwrap();
+    let victim = config.secondaries[0].clone();
+    let remove = || PrimaryRequest::Remove(victim.clone());
+    let (applied, now_config) = state
+        .update_partition(gpid, config.ballot - 1, &primary, remove())
+        .unwrap();
+    assert!(!applied, "a stale ballot changes nothing");
+    assert_eq!(
+        now_config, config,
+        "and gets the current configuration back"
+    );
+    let (applied, _) = state
+        .update_partition(gpid, config.ballot, &victim, remove())
+        .unwrap();
+    assert!(!applied, "only the primary may ask");
+    let (applied, after) = state
+        .update_partition(gpid, config.ballot, &primary, remove())
+        .unwrap();
+    assert!(applied);
+    assert_eq!(after.ballot, config.ballot + 1);
+    assert!(!after.secondaries.contains(&victim));
+    assert_eq!(after.last_drops.last(), Some(&victim));
+    assert!(matches!(
+        state.update_partition(
+            gpid,
+            after.ballot,
+            &primary,
+            PrimaryRequest::UpgradeLearner("127.0.0.1:1".into())
+        ),
+        Err(Error::Refused(_))
+    ));
+    state.set_level(MetaLevel::Blind);
+    assert!(
+        state
+            .update_partition(gpid, after.ballot, &primary, remove())
+            .is_err(),
+        "held at blind"
+    );
+}
+
 #[test]
 fn a_dead_node_leaves_configurations_and_cure_promotes_at_steady_not_at_freezed() {
     let (mut state, now) = fast_state();
@@ -356,8 +425,15 @@ fn steady_counts_balancer_moves_and_lively_makes_them_through_learners() {
         report.started.len(),
         "the new node is told to learn"
     );
-    // The learner reports its replicas: the copies complete and the old copies leave.
+    // The primaries report their learners caught up: the copies complete and the old
+    // copies leave.
     beacon_assigned(&mut state, &all, now);
+    assert_eq!(
+        state.actions_in_flight(),
+        learning.len(),
+        "reporting is not learning"
+    );
+    upgrade_learners(&mut state);
     assert_eq!(state.actions_in_flight(), 0);
     let secondaries = state
         .assignments(&new)
@@ -368,6 +444,7 @@ fn steady_counts_balancer_moves_and_lively_makes_them_through_learners() {
     for _ in 0..20 {
         beacon_assigned(&mut state, &all, now);
         state.round(now).unwrap();
+        upgrade_learners(&mut state);
     }
     let nodes = state.list_nodes(now);
     let totals: Vec<u32> = nodes

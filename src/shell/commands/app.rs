@@ -174,6 +174,7 @@ mod tests {
                 ],
             }),
             alive_nodes: vec!["h:1".into(), "h:2".into(), "h:3".into()],
+            replica_disks: vec![],
         }
     }
 
