@@ -1,9 +1,12 @@
 //! Clients of the cluster: [`MetaClient`] (leader redirect, failover across the
-//! configured meta servers, one deadline per request) and [`call_remote`] for remote
-//! commands on any server process.
+//! configured meta servers, one deadline per request), [`DataClient`] (reads and writes
+//! routed to partition primaries) and [`call_remote`] for remote commands on any server
+//! process.
 
+mod data;
 mod meta;
 
+pub use data::DataClient;
 pub use meta::MetaClient;
 
 use std::time::Duration;

@@ -6,7 +6,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::client::MetaClient;
+use std::sync::Arc;
+
+use crate::client::{DataClient, MetaClient};
 use crate::shell::error::ShellError;
 use crate::shell::output::Report;
 
@@ -20,6 +22,9 @@ pub struct Context {
     out: Box<dyn Write + Send>,
     color: bool,
     timeout: Duration,
+    data: Option<Arc<DataClient>>,
+    data_timeout: Duration,
+    app: Option<String>,
     /// The embedded cluster of `shell --local`, if any.
     pub local: Option<crate::local::LocalCluster>,
 }
@@ -33,8 +38,44 @@ impl Context {
             out,
             color,
             timeout: DEFAULT_TIMEOUT,
+            data: None,
+            data_timeout: DEFAULT_TIMEOUT,
+            app: None,
             local: None,
         }
+    }
+
+    /// The table data verbs work on (`use`).
+    pub fn app(&self) -> Result<String, ShellError> {
+        self.app
+            .clone()
+            .ok_or_else(|| ShellError::Usage("no table is in use: run `use TABLE` first".into()))
+    }
+
+    /// Sets the table data verbs work on.
+    pub fn set_app(&mut self, app: String) {
+        self.app = Some(app);
+    }
+
+    /// The time budget of one data operation (`timeout`).
+    pub fn data_timeout(&self) -> Duration {
+        self.data_timeout
+    }
+
+    /// Sets the time budget of one data operation.
+    pub fn set_data_timeout(&mut self, timeout: Duration) {
+        self.data_timeout = timeout;
+        self.data = None;
+    }
+
+    /// The data client, created on first use.
+    pub fn data(&mut self) -> Result<Arc<DataClient>, ShellError> {
+        if let Some(d) = &self.data {
+            return Ok(d.clone());
+        }
+        let client = Arc::new(DataClient::new(self.meta()?, self.data_timeout));
+        self.data = Some(client.clone());
+        Ok(client)
     }
 
     /// The configured meta addresses.

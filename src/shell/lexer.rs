@@ -85,7 +85,7 @@ fn escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<char, 
             let hex: String = (0..2).filter_map(|_| chars.next()).collect();
             let code = u8::from_str_radix(&hex, 16)
                 .map_err(|_| LexError(format!("bad escape \\x{hex}: expected two hex digits")))?;
-            char::from(code)
+            crate::shell::bytes::raw_char(code)
         }
         Some(other) => other,
         None => return Err(LexError("unbalanced quote: missing closing \"".into())),

@@ -9,6 +9,7 @@
 //! - [`repl`] and [`completer`]: the interactive session;
 //! - [`cli`]: the binary's own flags and modes.
 
+pub mod bytes;
 pub mod cli;
 pub mod commands;
 pub mod completer;

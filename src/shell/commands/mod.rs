@@ -5,20 +5,31 @@
 mod app;
 mod balance;
 mod cluster_info;
+mod count_data;
 mod create;
+mod del;
 mod drop;
 mod exit;
+mod full_scan;
+mod get;
 mod get_meta_level;
+mod hash_scan;
 mod help;
 mod local;
 mod ls;
+mod multi_del;
+mod multi_get;
+mod multi_set;
 mod nodes;
 mod propose;
 mod recall;
 mod remote_command;
 mod server_info;
+mod set;
 mod set_meta_level;
 mod sleep;
+mod timeout;
+mod use_app;
 pub mod version;
 mod wait;
 
@@ -50,6 +61,17 @@ pub static VERBS: &[&dyn Verb] = &[
     &server_info::ServerInfo,
     &local::Local,
     &sleep::Sleep,
+    &use_app::Use,
+    &timeout::Timeout,
+    &set::Set,
+    &get::Get,
+    &del::Del,
+    &multi_set::MultiSet,
+    &multi_get::MultiGet,
+    &multi_del::MultiDel,
+    &hash_scan::HashScan,
+    &full_scan::FullScan,
+    &count_data::CountData,
 ];
 
 /// The output flags most listing verbs share: `-j` and `-o FILE`.
