@@ -25,8 +25,14 @@ _shell() {
             shell,cluster_info)
                 cmd="shell__subcmd__cluster_info"
                 ;;
+            shell,count_data)
+                cmd="shell__subcmd__count_data"
+                ;;
             shell,create)
                 cmd="shell__subcmd__create"
+                ;;
+            shell,del)
+                cmd="shell__subcmd__del"
                 ;;
             shell,drop)
                 cmd="shell__subcmd__drop"
@@ -34,8 +40,17 @@ _shell() {
             shell,exit)
                 cmd="shell__subcmd__exit"
                 ;;
+            shell,full_scan)
+                cmd="shell__subcmd__full_scan"
+                ;;
+            shell,get)
+                cmd="shell__subcmd__get"
+                ;;
             shell,get_meta_level)
                 cmd="shell__subcmd__get_meta_level"
+                ;;
+            shell,hash_scan)
+                cmd="shell__subcmd__hash_scan"
                 ;;
             shell,help)
                 cmd="shell__subcmd__help"
@@ -45,6 +60,15 @@ _shell() {
                 ;;
             shell,ls)
                 cmd="shell__subcmd__ls"
+                ;;
+            shell,multi_del)
+                cmd="shell__subcmd__multi_del"
+                ;;
+            shell,multi_get)
+                cmd="shell__subcmd__multi_get"
+                ;;
+            shell,multi_set)
+                cmd="shell__subcmd__multi_set"
                 ;;
             shell,nodes)
                 cmd="shell__subcmd__nodes"
@@ -61,11 +85,20 @@ _shell() {
             shell,server_info)
                 cmd="shell__subcmd__server_info"
                 ;;
+            shell,set)
+                cmd="shell__subcmd__set"
+                ;;
             shell,set_meta_level)
                 cmd="shell__subcmd__set_meta_level"
                 ;;
             shell,sleep)
                 cmd="shell__subcmd__sleep"
+                ;;
+            shell,timeout)
+                cmd="shell__subcmd__timeout"
+                ;;
+            shell,use)
+                cmd="shell__subcmd__use"
                 ;;
             shell,version)
                 cmd="shell__subcmd__version"
@@ -89,7 +122,7 @@ _shell() {
 
     case "${cmd}" in
         shell)
-            opts="-V -e -h --version --meta --execute --local --data-dir --completions --help help version exit cluster_info nodes ls app create drop recall get_meta_level set_meta_level balance propose wait remote_command server_info local sleep"
+            opts="-V -e -h --version --meta --execute --local --data-dir --completions --help help version exit cluster_info nodes ls app create drop recall get_meta_level set_meta_level balance propose wait remote_command server_info local sleep use timeout set get del multi_set multi_get multi_del hash_scan full_scan count_data"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -216,6 +249,28 @@ _shell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        shell__subcmd__count_data)
+            opts="-h -c -j -o --help --precise --json --output"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         shell__subcmd__create)
             opts="-h -p -r -f -e --help --partition_count --replica_count --fail_if_exist --envs"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -247,6 +302,20 @@ _shell() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__del)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -290,6 +359,42 @@ _shell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        shell__subcmd__full_scan)
+            opts="-h -n --help --max_count"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --max_count)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__get)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         shell__subcmd__get_meta_level)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -297,6 +402,28 @@ _shell() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__hash_scan)
+            opts="-h -n --help --max_count"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --max_count)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -397,6 +524,48 @@ _shell() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__multi_del)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__multi_get)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__multi_set)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -554,6 +723,20 @@ _shell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        shell__subcmd__set)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         shell__subcmd__set_meta_level)
             opts="-h --help stopped blind freezed steady lively"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -569,6 +752,34 @@ _shell() {
             return 0
             ;;
         shell__subcmd__sleep)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__timeout)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__use)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

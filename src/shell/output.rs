@@ -108,6 +108,27 @@ impl Cell {
     }
 }
 
+/// A size in bytes as people read it: `0B`, `512B`, `12.3KB`, `4.5MB`, `1.2GB`
+/// (powers of 1024).
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1}{}", UNITS[unit])
+}
+
+/// A disk-usage cell: readable text, bytes in JSON.
+pub fn size_cell(bytes: u64) -> Cell {
+    Cell::custom(format_size(bytes), serde_json::json!(bytes))
+}
+
 /// A column: its name and whether its values are right-aligned (counts are).
 #[derive(Debug, Clone, Copy)]
 pub struct Column {
@@ -275,6 +296,15 @@ fn render_table(columns: &[Column], rows: &[Vec<Cell>], color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_as_people_read_them() {
+        assert_eq!(format_size(0), "0B");
+        assert_eq!(format_size(1023), "1023B");
+        assert_eq!(format_size(1536), "1.5KB");
+        assert_eq!(format_size(5 << 20), "5.0MB");
+        assert_eq!(format_size(3 << 30), "3.0GB");
+    }
 
     fn sample() -> Report {
         Report::default()

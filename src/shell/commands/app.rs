@@ -12,7 +12,7 @@ use crate::pb;
 use crate::shell::commands::OutputArgs;
 use crate::shell::context::Context;
 use crate::shell::error::ShellError;
-use crate::shell::output::{Cell, Report, col, num};
+use crate::shell::output::{Cell, Report, col, num, size_cell};
 use crate::shell::registry::{Flow, Verb};
 
 /// The `app` verb.
@@ -55,6 +55,16 @@ fn report(reply: &pb::QueryAppReply, detailed: bool) -> Report {
         .collect();
     let max = info.max_replica_count;
     let mut per_node: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    let mut disk: BTreeMap<(u32, &str), u64> = BTreeMap::new();
+    for d in &reply.replica_disks {
+        disk.insert((d.pidx, d.node.as_str()), d.disk_bytes);
+    }
+    let node_disk = |node: &str| -> u64 {
+        disk.iter()
+            .filter(|((_, n), _)| *n == node)
+            .map(|(_, b)| b)
+            .sum()
+    };
     let rows = parts
         .iter()
         .map(|p| {
@@ -76,6 +86,13 @@ fn report(reply: &pb::QueryAppReply, detailed: bool) -> Report {
                 .bad_if(!healthy),
                 Cell::opt(p.primary.clone()),
                 Cell::list(&p.secondaries),
+                size_cell(
+                    p.primary
+                        .as_deref()
+                        .and_then(|n| disk.get(&(p.pidx, n)))
+                        .copied()
+                        .unwrap_or(0),
+                ),
             ]
         })
         .collect();
@@ -85,6 +102,7 @@ fn report(reply: &pb::QueryAppReply, detailed: bool) -> Report {
         col("replica_count"),
         col("primary"),
         col("secondaries"),
+        num("disk_usage"),
     ];
     report = report.table("replicas", columns, rows);
     let node_rows = per_node
@@ -95,12 +113,19 @@ fn report(reply: &pb::QueryAppReply, detailed: bool) -> Report {
                 Cell::num(*p),
                 Cell::num(*s),
                 Cell::num(p + s),
+                size_cell(node_disk(node)),
             ]
         })
         .collect();
     report = report.table(
         "nodes",
-        vec![col("node"), num("primary"), num("secondary"), num("total")],
+        vec![
+            col("node"),
+            num("primary"),
+            num("secondary"),
+            num("total"),
+            num("disk_usage"),
+        ],
         node_rows,
     );
     let h = HealthCounts::of(&parts, max, is_alive);

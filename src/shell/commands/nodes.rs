@@ -8,7 +8,7 @@ use crate::pb;
 use crate::shell::commands::OutputArgs;
 use crate::shell::context::Context;
 use crate::shell::error::ShellError;
-use crate::shell::output::{Cell, Report, Tone, col, num};
+use crate::shell::output::{Cell, Report, Tone, col, num, size_cell};
 use crate::shell::registry::{Flow, Verb};
 
 /// The `nodes` verb.
@@ -34,6 +34,7 @@ fn report(nodes: &[pb::NodeInfo], detailed: bool) -> Report {
             num("replica_count"),
             num("primary_count"),
             num("secondary_count"),
+            num("disk_usage"),
         ]);
     }
     let rows = nodes
@@ -51,6 +52,7 @@ fn report(nodes: &[pb::NodeInfo], detailed: bool) -> Report {
                     Cell::num(n.primary_count + n.secondary_count),
                     Cell::num(n.primary_count),
                     Cell::num(n.secondary_count),
+                    size_cell(n.disk_bytes),
                 ]);
             }
             row
