@@ -216,7 +216,11 @@ fn disk_sizes_are_masked() {
         mask_sizes("127.0.0.1:1  ALIVE   8   12.5KB"),
         "127.0.0.1:1 ALIVE 8 SIZE"
     );
-    assert_eq!(mask_sizes("a  b 12"), "a  b 12", "lines without sizes keep their spacing");
+    assert_eq!(
+        mask_sizes("a  b 12"),
+        "a  b 12",
+        "lines without sizes keep their spacing"
+    );
 }
 
 #[test]

@@ -128,12 +128,13 @@ impl DataClient {
                 let primary = route
                     .primaries
                     .get(pidx as usize)
-                    .ok_or_else(|| {
-                        Error::InvalidInput(format!("{table} has no partition {pidx}"))
-                    })?
+                    .ok_or_else(|| Error::InvalidInput(format!("{table} has no partition {pidx}")))?
                     .clone();
                 if primary.is_empty() {
-                    return Ok(Err(format!("partition {}.{pidx} has no primary", route.app_id)));
+                    return Ok(Err(format!(
+                        "partition {}.{pidx} has no primary",
+                        route.app_id
+                    )));
                 }
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 let call = op(self.client(&primary)?, route.app_id, pidx);
@@ -170,7 +171,12 @@ impl DataClient {
     }
 
     /// Writes mutations of one hash key atomically.
-    pub async fn write(&self, table: &str, hash_key: &[u8], mutations: Vec<pb::Mutation>) -> Result<u64> {
+    pub async fn write(
+        &self,
+        table: &str,
+        hash_key: &[u8],
+        mutations: Vec<pb::Mutation>,
+    ) -> Result<u64> {
         let pidx = self.pidx(table, hash_key).await?;
         let reply = self
             .on_partition(table, pidx, |mut c, app_id, pidx| {
@@ -187,7 +193,13 @@ impl DataClient {
 
     /// Sets records of one hash key: (sort key, value) pairs, expiring after `ttl`
     /// seconds (0 = never).
-    pub async fn set(&self, table: &str, hash_key: &[u8], pairs: &[(Vec<u8>, Vec<u8>)], ttl: u32) -> Result<u64> {
+    pub async fn set(
+        &self,
+        table: &str,
+        hash_key: &[u8],
+        pairs: &[(Vec<u8>, Vec<u8>)],
+        ttl: u32,
+    ) -> Result<u64> {
         let expire_ts = if ttl == 0 {
             0
         } else {
@@ -221,7 +233,12 @@ impl DataClient {
     }
 
     /// Reads records of one hash key (absent ones are left out).
-    pub async fn get(&self, table: &str, hash_key: &[u8], sort_keys: &[Vec<u8>]) -> Result<Vec<pb::Record>> {
+    pub async fn get(
+        &self,
+        table: &str,
+        hash_key: &[u8],
+        sort_keys: &[Vec<u8>],
+    ) -> Result<Vec<pb::Record>> {
         let pidx = self.pidx(table, hash_key).await?;
         let reply = self
             .on_partition(table, pidx, |mut c, app_id, pidx| {

@@ -39,7 +39,11 @@ impl Verb for Del {
         let args = DelArgs::from_arg_matches(m)?;
         let app = ctx.app()?;
         ctx.data()?
-            .del(&app, &arg_bytes(&args.hash_key), &[arg_bytes(&args.sort_key)])
+            .del(
+                &app,
+                &arg_bytes(&args.hash_key),
+                &[arg_bytes(&args.sort_key)],
+            )
             .await?;
         ctx.println("OK")?;
         Ok(Flow::Continue)

@@ -40,7 +40,11 @@ impl Verb for Get {
         let app = ctx.app()?;
         let found = ctx
             .data()?
-            .get(&app, &arg_bytes(&args.hash_key), &[arg_bytes(&args.sort_key)])
+            .get(
+                &app,
+                &arg_bytes(&args.hash_key),
+                &[arg_bytes(&args.sort_key)],
+            )
             .await?;
         match found.first() {
             Some(r) => ctx.println(escape(&r.value))?,

@@ -1,0 +1,317 @@
+//! `kill-test`: Pegasus's kill test. Writers write sequential keys
+//! (`kill_test_hash_key_<id>` → `kill_test_value_<id>`), retrying each id until it is
+//! acknowledged, and record every acknowledged id; readers keep checking that every
+//! acknowledged id reads back with its value; meanwhile the killer — once the table is
+//! healthy again after each step — kills (SIGKILL) and restarts a random replica server,
+//! or runs a scale procedure: add a node at level lively (the balancer moves replicas
+//! to it), or black-list a node and stop it for good (its replicas are copied
+//! elsewhere). One node is down at a time, which a table of 3 replicas survives. At the
+//! end, once healthy, every acknowledged id is read once more. The run passes only if
+//! no acknowledged write is missing or wrong; the last line is the summary.
+//!
+//! With `--meta`, against a cluster it did not start, the killer cannot kill processes:
+//! it kills partitions instead (`replica.kill_partition` on a random primary, Pegasus's
+//! partition_killer).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use ballast::client::{DataClient, MetaClient};
+use ballast::pb;
+
+use crate::ops;
+use crate::procs::ProcCluster;
+
+const TABLE: &str = "kill_test";
+
+/// What to run.
+#[derive(clap::Args, Debug, Clone)]
+pub struct KillTestArgs {
+    /// How long to kill and scale (e.g. 40s, 2m).
+    #[arg(long, default_value = "40s", value_parser = ops::parse_duration)]
+    duration: Duration,
+    /// Use this cluster instead of starting one (partitions are killed, not processes).
+    #[arg(long, value_delimiter = ',')]
+    meta: Vec<String>,
+    /// Replica servers to start.
+    #[arg(long, default_value_t = 5)]
+    nodes: usize,
+    /// Writer tasks.
+    #[arg(long, default_value_t = 4)]
+    writers: usize,
+    /// Reader tasks.
+    #[arg(long, default_value_t = 2)]
+    readers: usize,
+    /// Seed for the killer's choices (default: from the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(Default)]
+struct Tally {
+    next_id: AtomicU64,
+    acked: std::sync::Mutex<Vec<u64>>,
+    stop: AtomicBool,
+    reads: AtomicU64,
+    write_retries: AtomicU64,
+    read_errors: AtomicU64,
+    lost: std::sync::Mutex<Vec<u64>>,
+    wrong: std::sync::Mutex<Vec<u64>>,
+}
+
+fn key(id: u64) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    (
+        format!("kill_test_hash_key_{id}").into_bytes(),
+        format!("kill_test_sort_key_{id}").into_bytes(),
+        format!("kill_test_value_{id}").into_bytes(),
+    )
+}
+
+/// xorshift64*: the killer's dice (reproducible with --seed).
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
+/// Checks one id: Ok(true) verified, Ok(false) could not read (try again).
+async fn check(data: &DataClient, tally: &Tally, id: u64) -> bool {
+    let (hk, sk, value) = key(id);
+    match data.get(TABLE, &hk, &[sk]).await {
+        Ok(found) => {
+            match found.first() {
+                None => tally.lost.lock().expect("lost").push(id),
+                Some(r) if r.value != value => tally.wrong.lock().expect("wrong").push(id),
+                Some(_) => {}
+            }
+            tally.reads.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(_) => {
+            tally.read_errors.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+}
+
+async fn writer(data: Arc<DataClient>, tally: Arc<Tally>) {
+    while !tally.stop.load(Ordering::Relaxed) {
+        let id = tally.next_id.fetch_add(1, Ordering::Relaxed);
+        let (hk, sk, value) = key(id);
+        loop {
+            match data
+                .set(TABLE, &hk, &[(sk.clone(), value.clone())], 0)
+                .await
+            {
+                Ok(_) => {
+                    tally.acked.lock().expect("acked").push(id);
+                    break;
+                }
+                Err(_) if tally.stop.load(Ordering::Relaxed) => return,
+                Err(_) => {
+                    tally.write_retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn reader(data: Arc<DataClient>, tally: Arc<Tally>, which: usize, of: usize) {
+    while !tally.stop.load(Ordering::Relaxed) {
+        let ids: Vec<u64> = tally.acked.lock().expect("acked").clone();
+        if ids.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for id in ids.into_iter().skip(which).step_by(of) {
+            if tally.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            check(&data, &tally, id).await;
+        }
+    }
+}
+
+/// What the killer did.
+#[derive(Default, Debug)]
+struct Moves {
+    kills: u32,
+    scale_outs: u32,
+    scale_ins: u32,
+    partition_kills: u32,
+}
+
+async fn kill_one(cluster: &mut ProcCluster, dice: &mut Dice, moves: &mut Moves) -> Result<()> {
+    let running = cluster.running();
+    let victim = running[dice.roll(running.len() as u64) as usize].clone();
+    cluster.kill(&victim)?;
+    tokio::time::sleep(Duration::from_millis(200 + dice.roll(1300))).await;
+    cluster.restart(&victim)?;
+    moves.kills += 1;
+    eprintln!("kill-test: killed and restarted {victim}");
+    Ok(())
+}
+
+async fn scale_out(cluster: &mut ProcCluster, meta: &MetaClient, moves: &mut Moves) -> Result<()> {
+    let node = cluster.add_node()?;
+    ops::set_level(meta, pb::MetaLevel::Lively).await?;
+    moves.scale_outs += 1;
+    eprintln!("kill-test: added {node}");
+    Ok(())
+}
+
+async fn scale_in(
+    cluster: &mut ProcCluster,
+    meta: &MetaClient,
+    dice: &mut Dice,
+    gone: &mut Vec<String>,
+    moves: &mut Moves,
+) -> Result<()> {
+    let running = cluster.running();
+    let node = running[dice.roll(running.len() as u64) as usize].clone();
+    gone.push(node.clone());
+    let list = gone.join(",");
+    ops::remote(
+        meta_addr(meta),
+        "meta.lb.assign_secondary_black_list",
+        &[&list],
+    )
+    .await?;
+    cluster.kill(&node)?;
+    moves.scale_ins += 1;
+    eprintln!("kill-test: black-listed and stopped {node}");
+    Ok(())
+}
+
+fn meta_addr(meta: &MetaClient) -> &str {
+    &meta.addrs()[0]
+}
+
+async fn kill_partition(meta: &MetaClient, dice: &mut Dice, moves: &mut Moves) -> Result<()> {
+    let parts = ops::partitions(meta, TABLE).await?;
+    let app_id = meta
+        .query_app(TABLE)
+        .await?
+        .app
+        .and_then(|a| a.info)
+        .map_or(0, |i| i.app_id);
+    let p = &parts[dice.roll(parts.len() as u64) as usize];
+    let (id, pidx) = (app_id.to_string(), p.pidx.to_string());
+    ops::remote(&p.primary, "replica.kill_partition", &[&id, &pidx]).await?;
+    moves.partition_kills += 1;
+    Ok(())
+}
+
+/// Runs the kill test; returns whether it passed.
+pub async fn run(args: KillTestArgs) -> Result<bool> {
+    let dir = tempfile::Builder::new().prefix("kill-test").tempdir()?;
+    let mut cluster = if args.meta.is_empty() {
+        Some(ProcCluster::start(dir.path(), args.nodes, &[])?)
+    } else {
+        None
+    };
+    let addrs = match &cluster {
+        Some(c) => vec![c.meta_addr().to_string()],
+        None => args.meta.clone(),
+    };
+    let meta = MetaClient::new(&addrs, Duration::from_secs(5))?;
+    let data = Arc::new(DataClient::new(meta.clone(), Duration::from_secs(5)));
+    if ops::partitions(&meta, TABLE).await.is_err() {
+        ops::create_table(&meta, TABLE, 8, 3).await?;
+    }
+    ops::set_level(&meta, pb::MetaLevel::Lively).await?;
+    let tally = Arc::new(Tally::default());
+    let mut tasks = Vec::new();
+    for _ in 0..args.writers {
+        tasks.push(tokio::spawn(writer(data.clone(), tally.clone())));
+    }
+    for i in 0..args.readers {
+        tasks.push(tokio::spawn(reader(
+            data.clone(),
+            tally.clone(),
+            i,
+            args.readers,
+        )));
+    }
+    let seed = args.seed.unwrap_or_else(|| ballast::timeutil::now_ms() | 1);
+    eprintln!("kill-test: seed {seed}, {:?}", args.duration);
+    let mut dice = Dice(seed);
+    let mut moves = Moves::default();
+    let mut gone = Vec::new();
+    let started = Instant::now();
+    let mut failure = None;
+    while started.elapsed() < args.duration {
+        if let Err(e) = ops::wait_healthy(&meta, TABLE, Duration::from_secs(60)).await {
+            failure = Some(format!("the table did not recover: {e}"));
+            break;
+        }
+        let step = match cluster.as_mut() {
+            None => kill_partition(&meta, &mut dice, &mut moves).await,
+            Some(c) => match dice.roll(10) {
+                7 if moves.scale_outs < 2 => scale_out(c, &meta, &mut moves).await,
+                8 if gone.is_empty() && c.running().len() > 4 => {
+                    scale_in(c, &meta, &mut dice, &mut gone, &mut moves).await
+                }
+                _ => kill_one(c, &mut dice, &mut moves).await,
+            },
+        };
+        if let Err(e) = step {
+            failure = Some(format!("the killer failed: {e}"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300 + dice.roll(700))).await;
+    }
+    tally.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    // Final check: every acknowledged write, once the table is healthy again.
+    if failure.is_none()
+        && let Err(e) = ops::wait_healthy(&meta, TABLE, Duration::from_secs(60)).await
+    {
+        failure = Some(format!("the table did not recover: {e}"));
+    }
+    let acked: Vec<u64> = tally.acked.lock().expect("acked").clone();
+    let mut unverified = 0u64;
+    for id in &acked {
+        let mut done = false;
+        for _ in 0..5 {
+            if check(&data, &tally, *id).await {
+                done = true;
+                break;
+            }
+        }
+        unverified += u64::from(!done);
+    }
+    let lost = tally.lost.lock().expect("lost").clone();
+    let wrong = tally.wrong.lock().expect("wrong").clone();
+    if !lost.is_empty() || !wrong.is_empty() {
+        eprintln!("kill-test: lost ids {lost:?}, wrong ids {wrong:?}");
+    }
+    if let Some(f) = &failure {
+        eprintln!("kill-test: {f}");
+    }
+    let passed = failure.is_none() && lost.is_empty() && wrong.is_empty() && unverified == 0;
+    drop(cluster);
+    println!(
+        "kill-test {}: writes acknowledged {}, reads checked {}, kills {}, scale-outs {}, scale-ins {}, partition kills {}, write retries {}, unverified {unverified}, wrong {}, lost = {}",
+        if passed { "passed" } else { "FAILED" },
+        acked.len(),
+        tally.reads.load(Ordering::Relaxed),
+        moves.kills,
+        moves.scale_outs,
+        moves.scale_ins,
+        moves.partition_kills,
+        tally.write_retries.load(Ordering::Relaxed),
+        wrong.len(),
+        lost.len(),
+    );
+    Ok(passed)
+}

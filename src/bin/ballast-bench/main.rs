@@ -1,0 +1,56 @@
+//! `ballast-bench`: the data plane's proof and measurements, against real server
+//! processes it starts itself (or, with `--meta`, an existing cluster).
+//!
+//! - `kill-test`: no acknowledged write lost while nodes are killed and the cluster
+//!   scales out and in ([`kill_test`]);
+//! - `load`: set/get throughput and latency percentiles with N clients ([`load`]).
+
+mod kill_test;
+mod load;
+mod ops;
+mod procs;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Ballast's benchmarks and kill test.
+#[derive(Parser, Debug)]
+#[command(name = "ballast-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand, Debug)]
+enum Bench {
+    /// Write and verify while killing and scaling; exit 0 only if nothing was lost.
+    KillTest(kill_test::KillTestArgs),
+    /// Set/get load: QPS and latency percentiles, against an fsync baseline.
+    Load(load::LoadArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ERROR: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Bench::KillTest(args) => kill_test::run(args).await,
+            Bench::Load(args) => load::run(args).await.map(|()| true),
+        }
+    });
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("ERROR: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Cluster operations the benchmarks share, through the same clients the shell uses:
+//! create a table, set the level, run remote commands, wait for health.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use ballast::client::{MetaClient, call_remote};
+use ballast::pb;
+
+/// Whether every partition of `table` has a primary and all its replicas, all ALIVE.
+pub async fn healthy(meta: &MetaClient, table: &str) -> Result<bool> {
+    let reply = meta.query_app(table).await?;
+    let Some(app) = reply.app else {
+        return Ok(false);
+    };
+    let max = app.info.as_ref().map_or(3, |i| i.max_replica_count) as usize;
+    let alive = |m: &str| reply.alive_nodes.iter().any(|a| a == m);
+    Ok(app.partitions.iter().all(|p| {
+        !p.primary.is_empty()
+            && alive(&p.primary)
+            && p.secondaries.len() + 1 == max
+            && p.secondaries.iter().all(|s| alive(s))
+    }))
+}
+
+/// Polls until `table` is healthy, or fails after `timeout`.
+pub async fn wait_healthy(meta: &MetaClient, table: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if healthy(meta, table).await.unwrap_or(false) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{table} not healthy within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Creates `table` and waits until it is healthy.
+pub async fn create_table(
+    meta: &MetaClient,
+    table: &str,
+    partitions: u32,
+    replicas: u32,
+) -> Result<()> {
+    // The nodes must have joined before placement.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let alive = meta.list_nodes(pb::NodeStatus::Alive).await?.len() as u32;
+        if alive >= replicas {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("only {alive} nodes joined");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    meta.create_app(pb::CreateAppRequest {
+        app_name: table.to_string(),
+        partition_count: partitions,
+        replica_count: replicas,
+        ..Default::default()
+    })
+    .await?;
+    wait_healthy(meta, table, Duration::from_secs(30)).await
+}
+
+/// Sets the meta level.
+pub async fn set_level(meta: &MetaClient, level: pb::MetaLevel) -> Result<()> {
+    meta.control_meta(level).await?;
+    Ok(())
+}
+
+/// Runs a remote command on `addr`; an error reply is an error.
+pub async fn remote(addr: &str, command: &str, args: &[&str]) -> Result<serde_json::Value> {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let (ok, reply) = call_remote(addr, command, &args, Duration::from_secs(5)).await?;
+    if !ok {
+        bail!("{command} on {addr}: {reply}");
+    }
+    Ok(reply)
+}
+
+/// `table`'s partition configurations.
+pub async fn partitions(meta: &MetaClient, table: &str) -> Result<Vec<pb::PartitionConfig>> {
+    let reply = meta.query_app(table).await?;
+    Ok(reply.app.map(|a| a.partitions).unwrap_or_default())
+}
+
+/// Latency percentiles of `samples` (microseconds): (p50, p99, p999).
+pub fn percentiles(samples: &mut [u64]) -> (u64, u64, u64) {
+    if samples.is_empty() {
+        return (0, 0, 0);
+    }
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    (at(0.50), at(0.99), at(0.999))
+}
+
+/// Parses a human duration: `40s`, `1m30s`, `500ms`, `2h`, or bare seconds.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let bad = || format!("'{s}' is not a duration (e.g. 40s, 1m30s, 500ms)");
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        total += match unit {
+            "ms" => Duration::from_millis(n),
+            "s" | "sec" => Duration::from_secs(n),
+            "m" | "min" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            _ => return Err(bad()),
+        };
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_humans_write_them() {
+        assert_eq!(parse_duration("40s"), Ok(Duration::from_secs(40)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn percentiles_pick_ranks() {
+        let mut v: Vec<u64> = (1..=1000).collect();
+        assert_eq!(percentiles(&mut v), (501, 991, 1000));
+    }
+}

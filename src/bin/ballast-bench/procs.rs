@@ -1,0 +1,205 @@
+//! A cluster of real server processes for the benchmarks: one meta-server and replica
+//! servers, spawned from the binaries beside this one, each on a loopback port it chose
+//! (`127.0.0.1:0`, read back from its first line). Replica servers can be killed
+//! (SIGKILL) and restarted under the same address and data. Everything is killed and
+//! reaped on drop.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+/// One server process.
+struct Proc {
+    child: Option<Child>,
+    addr: String,
+    data_dir: PathBuf,
+}
+
+/// Meta server timings: short, so failures are noticed within about a second.
+pub const BEACON_MS: u64 = 100;
+const LEASE_MS: u64 = 800;
+const GRACE_MS: u64 = 1000;
+
+/// The processes of one cluster.
+pub struct ProcCluster {
+    bin_dir: PathBuf,
+    root: PathBuf,
+    meta: Proc,
+    nodes: Vec<Proc>,
+}
+
+fn spawn(bin: &Path, args: &[String], log: &Path) -> Result<(Child, String)> {
+    let log_file = std::fs::File::create(log)?;
+    let mut child = Command::new(bin)
+        .args(args)
+        .env_remove("BALLAST_META")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let Some(addr) = line.trim().rsplit(' ').next().filter(|a| a.contains(':')) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        bail!(
+            "{} did not start (see {}): {line:?}",
+            bin.display(),
+            log.display()
+        );
+    };
+    Ok((child, addr.to_string()))
+}
+
+impl ProcCluster {
+    /// Starts a meta server and `n` replica servers under `root`.
+    pub fn start(root: &Path, n: usize, meta_args: &[&str]) -> Result<ProcCluster> {
+        let exe = std::env::current_exe()?;
+        let bin_dir = exe.parent().context("no binary directory")?.to_path_buf();
+        let meta_dir = root.join("meta");
+        let mut args: Vec<String> = [
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            meta_dir.to_str().context("path")?,
+            "--log-level",
+            "warn",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for (flag, value) in [
+            ("--beacon-interval-ms", BEACON_MS),
+            ("--lease-ms", LEASE_MS),
+            ("--grace-ms", GRACE_MS),
+            ("--lb-interval-ms", 200),
+            ("--action-timeout-ms", 120_000),
+        ] {
+            args.push(flag.into());
+            args.push(value.to_string());
+        }
+        args.extend(meta_args.iter().map(|s| s.to_string()));
+        std::fs::create_dir_all(root)?;
+        let (child, addr) = spawn(&bin_dir.join("meta-server"), &args, &root.join("meta.log"))?;
+        let mut cluster = ProcCluster {
+            bin_dir,
+            root: root.to_path_buf(),
+            meta: Proc {
+                child: Some(child),
+                addr,
+                data_dir: meta_dir,
+            },
+
+            nodes: Vec::new(),
+        };
+        for _ in 0..n {
+            cluster.add_node()?;
+        }
+        Ok(cluster)
+    }
+
+    /// The meta server's address.
+    pub fn meta_addr(&self) -> &str {
+        &self.meta.addr
+    }
+
+    /// Addresses of the replica servers that run now.
+    pub fn running(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.addr.clone())
+            .collect()
+    }
+
+    fn spawn_replica(&self, listen: &str, data_dir: &Path, log: &Path) -> Result<(Child, String)> {
+        let args: Vec<String> = [
+            "--listen",
+            listen,
+            "--meta",
+            &self.meta.addr,
+            "--data-dir",
+            data_dir.to_str().context("path")?,
+            "--beacon-interval-ms",
+            &BEACON_MS.to_string(),
+            "--log-level",
+            "warn",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        spawn(&self.bin_dir.join("replica-server"), &args, log)
+    }
+
+    /// Starts one more replica server; returns its address.
+    pub fn add_node(&mut self) -> Result<String> {
+        let i = self.nodes.len() + 1;
+        let data_dir = self.root.join(format!("replica-{i}"));
+        let log = self.root.join(format!("replica-{i}.log"));
+        let (child, addr) = self.spawn_replica("127.0.0.1:0", &data_dir, &log)?;
+        self.nodes.push(Proc {
+            child: Some(child),
+            addr: addr.clone(),
+            data_dir,
+        });
+        Ok(addr)
+    }
+
+    fn node(&mut self, addr: &str) -> Result<&mut Proc> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.addr == addr)
+            .with_context(|| format!("{addr} is not a node of this cluster"))
+    }
+
+    /// Kills (SIGKILL) a replica server and reaps it.
+    pub fn kill(&mut self, addr: &str) -> Result<()> {
+        let node = self.node(addr)?;
+        if let Some(mut child) = node.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
+    /// Restarts a killed replica server on its address and data.
+    pub fn restart(&mut self, addr: &str) -> Result<()> {
+        let (data_dir, log) = {
+            let node = self.node(addr)?;
+            if node.child.is_some() {
+                bail!("{addr} is running");
+            }
+            let log = node.data_dir.with_extension("restart.log");
+            (node.data_dir.clone(), log)
+        };
+        // The port was just released; binding it again may need a moment.
+        let mut last = None;
+        for _ in 0..50 {
+            match self.spawn_replica(addr, &data_dir, &log) {
+                Ok((child, _)) => {
+                    self.node(addr)?.child = Some(child);
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(last.expect("tried"))
+    }
+}
+
+impl Drop for ProcCluster {
+    fn drop(&mut self) {
+        for p in self.nodes.iter_mut().chain(std::iter::once(&mut self.meta)) {
+            if let Some(mut child) = p.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
