@@ -166,9 +166,19 @@ impl LocalCluster {
     /// no longer counts it as beaconing (so a following `wait healthy` sees it gone).
     pub async fn stop_node(&mut self, address: &str) -> Result<()> {
         let node = self.node_mut(address)?;
-        if node.running.take().is_none() {
+        let Some((handle, replica)) = node.running.take() else {
             return Err(Error::Refused(format!("node {address} is already stopped")));
-        }
+        };
+        handle.shutdown().await;
+        // The replicas' files stay open until the node's last task lets go of it; a
+        // restart in this process must find them closed.
+        wait_until(
+            Instant::now() + Duration::from_secs(10),
+            "the stopped node's tasks to end",
+            || std::sync::Arc::strong_count(&replica) == 1,
+        )
+        .await?;
+        drop(replica);
         let Some(meta) = self.meta().cloned() else {
             return Ok(());
         };

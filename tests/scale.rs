@@ -14,15 +14,15 @@ use crate::util::{
 };
 
 /// A meta-server process and replica-server processes in a temporary directory.
-struct ProcCluster {
+pub(crate) struct ProcCluster {
     dir: tempfile::TempDir,
-    meta: Proc,
+    pub(crate) meta: Proc,
     replicas: Vec<Option<Proc>>,
     addrs: Vec<String>,
 }
 
 impl ProcCluster {
-    fn start(n: usize) -> ProcCluster {
+    pub(crate) fn start(n: usize) -> ProcCluster {
         let dir = tempfile::tempdir().unwrap();
         let meta = start_meta(dir.path(), "127.0.0.1:0");
         let mut c = ProcCluster {
@@ -37,11 +37,11 @@ impl ProcCluster {
         c
     }
 
-    fn meta(&self) -> &str {
+    pub(crate) fn meta(&self) -> &str {
         &self.meta.addr
     }
 
-    fn add_replica(&mut self) -> String {
+    pub(crate) fn add_replica(&mut self) -> String {
         let i = self.replicas.len() + 1;
         let p = start_replica(self.dir.path(), i, &self.meta.addr);
         let addr = p.addr.clone();
@@ -51,7 +51,7 @@ impl ProcCluster {
         addr
     }
 
-    fn stop(&mut self, addr: &str) {
+    pub(crate) fn stop(&mut self, addr: &str) {
         let i = self.addrs.iter().position(|a| a == addr).unwrap();
         self.replicas[i].take().expect("running").kill();
     }
@@ -63,11 +63,11 @@ impl ProcCluster {
     }
 
     /// Runs `script` through `shell --meta ... < script`.
-    fn script(&self, script: &str) -> Run {
+    pub(crate) fn script(&self, script: &str) -> Run {
         shell(&["--meta", &self.meta.addr], Some(script))
     }
 
-    fn json(&self, command: &str) -> Value {
+    pub(crate) fn json(&self, command: &str) -> Value {
         shell(&["--meta", &self.meta.addr, "-e", command], None).json()
     }
 

@@ -6,6 +6,7 @@ mod util;
 
 mod binaries;
 mod completions;
+mod data;
 mod golden;
 mod meta_api;
 mod pty;

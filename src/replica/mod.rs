@@ -237,17 +237,25 @@ impl Replica {
         }
     }
 
-    /// The beacon's report: every recorded replica with its size on disk.
+    /// The beacon's report: every recorded replica with its size on disk. A replica
+    /// whose data is incomplete (and is not being learned) is left out, so the meta
+    /// server sees a member that lost its replica and takes it out of the
+    /// configuration.
     pub fn reports(&self) -> Vec<pb::ReplicaReport> {
         let mut reports = self.record().reports();
         let parts = lock(&self.partitions);
-        for r in &mut reports {
+        reports.retain_mut(|r| {
             let gpid = Gpid {
                 app_id: r.app_id,
                 pidx: r.pidx,
             };
-            r.disk_bytes = parts.get(&gpid).map_or(0, |p| p.disk_usage());
-        }
+            let Some(part) = parts.get(&gpid) else {
+                return true;
+            };
+            r.disk_bytes = part.disk_usage();
+            let st = part.state();
+            st.loaded || st.view.role == ReplicaRole::Learner
+        });
         reports
     }
 

@@ -106,7 +106,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Partition {
     /// Opens (creating if needed) the replica in `dir`, recovering its store and log.
     pub fn open(gpid: Gpid, dir: &Path, view: View) -> Result<Partition> {
-        let store = ReplicaStore::open(dir)?;
+        let store = match ReplicaStore::open(dir) {
+            Ok(store) => store,
+            Err(e) => {
+                // A store that cannot be opened (e.g. killed while being created) holds
+                // nothing to trust: start empty, marked as needing to learn.
+                tracing::error!(%gpid, "replica store unreadable, starting over empty: {e}");
+                std::fs::create_dir_all(dir)?;
+                std::fs::File::create(dir.join(MARKER))?.sync_all()?;
+                for f in ["data.redb", "prepare.log"] {
+                    let _ = std::fs::remove_file(dir.join(f));
+                }
+                ReplicaStore::open(dir)?
+            }
+        };
         let log = PrepareLog::open(dir)?;
         let applied = store.last_applied()?;
         let loaded = !dir.join(MARKER).exists();
@@ -210,6 +223,12 @@ impl PartitionState {
                 "stale ballot {ballot}: this replica has seen {}",
                 self.view.ballot
             )));
+        }
+        if !self.loaded && self.view.role != ReplicaRole::Learner {
+            // Its data is incomplete: acknowledging would count it as holding entries.
+            return Err(Error::Refused(
+                "this replica's data is incomplete: it must learn again".into(),
+            ));
         }
         if ballot > self.view.ballot || self.view.role == ReplicaRole::Primary {
             let role = match self.view.role {

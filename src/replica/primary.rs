@@ -135,6 +135,12 @@ async fn run(replica: Arc<Replica>, part: Arc<Partition>, mut rx: mpsc::Receiver
 
 /// Re-stamps and re-prepares the uncommitted entries, then commits them.
 async fn take_over(replica: &Arc<Replica>, part: &Arc<Partition>) -> Result<()> {
+    if !part.state().loaded {
+        return Err(Error::Refused(format!(
+            "{}: this replica's data is incomplete; it cannot be primary",
+            part.gpid
+        )));
+    }
     part.with_state(|st| st.restamp_uncommitted()).await??;
     let last = replicate(replica, part).await?;
     part.with_state(move |st| st.commit(last)).await?

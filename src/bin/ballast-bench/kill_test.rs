@@ -49,6 +49,13 @@ pub struct KillTestArgs {
     seed: Option<u64>,
 }
 
+impl KillTestArgs {
+    /// How long the killer runs.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+}
+
 #[derive(Default)]
 struct Tally {
     next_id: AtomicU64,
@@ -127,10 +134,13 @@ async fn writer(data: Arc<DataClient>, tally: Arc<Tally>) {
 async fn reader(data: Arc<DataClient>, tally: Arc<Tally>, which: usize, of: usize) {
     while !tally.stop.load(Ordering::Relaxed) {
         let ids: Vec<u64> = tally.acked.lock().expect("acked").clone();
-        if ids.is_empty() {
+        let mine: Vec<u64> = ids.into_iter().skip(which).step_by(of).collect();
+        if mine.is_empty() {
+            // Nothing to check yet: wait rather than spin (a spinning task would hold
+            // a worker thread).
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        for id in ids.into_iter().skip(which).step_by(of) {
+        for id in mine {
             if tally.stop.load(Ordering::Relaxed) {
                 return;
             }
@@ -297,9 +307,27 @@ pub async fn run(args: KillTestArgs) -> Result<bool> {
     }
     if let Some(f) = &failure {
         eprintln!("kill-test: {f}");
+        // Leave the evidence: the table as the meta server sees it, and the logs.
+        if let Ok(parts) = ops::partitions(&meta, TABLE).await {
+            for p in parts {
+                eprintln!(
+                    "kill-test: partition {} ballot {} primary {:?} secondaries {:?} last_drops {:?}",
+                    p.pidx, p.ballot, p.primary, p.secondaries, p.last_drops
+                );
+            }
+        }
+        if let Ok(nodes) = meta.list_nodes(pb::NodeStatus::Unspecified).await {
+            for n in nodes {
+                eprintln!("kill-test: node {} status {}", n.address, n.status);
+            }
+        }
+        eprintln!("kill-test: logs kept in {}", dir.path().display());
     }
     let passed = failure.is_none() && lost.is_empty() && wrong.is_empty() && unverified == 0;
     drop(cluster);
+    if !passed {
+        let _ = dir.keep();
+    }
     println!(
         "kill-test {}: writes acknowledged {}, reads checked {}, kills {}, scale-outs {}, scale-ins {}, partition kills {}, write retries {}, unverified {unverified}, wrong {}, lost = {}",
         if passed { "passed" } else { "FAILED" },

@@ -41,7 +41,17 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Bench::KillTest(args) => kill_test::run(args).await,
+            Bench::KillTest(args) => {
+                // A hang is a failure too: give up well after the run should have ended.
+                let limit = args.duration() + std::time::Duration::from_secs(300);
+                match tokio::time::timeout(limit, kill_test::run(args)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        println!("kill-test FAILED: did not finish within {limit:?}");
+                        Ok(false)
+                    }
+                }
+            }
             Bench::Load(args) => load::run(args).await.map(|()| true),
         }
     });

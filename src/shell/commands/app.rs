@@ -199,7 +199,18 @@ mod tests {
                 ],
             }),
             alive_nodes: vec!["h:1".into(), "h:2".into(), "h:3".into()],
-            replica_disks: vec![],
+            replica_disks: vec![
+                pb::ReplicaDisk {
+                    pidx: 0,
+                    node: "h:1".into(),
+                    disk_bytes: 2048,
+                },
+                pb::ReplicaDisk {
+                    pidx: 0,
+                    node: "h:3".into(),
+                    disk_bytes: 1024,
+                },
+            ],
         }
     }
 
@@ -212,7 +223,11 @@ mod tests {
             .unwrap()
             .split_whitespace()
             .collect();
-        assert_eq!(row, ["0", "3", "3/3", "h:1", "[h:3,h:2]"]);
+        assert_eq!(
+            row,
+            ["0", "3", "3/3", "h:1", "[h:3,h:2]", "2.0KB"],
+            "disk_usage is the primary's replica"
+        );
         let row1: Vec<&str> = text
             .lines()
             .find(|l| l.starts_with("1 "))
@@ -221,7 +236,7 @@ mod tests {
             .collect();
         assert_eq!(
             row1,
-            ["1", "3", "1/3", "-", "[h:1,h:4]"],
+            ["1", "3", "1/3", "-", "[h:1,h:4]", "0B"],
             "dead h:4 does not count"
         );
     }
@@ -238,7 +253,7 @@ mod tests {
         );
         assert_eq!(
             json["nodes"][0],
-            json!({"node": "h:1", "primary": 1, "secondary": 1, "total": 2})
+            json!({"node": "h:1", "primary": 1, "secondary": 1, "total": 2, "disk_usage": 2048})
         );
         assert_eq!(json["healthy"]["read_unhealthy_partition_count"], 1);
         assert!(report(&reply(), false).to_json().get("replicas").is_none());

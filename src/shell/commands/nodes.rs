@@ -137,11 +137,12 @@ mod tests {
                 "status",
                 "replica_count",
                 "primary_count",
-                "secondary_count"
+                "secondary_count",
+                "disk_usage"
             ]
         );
         let row: Vec<&str> = lines[2].split_whitespace().collect();
-        assert_eq!(row, ["127.0.0.1:34801", "ALIVE", "24", "8", "16"]);
+        assert_eq!(row, ["127.0.0.1:34801", "ALIVE", "24", "8", "16", "0B"]);
         assert!(text.contains("unalive_node_count  : 1"));
         let json = report(&nodes, true).to_json();
         assert_eq!(json["details"][0]["replica_count"], 24);

@@ -1,0 +1,206 @@
+//! The data plane end to end, through real `meta-server` and `replica-server` processes:
+//! acknowledged writes survive the loss of a primary, a new node learns its replicas'
+//! data (it serves them once made primary), a primary whose lease ran out stops
+//! serving, and a short `ballast-bench kill-test` loses nothing.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ballast::client::{DataClient, MetaClient};
+use ballast::pb;
+
+use crate::scale::ProcCluster;
+use crate::util::wait_node_status;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_ballast-bench");
+
+/// (pidx, primary, secondaries) of every partition of `app`.
+fn configs(c: &ProcCluster, app: &str) -> Vec<(u64, String, Vec<String>)> {
+    let json = c.json(&format!("app {app} -d -j"));
+    json["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let secondaries = r["secondaries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap().to_string())
+                .collect();
+            (
+                r["pidx"].as_u64().unwrap(),
+                r["primary"].as_str().unwrap_or_default().to_string(),
+                secondaries,
+            )
+        })
+        .collect()
+}
+
+fn assert_all_readable(c: &ProcCluster, n: usize) {
+    let gets: String = (0..n).map(|i| format!("get k{i} s\n")).collect();
+    let run = c.script(&format!("use t\n{gets}"));
+    let out = run.ok();
+    let lines: Vec<&str> = out.lines().skip(1).collect();
+    assert_eq!(lines.len(), n, "{out}");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(*line, format!("\"v{i}\""), "key k{i}");
+    }
+}
+
+#[test]
+fn acknowledged_writes_survive_failover_and_learned_replicas_serve_them() {
+    // Four nodes, so that losing one leaves enough ALIVE not to freeze.
+    let mut c = ProcCluster::start(4);
+    c.script("create t -p 4 -r 3\nwait healthy --timeout 30\n").ok();
+    let sets: String = (0..60).map(|i| format!("set k{i} s v{i}\n")).collect();
+    c.script(&format!("use t\n{sets}")).ok();
+    // Lose the primary of partition 0: a secondary takes over with every write.
+    let victim = configs(&c, "t")[0].1.clone();
+    c.stop(&victim);
+    wait_node_status(c.meta(), &victim, "UNALIVE", Duration::from_secs(15));
+    assert_all_readable(&c, 60);
+    // The lost replicas are learned (snapshot + log) by the spare node; then a new node
+    // learns its share as the balancer copies replicas to it.
+    c.script(
+        "remote_command -t meta-server meta.lb.assign_delay_ms 10\n\
+         wait healthy --timeout 60\n",
+    )
+    .ok();
+    let new = c.add_replica();
+    c.script("set_meta_level lively\nwait balanced --timeout 60\n")
+        .ok();
+    let run = c.script(&format!(
+        "remote_command -l {new} nfs.max_copy_rate_megabytes_per_disk 100\n\
+         remote_command -l {new} server-info\n"
+    ));
+    let out = run.ok();
+    assert!(out.contains("\"max_copy_rate_megabytes_per_disk\": 100"), "{out}");
+    let learned: u64 = out
+        .split("\"last_learned_bytes\": ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(learned > 0, "the new node learned data: {out}");
+    // Make the new node primary wherever it holds a replica: its data must be whole.
+    // (At steady, so the balancer does not even the primaries out again.)
+    c.script("set_meta_level steady\n").ok();
+    let app_id = c.json("app t -j")["general"]["app_id"].as_u64().unwrap();
+    let mut moved = 0;
+    for (pidx, primary, secondaries) in configs(&c, "t") {
+        if secondaries.contains(&new) {
+            c.script(&format!(
+                "balance -g {app_id}.{pidx} -p move_pri -f {primary} -t {new}\n"
+            ))
+            .ok();
+            moved += 1;
+        }
+    }
+    assert!(moved > 0, "the new node received replicas");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while configs(&c, "t").iter().filter(|p| p.1 == new).count() < moved {
+        assert!(Instant::now() < deadline, "primaries did not move to {new}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_all_readable(&c, 60);
+    let nodes = c.json("nodes -d -j");
+    let row = nodes["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["address"] == new.as_str())
+        .unwrap()
+        .clone();
+    assert!(row["disk_usage"].as_u64().unwrap() > 0, "{row}");
+}
+
+#[test]
+fn a_primary_whose_lease_ran_out_stops_serving() {
+    let mut c = ProcCluster::start(3);
+    c.script("create t -p 1 -r 3\nwait healthy --timeout 30\nuse t\nset k s v\n")
+        .ok();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _context = rt.enter();
+    let meta = MetaClient::new(&[c.meta().to_string()], Duration::from_secs(2)).unwrap();
+    let data = DataClient::new(meta, Duration::from_millis(300));
+    let found = rt.block_on(data.get("t", b"k", &[b"s".to_vec()])).unwrap();
+    assert_eq!(found[0].value, b"v", "serves with a lease");
+    let app_id = c.json("app t -j")["general"]["app_id"].as_u64().unwrap() as u32;
+    let primary = configs(&c, "t")[0].1.clone();
+    // Without the meta server no beacon is acknowledged: the lease (800 ms) runs out.
+    c.meta.kill();
+    let channel = ballast::client::channel(&primary, Duration::from_secs(1)).unwrap();
+    let mut direct = pb::replica_client::ReplicaClient::new(channel);
+    let request = pb::ReadRequest {
+        app_id,
+        pidx: 0,
+        hash_key: b"k".to_vec(),
+        sort_keys: vec![b"s".to_vec()],
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        match rt.block_on(direct.read(request.clone())) {
+            Err(status) if status.message().contains("lease") => break status,
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "the primary kept serving");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(refused.message().contains("lease of this node ran out"), "{refused:?}");
+}
+
+#[test]
+fn a_short_kill_test_loses_nothing() {
+    let child = Command::new(BENCH)
+        .args(["kill-test", "--duration", "8s", "--seed", "42"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // The bench gives itself a deadline; this one catches a bench that hangs anyway.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(240)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("kill-test did not finish within 240 s");
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stdout.lines().last().unwrap_or_default().to_string();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(last.starts_with("kill-test passed:"), "{last}");
+    assert!(last.ends_with("lost = 0"), "{last}");
+    let count = |label: &str| -> u64 {
+        let at = last.find(label).unwrap() + label.len();
+        last[at..]
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(count("writes acknowledged") > 0, "{last}");
+    assert!(count("kills") + count("scale-outs") + count("scale-ins") > 0, "{last}");
+}
+
+#[test]
+fn kill_test_rejects_a_bad_duration() {
+    let out = Command::new(BENCH)
+        .args(["kill-test", "--duration", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
+}
