@@ -52,7 +52,8 @@ fn assert_all_readable(c: &ProcCluster, n: usize) {
 fn acknowledged_writes_survive_failover_and_learned_replicas_serve_them() {
     // Four nodes, so that losing one leaves enough ALIVE not to freeze.
     let mut c = ProcCluster::start(4);
-    c.script("create t -p 4 -r 3\nwait healthy --timeout 30\n").ok();
+    c.script("create t -p 4 -r 3\nwait healthy --timeout 30\n")
+        .ok();
     let sets: String = (0..60).map(|i| format!("set k{i} s v{i}\n")).collect();
     c.script(&format!("use t\n{sets}")).ok();
     // Lose the primary of partition 0: a secondary takes over with every write.
@@ -75,7 +76,10 @@ fn acknowledged_writes_survive_failover_and_learned_replicas_serve_them() {
          remote_command -l {new} server-info\n"
     ));
     let out = run.ok();
-    assert!(out.contains("\"max_copy_rate_megabytes_per_disk\": 100"), "{out}");
+    assert!(
+        out.contains("\"max_copy_rate_megabytes_per_disk\": 100"),
+        "{out}"
+    );
     let learned: u64 = out
         .split("\"last_learned_bytes\": ")
         .nth(1)
@@ -151,7 +155,10 @@ fn a_primary_whose_lease_ran_out_stops_serving() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
-    assert!(refused.message().contains("lease of this node ran out"), "{refused:?}");
+    assert!(
+        refused.message().contains("lease of this node ran out"),
+        "{refused:?}"
+    );
 }
 
 #[test]
@@ -192,7 +199,10 @@ fn a_short_kill_test_loses_nothing() {
             .unwrap()
     };
     assert!(count("writes acknowledged") > 0, "{last}");
-    assert!(count("kills") + count("scale-outs") + count("scale-ins") > 0, "{last}");
+    assert!(
+        count("kills") + count("scale-outs") + count("scale-ins") > 0,
+        "{last}"
+    );
 }
 
 #[test]

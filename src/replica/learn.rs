@@ -171,7 +171,11 @@ async fn learn_once(replica: &Arc<Replica>, part: &Arc<Partition>) -> Result<()>
         let st = part.state();
         (st.view.primary.clone(), st.view.ballot)
     };
-    let primary = primary.ok_or_else(|| Error::Unavailable("no primary to learn from".into()))?;
+    let primary = primary.ok_or_else(|| {
+        Error::Unavailable(format!(
+            "no primary to learn from (configuration ballot {ballot})"
+        ))
+    })?;
     let started = Instant::now();
     part.with_state(|st| -> Result<()> {
         st.loaded = false;

@@ -193,7 +193,9 @@ impl Replica {
             };
             let role = {
                 let mut st = part.state();
-                st.adopt(view);
+                if !st.adopt(view.clone()) {
+                    tracing::debug!(%gpid, held = st.view.ballot, assigned = view.ballot, "older assignment ignored");
+                }
                 st.view.role
             };
             match role {

@@ -111,6 +111,11 @@ impl MetaState {
         self.store.apply(&ops)?;
         let now = now_ms();
         for (gpid, config) in changed {
+            if config.primary.is_none() {
+                // A learner cannot learn without a primary, and cure does not promote
+                // one while an action is in flight: give the action up.
+                self.inflight.remove(&gpid);
+            }
             if let Some(app) = self.apps.get_mut(&gpid.app_id) {
                 app.partitions[gpid.pidx as usize] = config;
             }
@@ -161,6 +166,9 @@ impl MetaState {
                 true
             })? {
                 self.last_drop_ms.insert(gpid, now_ms());
+                if self.partition(gpid)?.primary.is_none() {
+                    self.inflight.remove(&gpid);
+                }
             }
         }
         Ok(())

@@ -277,6 +277,41 @@ fn upgrade_learners(state: &mut MetaState) {
 }
 
 #[test]
+fn a_learner_whose_primary_dies_is_given_up_so_cure_can_promote() {
+    let (mut state, now) = fast_state();
+    let addrs = join(&mut state, 4, now);
+    state.create_app("t", 1, 3, false, BTreeMap::new()).unwrap();
+    state.set_level(MetaLevel::Lively);
+    state.settings_mut().assign_delay_ms = 0;
+    let gpid = Gpid { app_id: 1, pidx: 0 };
+    let config = state.partition(gpid).unwrap().clone();
+    let primary = config.primary.clone().unwrap();
+    let victim = config.secondaries[0].clone();
+    state
+        .update_partition(
+            gpid,
+            config.ballot,
+            &primary,
+            PrimaryRequest::Remove(victim),
+        )
+        .unwrap();
+    beacon_assigned(&mut state, &addrs, now);
+    state.round(now).unwrap();
+    assert_eq!(state.actions_in_flight(), 1, "a learner is added");
+    let later = now + state.config().grace + Duration::from_millis(1);
+    let others: Vec<String> = addrs.iter().filter(|a| **a != primary).cloned().collect();
+    beacon_assigned(&mut state, &others, later);
+    state.check_nodes(later).unwrap();
+    assert_eq!(state.partition(gpid).unwrap().primary, None);
+    assert_eq!(state.actions_in_flight(), 0, "no primary to learn from");
+    state.round(later).unwrap();
+    assert!(
+        state.partition(gpid).unwrap().primary.is_some(),
+        "cure promotes a secondary"
+    );
+}
+
+#[test]
 fn primary_requests_are_compare_and_set_on_the_ballot_and_only_from_the_primary() {
     let (mut state, now) = fast_state();
     join(&mut state, 3, now);
