@@ -7,11 +7,14 @@
 //!   Tables and partition configurations are durable (written through a
 //!   [`meta::store::MetaStore`] before a change is acknowledged); the meta level and
 //!   runtime settings are not, as in Pegasus.
-//! - **Replica servers** ([`replica`]) hold replicas. They learn their assignments from
-//!   beacon replies, keep a record of them on disk, and stop serving when their lease
-//!   (renewed by acknowledged beacons) runs out.
+//! - **Replica servers** ([`replica`]) hold replicas: each a redb store and a durable
+//!   prepare log, replicated with PacificA (the primary orders, logs and prepares writes;
+//!   it commits when every secondary has logged them; new replicas learn a snapshot and
+//!   the log after it). They learn their assignments from beacon replies and stop serving
+//!   when their lease (renewed by acknowledged beacons) runs out.
 //! - The **admin shell** ([`shell`]) is a REPL and a script runner over gRPC
-//!   ([`client`]), with Pegasus's verbs, flags and output columns.
+//!   ([`client`]: the meta client and the partition-routing data client), with Pegasus's
+//!   verbs, flags and output columns.
 //! - [`local`] runs a whole cluster in-process for `shell --local`.
 //!
 //! # Layout
