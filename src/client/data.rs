@@ -60,16 +60,6 @@ impl DataClient {
         }
     }
 
-    /// Each operation's time budget.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    /// Changes each operation's time budget.
-    pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
-    }
-
     async fn route(&self, table: &str, refresh: bool) -> Result<Route> {
         if !refresh && let Some(r) = self.routes.lock().expect("routes").get(table) {
             return Ok(r.clone());

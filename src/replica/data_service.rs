@@ -111,17 +111,17 @@ impl pb::replica_server::Replica for DataService {
         let r = req.into_inner();
         let part = self.serving(r.app_id, r.pidx)?;
         let records = part
-            .with_state(move |st| -> Result<Vec<pb::Record>> {
+            .read_store(move |store| {
                 let now = now_secs();
                 let mut out = Vec::new();
                 for sk in r.sort_keys {
-                    if let Some((value, expire_ts)) = st.store.get(&r.hash_key, &sk, now)? {
+                    if let Some((value, expire_ts)) = store.get(&r.hash_key, &sk, now)? {
                         out.push(record(&r.hash_key, (sk, value, expire_ts)));
                     }
                 }
                 Ok(out)
             })
-            .await??;
+            .await?;
         Ok(Response::new(pb::ReadReply { records }))
     }
 
@@ -136,7 +136,7 @@ impl pb::replica_server::Replica for DataService {
             n => n.min(PAGE),
         };
         let records = part
-            .with_state(move |st| -> Result<Vec<pb::Record>> {
+            .read_store(move |store| -> Result<Vec<pb::Record>> {
                 let now = now_secs();
                 if r.by_hash_key {
                     let start = r.after.as_ref().map_or(r.start_sort_key.clone(), |a| {
@@ -144,7 +144,7 @@ impl pb::replica_server::Replica for DataService {
                         next.push(0);
                         next
                     });
-                    let found = st.store.scan_hash_key(
+                    let found = store.scan_hash_key(
                         &r.hash_key,
                         &start,
                         &r.stop_sort_key,
@@ -157,11 +157,11 @@ impl pb::replica_server::Replica for DataService {
                         Some(a) => crate::data::encode_key(&a.hash_key, &a.sort_key)?,
                         None => Vec::new(),
                     };
-                    let found = st.store.scan_all(&after, limit + 1, now)?;
+                    let found = store.scan_all(&after, limit + 1, now)?;
                     Ok(found.into_iter().map(|(hk, x)| record(&hk, x)).collect())
                 }
             })
-            .await??;
+            .await?;
         let more = records.len() > limit;
         let records = records.into_iter().take(limit).collect();
         Ok(Response::new(pb::ScanReply { records, more }))
@@ -174,15 +174,15 @@ impl pb::replica_server::Replica for DataService {
         let r = req.into_inner();
         let part = self.serving(r.app_id, r.pidx)?;
         let count = part
-            .with_state(move |st| -> Result<u64> {
+            .read_store(move |store| {
                 if !r.precise {
-                    return st.store.estimate_count();
+                    return store.estimate_count();
                 }
                 let now = now_secs();
                 let mut after = Vec::new();
                 let mut count = 0;
                 loop {
-                    let page = st.store.scan_all(&after, 10_000, now)?;
+                    let page = store.scan_all(&after, 10_000, now)?;
                     let Some((hk, (sk, _, _))) = page.last() else {
                         return Ok(count);
                     };
@@ -190,7 +190,7 @@ impl pb::replica_server::Replica for DataService {
                     count += page.len() as u64;
                 }
             })
-            .await??;
+            .await?;
         Ok(Response::new(pb::CountReply { count }))
     }
 

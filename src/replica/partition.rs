@@ -67,8 +67,9 @@ impl View {
 
 /// The mutable part of a replica.
 pub struct PartitionState {
-    /// The data.
-    pub store: ReplicaStore,
+    /// The data (shared, so reads run without holding the state's lock: each read is
+    /// its own consistent store transaction).
+    pub store: Arc<ReplicaStore>,
     /// The prepare log.
     pub log: PrepareLog,
     /// The configuration as this replica knows it.
@@ -91,7 +92,6 @@ pub struct PartitionState {
 pub struct Partition {
     /// The partition.
     pub gpid: Gpid,
-    dir: PathBuf,
     state: Mutex<PartitionState>,
     /// The primary's write queue, while its pipeline runs.
     pub(crate) queue: Mutex<Option<mpsc::Sender<Job>>>,
@@ -121,6 +121,7 @@ impl Partition {
             }
         };
         let log = PrepareLog::open(dir)?;
+        let store = Arc::new(store);
         let applied = store.last_applied()?;
         let loaded = !dir.join(MARKER).exists();
         let state = PartitionState {
@@ -137,16 +138,10 @@ impl Partition {
         };
         Ok(Partition {
             gpid,
-            dir: dir.to_path_buf(),
             state: Mutex::new(state),
             queue: Mutex::new(None),
             learning: AtomicBool::new(false),
         })
-    }
-
-    /// The replica's directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Locks the state (for short, non-blocking work).
@@ -163,6 +158,18 @@ impl Partition {
         tokio::task::spawn_blocking(move || f(&mut me.state()))
             .await
             .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))
+    }
+
+    /// Runs a read on the store on the blocking pool, without holding the state's lock
+    /// (a long scan must not hold up prepares or the beacon).
+    pub async fn read_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReplicaStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = self.state().store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
     }
 
     /// The replica's size on disk (store and log), in bytes.

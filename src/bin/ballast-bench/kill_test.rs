@@ -222,20 +222,9 @@ async fn kill_partition(meta: &MetaClient, dice: &mut Dice, moves: &mut Moves) -
 /// Runs the kill test; returns whether it passed.
 pub async fn run(args: KillTestArgs) -> Result<bool> {
     let dir = tempfile::Builder::new().prefix("kill-test").tempdir()?;
-    let mut cluster = if args.meta.is_empty() {
-        Some(ProcCluster::start(dir.path(), args.nodes, &[])?)
-    } else {
-        None
-    };
-    let addrs = match &cluster {
-        Some(c) => vec![c.meta_addr().to_string()],
-        None => args.meta.clone(),
-    };
-    let meta = MetaClient::new(&addrs, Duration::from_secs(5))?;
+    let (mut cluster, meta) =
+        ops::cluster_with_table(dir.path(), &args.meta, args.nodes, TABLE, 3).await?;
     let data = Arc::new(DataClient::new(meta.clone(), Duration::from_secs(5)));
-    if ops::partitions(&meta, TABLE).await.is_err() {
-        ops::create_table(&meta, TABLE, 8, 3).await?;
-    }
     ops::set_level(&meta, pb::MetaLevel::Lively).await?;
     let tally = Arc::new(Tally::default());
     let mut tasks = Vec::new();

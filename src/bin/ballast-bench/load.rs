@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use ballast::client::{DataClient, MetaClient};
+use ballast::client::DataClient;
 
 use crate::ops;
-use crate::procs::ProcCluster;
 
 const TABLE: &str = "load";
 
@@ -101,19 +100,9 @@ async fn phase(
 /// Runs the load benchmark and prints its report.
 pub async fn run(args: LoadArgs) -> Result<()> {
     let dir = tempfile::Builder::new().prefix("load").tempdir()?;
-    let cluster = if args.meta.is_empty() {
-        Some(ProcCluster::start(dir.path(), args.nodes, &[])?)
-    } else {
-        None
-    };
-    let addrs = match &cluster {
-        Some(c) => vec![c.meta_addr().to_string()],
-        None => args.meta.clone(),
-    };
-    let meta = MetaClient::new(&addrs, Duration::from_secs(5))?;
-    if ops::partitions(&meta, TABLE).await.is_err() {
-        ops::create_table(&meta, TABLE, 8, 3.min(args.nodes as u32)).await?;
-    }
+    let replicas = 3.min(args.nodes as u32);
+    let (cluster, meta) =
+        ops::cluster_with_table(dir.path(), &args.meta, args.nodes, TABLE, replicas).await?;
     let data = Arc::new(DataClient::new(meta, Duration::from_secs(5)));
     let value = Arc::new(vec![b'v'; args.value_size]);
     let none = Arc::new(vec![0; args.clients]);
@@ -139,8 +128,8 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     let secs = args.duration.as_secs_f64();
     let (b50, b99, b999) = ops::percentiles(&mut base);
     println!(
-        "load: {} clients, {}-byte values, {} replicas, {:?} per phase",
-        args.clients, args.value_size, 3, args.duration
+        "load: {} clients, {}-byte values, {replicas} replicas, {:?} per phase",
+        args.clients, args.value_size, args.duration
     );
     println!("op      ops        qps   p50_us   p99_us  p999_us  errors  p50/fsync_p50");
     for (name, lat, errors) in [

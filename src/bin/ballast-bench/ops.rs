@@ -7,6 +7,32 @@ use anyhow::{Result, bail};
 use ballast::client::{MetaClient, call_remote};
 use ballast::pb;
 
+/// The cluster a benchmark runs against: its own processes under `dir` (when `meta` is
+/// empty) or the cluster at `meta`; `table` (8 partitions, `replicas` replicas) is
+/// created unless it exists.
+pub async fn cluster_with_table(
+    dir: &std::path::Path,
+    meta: &[String],
+    nodes: usize,
+    table: &str,
+    replicas: u32,
+) -> Result<(Option<crate::procs::ProcCluster>, MetaClient)> {
+    let cluster = if meta.is_empty() {
+        Some(crate::procs::ProcCluster::start(dir, nodes, &[])?)
+    } else {
+        None
+    };
+    let addrs = match &cluster {
+        Some(c) => vec![c.meta_addr().to_string()],
+        None => meta.to_vec(),
+    };
+    let client = MetaClient::new(&addrs, Duration::from_secs(5))?;
+    if partitions(&client, table).await.is_err() {
+        create_table(&client, table, 8, replicas).await?;
+    }
+    Ok((cluster, client))
+}
+
 /// Whether every partition of `table` has a primary and all its replicas, all ALIVE.
 pub async fn healthy(meta: &MetaClient, table: &str) -> Result<bool> {
     let reply = meta.query_app(table).await?;
