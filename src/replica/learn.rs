@@ -29,6 +29,9 @@ use crate::replica::storage::StoreSnapshot;
 
 /// Snapshot chunks are about this big.
 const CHUNK_BYTES: usize = 1 << 20;
+/// A learner makes its load durable every this many bytes, so no one commit (made
+/// under the partition's lock) has to write back hundreds of MB at once.
+const DURABLE_LOAD_BYTES: u64 = 32 << 20;
 /// Pegasus's default `nfs.max_copy_rate_megabytes_per_disk`.
 pub const DEFAULT_COPY_RATE_MB: u64 = 500;
 /// The file whose presence marks an incomplete snapshot.
@@ -203,7 +206,14 @@ async fn learn_once(replica: &Arc<Replica>, part: &Arc<Partition>) -> Result<()>
         .into_inner();
     let mut decree = 0;
     let mut bytes = 0u64;
-    while let Some(chunk) = stream.message().await.map_err(Error::from)? {
+    let (mut waiting, mut loading) = (Duration::ZERO, Duration::ZERO);
+    loop {
+        let t = Instant::now();
+        let Some(chunk) = stream.message().await.map_err(Error::from)? else {
+            break;
+        };
+        waiting += t.elapsed();
+        let t = Instant::now();
         decree = chunk.snapshot_decree;
         let pairs: Vec<(Vec<u8>, Vec<u8>)> = chunk
             .records
@@ -215,20 +225,23 @@ async fn learn_once(replica: &Arc<Replica>, part: &Arc<Partition>) -> Result<()>
                 ))
             })
             .collect::<Result<_>>()?;
-        bytes += pairs
+        let chunk_bytes = pairs
             .iter()
             .map(|(k, v)| (k.len() + v.len()) as u64)
             .sum::<u64>();
+        let durable = (bytes + chunk_bytes) / DURABLE_LOAD_BYTES > bytes / DURABLE_LOAD_BYTES;
+        bytes += chunk_bytes;
         let entries = chunk.entries;
         let committed = chunk.committed_decree;
         part.with_state(move |st| -> Result<()> {
-            st.store.load_raw(&pairs)?;
+            st.store.load_raw(&pairs, durable)?;
             let fresh: Vec<pb::LogEntry> = entries.into_iter().filter(|e| !st.log.has(e)).collect();
             st.log.append(&fresh)?;
             st.committed = st.committed.max(committed);
             Ok(())
         })
         .await??;
+        loading += t.elapsed();
     }
     part.with_state(move |st| -> Result<()> {
         st.store.apply(decree, &[], true)?;
@@ -246,19 +259,19 @@ async fn learn_once(replica: &Arc<Replica>, part: &Arc<Partition>) -> Result<()>
         st.apply_committed()
     })
     .await??;
-    tracing::info!(gpid = %part.gpid, decree, bytes, elapsed = ?started.elapsed(), "snapshot learned");
+    tracing::info!(gpid = %part.gpid, decree, bytes, ?waiting, ?loading, elapsed = ?started.elapsed(), "snapshot learned");
     let done = pb::LearnCompletedRequest {
         app_id: part.gpid.app_id,
         pidx: part.gpid.pidx,
         ballot,
         learner: me,
     };
+    replica.record_learned(bytes, started.elapsed());
     replica
         .peer(&primary)?
         .learn_completed(done)
         .await
         .map_err(Error::from)?;
-    replica.record_learned(bytes, started.elapsed());
     Ok(())
 }
 

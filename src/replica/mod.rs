@@ -254,9 +254,9 @@ impl Replica {
             let Some(part) = parts.get(&gpid) else {
                 return true;
             };
-            r.disk_bytes = part.disk_usage();
-            let st = part.state();
-            st.loaded || st.view.role == ReplicaRole::Learner
+            let (reportable, disk_bytes) = part.report();
+            r.disk_bytes = disk_bytes;
+            reportable
         });
         reports
     }

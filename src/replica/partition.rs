@@ -97,6 +97,9 @@ pub struct Partition {
     pub(crate) queue: Mutex<Option<mpsc::Sender<Job>>>,
     /// Whether a learning task runs.
     pub(crate) learning: AtomicBool,
+    /// What the beacon last reported: (whether the replica is reportable, its bytes on
+    /// disk). Used when the state is locked, so a beacon never waits on store I/O.
+    last_report: Mutex<(bool, u64)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -136,11 +139,13 @@ impl Partition {
             learners: BTreeSet::new(),
             dir: dir.to_path_buf(),
         };
+        let report = state.report();
         Ok(Partition {
             gpid,
             state: Mutex::new(state),
             queue: Mutex::new(None),
             learning: AtomicBool::new(false),
+            last_report: Mutex::new(report),
         })
     }
 
@@ -172,14 +177,30 @@ impl Partition {
             .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
     }
 
-    /// The replica's size on disk (store and log), in bytes.
-    pub fn disk_usage(&self) -> u64 {
-        let st = self.state();
-        st.store.disk_usage() + st.log.bytes()
+    /// For the beacon: whether the replica holds data to report (its store is loaded,
+    /// or it is a learner), and its size on disk (store and log). When the state is
+    /// locked — a store transaction or fsync in progress — the last answer is given
+    /// instead of waiting: the beacon must never be held up by I/O.
+    pub fn report(&self) -> (bool, u64) {
+        let fresh = match self.state.try_lock() {
+            Ok(st) => Some(st.report()),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner().report()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        let mut last = lock(&self.last_report);
+        if let Some(fresh) = fresh {
+            *last = fresh;
+        }
+        *last
     }
 }
 
 impl PartitionState {
+    fn report(&self) -> (bool, u64) {
+        let reportable = self.loaded || self.view.role == ReplicaRole::Learner;
+        (reportable, self.store.disk_usage() + self.log.bytes())
+    }
+
     /// Takes a newer view of the configuration (from the meta server or a prepare);
     /// an older one is ignored. Returns whether it was taken.
     pub fn adopt(&mut self, view: View) -> bool {
@@ -446,5 +467,25 @@ mod tests {
         for k in ["k0", "k4", "unc"] {
             assert!(value(&st, k).is_some(), "{k}");
         }
+    }
+
+    #[test]
+    fn the_beacon_report_never_waits_for_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let gpid = Gpid { app_id: 1, pidx: 0 };
+        let p = Partition::open(gpid, dir.path(), view(1, ReplicaRole::Primary)).unwrap();
+        let (reportable, before) = p.report();
+        assert!(reportable);
+        {
+            let mut st = p.state();
+            let d = st.prepare_local(put(0, 0, "k", "v").mutations).unwrap();
+            st.commit(d).unwrap();
+            // Locked (as during a long store transaction): the last report is given.
+            assert_eq!(p.report(), (true, before));
+            st.loaded = false;
+        }
+        let (reportable, after) = p.report();
+        assert!(!reportable, "an unloaded non-learner is not reported");
+        assert!(after >= before, "{after} < {before}");
     }
 }

@@ -168,11 +168,15 @@ impl ReplicaStore {
         Ok(StoreSnapshot { records, decree })
     }
 
-    /// Loads raw pairs from a snapshot chunk (not durable; [`ReplicaStore::apply`] with
-    /// `durable` at the snapshot's decree seals the load).
-    pub fn load_raw(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
+    /// Loads raw pairs from a snapshot chunk. Durable or not, a load is not valid data
+    /// until [`ReplicaStore::apply`] with `durable` at the snapshot's decree seals it
+    /// (the learner's marker file says so meanwhile); a durable load bounds how much the
+    /// sealing commit, or the next durable one, must write.
+    pub fn load_raw(&self, pairs: &[(Vec<u8>, Vec<u8>)], durable: bool) -> Result<()> {
         let mut tx = self.db.begin_write().map_err(storage)?;
-        tx.set_durability(Durability::None).map_err(storage)?;
+        if !durable {
+            tx.set_durability(Durability::None).map_err(storage)?;
+        }
         {
             let mut records = tx.open_table(RECORDS).map_err(storage)?;
             for (k, v) in pairs {
