@@ -3,10 +3,14 @@
 //!
 //! - `kill-test`: no acknowledged write lost while nodes are killed and the cluster
 //!   scales out and in ([`kill_test`]);
-//! - `load`: set/get throughput and latency percentiles with N clients ([`load`]).
+//! - `load`: set/get throughput and latency percentiles with N clients ([`load`]);
+//! - `learn`: how fast a new replica copies a few hundred MB, beside `dd` ([`learn`]);
+//! - `move-pri`: the longest write stall while a primary moves ([`move_pri`]).
 
 mod kill_test;
+mod learn;
 mod load;
+mod move_pri;
 mod ops;
 mod procs;
 
@@ -28,6 +32,10 @@ enum Bench {
     KillTest(kill_test::KillTestArgs),
     /// Set/get load: QPS and latency percentiles, against an fsync baseline.
     Load(load::LoadArgs),
+    /// Copy speed of a new replica (learning), against dd's sequential write speed.
+    Learn(learn::LearnArgs),
+    /// Longest window in which writes to a partition fail or stall while its primary moves.
+    MovePri(move_pri::MovePriArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +61,8 @@ fn main() -> ExitCode {
                 }
             }
             Bench::Load(args) => load::run(args).await.map(|()| true),
+            Bench::Learn(args) => learn::run(args).await.map(|()| true),
+            Bench::MovePri(args) => move_pri::run(args).await,
         }
     });
     match outcome {

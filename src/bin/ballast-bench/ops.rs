@@ -3,19 +3,19 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use ballast::client::{MetaClient, call_remote};
 use ballast::pb;
 
 /// The cluster a benchmark runs against: its own processes under `dir` (when `meta` is
-/// empty) or the cluster at `meta`; `table` (8 partitions, `replicas` replicas) is
-/// created unless it exists.
+/// empty) or the cluster at `meta`; `table` (`partitions` partitions, `replicas`
+/// replicas) is created unless it exists.
 pub async fn cluster_with_table(
     dir: &std::path::Path,
     meta: &[String],
     nodes: usize,
     table: &str,
-    replicas: u32,
+    (partitions_n, replicas): (u32, u32),
 ) -> Result<(Option<crate::procs::ProcCluster>, MetaClient)> {
     let cluster = if meta.is_empty() {
         Some(crate::procs::ProcCluster::start(dir, nodes, &[])?)
@@ -28,7 +28,7 @@ pub async fn cluster_with_table(
     };
     let client = MetaClient::new(&addrs, Duration::from_secs(5))?;
     if partitions(&client, table).await.is_err() {
-        create_table(&client, table, 8, replicas).await?;
+        create_table(&client, table, partitions_n, replicas).await?;
     }
     Ok((cluster, client))
 }
@@ -60,6 +60,21 @@ pub async fn wait_healthy(meta: &MetaClient, table: &str, timeout: Duration) -> 
             bail!("{table} not healthy within {timeout:?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls until the meta server lists `node` as ALIVE, or fails after `timeout`.
+pub async fn wait_alive(meta: &MetaClient, node: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let alive = meta.list_nodes(pb::NodeStatus::Alive).await?;
+        if alive.iter().any(|n| n.address == node) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{node} did not join within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -112,6 +127,23 @@ pub async fn remote(addr: &str, command: &str, args: &[&str]) -> Result<serde_js
 pub async fn partitions(meta: &MetaClient, table: &str) -> Result<Vec<pb::PartitionConfig>> {
     let reply = meta.query_app(table).await?;
     Ok(reply.app.map(|a| a.partitions).unwrap_or_default())
+}
+
+/// `table`'s app id and the configuration of its partition `pidx`.
+pub async fn partition(
+    meta: &MetaClient,
+    table: &str,
+    pidx: u32,
+) -> Result<(u32, pb::PartitionConfig)> {
+    let reply = meta.query_app(table).await?;
+    let app = reply.app.context("the table is gone")?;
+    let app_id = app.info.as_ref().map_or(0, |i| i.app_id);
+    let part = app
+        .partitions
+        .into_iter()
+        .find(|p| p.pidx == pidx)
+        .with_context(|| format!("{table} has no partition {pidx}"))?;
+    Ok((app_id, part))
 }
 
 /// Latency percentiles of `samples` (microseconds): (p50, p99, p999).
