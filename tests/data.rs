@@ -1,7 +1,8 @@
 //! The data plane end to end, through real `meta-server` and `replica-server` processes:
 //! acknowledged writes survive the loss of a primary, a new node learns its replicas'
 //! data (it serves them once made primary), a primary whose lease ran out stops
-//! serving, and a short `ballast-bench kill-test` loses nothing.
+//! serving, a short `ballast-bench kill-test` loses nothing, and the learning and
+//! primary-move benchmarks run and report.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -161,47 +162,130 @@ fn a_primary_whose_lease_ran_out_stops_serving() {
     );
 }
 
-#[test]
-fn a_short_kill_test_loses_nothing() {
+/// Runs `ballast-bench ARGS`, killing it if it outlives `limit`; returns (success,
+/// stdout, stderr).
+fn bench(args: &[&str], limit: Duration) -> (bool, String, String) {
     let child = Command::new(BENCH)
-        .args(["kill-test", "--duration", "8s", "--seed", "42"])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id();
-    // The bench gives itself a deadline; this one catches a bench that hangs anyway.
+    // The bench gives itself deadlines; this one catches a bench that hangs anyway.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    let out = match rx.recv_timeout(Duration::from_secs(240)) {
+    let out = match rx.recv_timeout(limit) {
         Ok(out) => out.unwrap(),
         Err(_) => {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("kill-test did not finish within 240 s");
+            panic!("ballast-bench {args:?} did not finish within {limit:?}");
         }
     };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The number after `label` in `line`.
+fn number_after(line: &str, label: &str) -> f64 {
+    let at = line
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {line:?}"))
+        + label.len();
+    line[at..]
+        .split_whitespace()
+        .next()
+        .and_then(|w| {
+            w.trim_end_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no number after {label:?} in {line:?}"))
+}
+
+#[test]
+fn a_short_kill_test_loses_nothing() {
+    let (ok, stdout, stderr) = bench(
+        &["kill-test", "--duration", "8s", "--seed", "42"],
+        Duration::from_secs(240),
+    );
     let last = stdout.lines().last().unwrap_or_default().to_string();
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(ok, "{stdout}\n{stderr}");
     assert!(last.starts_with("kill-test passed:"), "{last}");
     assert!(last.ends_with("lost = 0"), "{last}");
-    let count = |label: &str| -> u64 {
-        let at = last.find(label).unwrap() + label.len();
-        last[at..]
-            .trim_start()
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
+    let count = |label: &str| number_after(&last, label) as u64;
     assert!(count("writes acknowledged") > 0, "{last}");
     assert!(
         count("kills") + count("scale-outs") + count("scale-ins") > 0,
         "{last}"
+    );
+}
+
+#[test]
+fn the_learning_benchmark_copies_the_replica_and_reports_it_beside_dd() {
+    let (ok, stdout, stderr) = bench(
+        &["learn", "--size-mb", "8", "--value-size", "500"],
+        Duration::from_secs(180),
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row:\n{stdout}"))
+            .to_string()
+    };
+    // what, MB, seconds, MB/s, x dd
+    let learn = row("learn (snapshot+log)");
+    let learned_mb = number_after(&learn, "learn (snapshot+log)");
+    assert!(learned_mb >= 8.0, "the whole replica is copied: {learn}");
+    let cols: Vec<f64> = learn
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(cols.len(), 4, "{learn}");
+    assert!(cols[1] > 0.0 && cols[2] > 0.0 && cols[3] > 0.0, "{learn}");
+    let dd = row("dd conv=fdatasync");
+    assert!(dd.trim_end().ends_with("1.00"), "{dd}");
+}
+
+#[test]
+fn the_primary_move_benchmark_measures_stalls_and_loses_nothing() {
+    let (ok, stdout, stderr) = bench(
+        &[
+            "move-pri",
+            "--moves",
+            "2",
+            "--baseline",
+            "1s",
+            "--settle",
+            "500ms",
+        ],
+        Duration::from_secs(180),
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    let last = stdout.lines().last().unwrap_or_default().to_string();
+    assert!(last.starts_with("move-pri passed:"), "{last}");
+    assert!(last.ends_with("lost = 0"), "{last}");
+    let worst = number_after(&last, "worst stall");
+    assert!(worst > 0.0, "{last}");
+    // A move must not cost a data client's whole timeout (10 s): writes resume.
+    assert!(worst < 10_000.0, "{last}");
+    assert!(number_after(&last, "writes acknowledged") > 0.0, "{last}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(
+                |l| l.contains(" -> ") && l.trim_start().starts_with(|c: char| c.is_ascii_digit())
+            )
+            .count(),
+        2,
+        "one row per move:\n{stdout}"
     );
 }
 
