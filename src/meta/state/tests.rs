@@ -551,3 +551,47 @@ fn a_member_that_lost_its_replica_leaves_the_configuration() {
     assert!(!p.members().any(|m| m == addrs[0]), "{p:?}");
     assert_eq!(p.last_drops, vec![addrs[0].clone()]);
 }
+
+#[test]
+fn a_replica_nobody_needs_is_garbage_only_at_lively_and_only_when_its_partition_is_healthy() {
+    let (mut state, now) = fast_state();
+    let addrs = join(&mut state, 4, now);
+    state.create_app("t", 1, 3, false, BTreeMap::new()).unwrap();
+    beacon_assigned(&mut state, &addrs, now);
+    let gpid = Gpid { app_id: 1, pidx: 0 };
+    let config = state.partition(gpid).unwrap().clone();
+    let outsider = addrs
+        .iter()
+        .find(|a| !config.members().any(|m| m == a.as_str()))
+        .unwrap()
+        .clone();
+    // The outsider still holds a copy (e.g. left behind by a move).
+    let held = BTreeMap::from([(gpid, config.ballot - 1)]);
+    let version = state.version;
+    let steady = state.beacon(&outsider, held.clone(), version, now).unwrap();
+    assert!(steady.garbage.is_empty(), "steady keeps the files");
+    state.set_level(MetaLevel::Lively);
+    let lively = state.beacon(&outsider, held.clone(), version, now).unwrap();
+    assert_eq!(lively.garbage, vec![gpid], "lively collects them");
+    // While the partition lacks a member, the spare copy is kept.
+    let member = config.members().next().unwrap().to_string();
+    let later = now + state.config().grace + Duration::from_millis(1);
+    for a in addrs.iter().filter(|a| **a != member) {
+        let held: BTreeMap<Gpid, i64> = if *a == outsider {
+            held.clone()
+        } else {
+            state
+                .assignments(a)
+                .iter()
+                .map(|x| (x.gpid, x.ballot))
+                .collect()
+        };
+        state.beacon(a, held, state.version, later).unwrap();
+    }
+    state.check_nodes(later).unwrap();
+    let unhealthy = state.beacon(&outsider, held, state.version, later).unwrap();
+    assert!(
+        !unhealthy.garbage.contains(&gpid),
+        "a copy may still be needed while the partition is unhealthy"
+    );
+}
