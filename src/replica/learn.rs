@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::data::{decode_key, decode_value, encode_key, encode_value};
+use crate::data::{decode_key, decode_value};
 use crate::error::{Error, Result};
 use crate::model::ReplicaRole;
 use crate::pb;
@@ -113,21 +113,12 @@ pub fn stream(
         let Some((last, _)) = pairs.last() else { break };
         after = last.clone();
         let bytes: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
-        let mut records = Vec::with_capacity(pairs.len());
-        for (k, v) in &pairs {
-            let (hash_key, sort_key) = decode_key(k)?;
-            let (expire_ts, value) = decode_value(v)?;
-            records.push(pb::Record {
-                hash_key: hash_key.to_vec(),
-                sort_key: sort_key.to_vec(),
-                value: value.to_vec(),
-                expire_ts,
-            });
-        }
+        let (keys, values) = pairs.into_iter().unzip();
         std::thread::sleep(limiter.reserve(bytes, Instant::now()));
         let chunk = pb::LearnChunk {
             snapshot_decree: snapshot.decree,
-            records,
+            keys,
+            values,
             entries: vec![],
             committed_decree: committed,
         };
@@ -137,12 +128,29 @@ pub fn stream(
     }
     let last = pb::LearnChunk {
         snapshot_decree: snapshot.decree,
-        records: vec![],
+        keys: vec![],
+        values: vec![],
         entries,
         committed_decree: committed,
     };
     tx.blocking_send(Ok(last))
         .map_err(|_| Error::Unavailable("the learner went away".into()))
+}
+
+/// A chunk's records, checked to be well-formed before they are loaded as they are.
+fn raw_pairs(keys: Vec<Vec<u8>>, values: Vec<Vec<u8>>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    if keys.len() != values.len() {
+        return Err(Error::Internal(format!(
+            "a snapshot chunk has {} keys and {} values",
+            keys.len(),
+            values.len()
+        )));
+    }
+    for (k, v) in keys.iter().zip(&values) {
+        decode_key(k)?;
+        decode_value(v)?;
+    }
+    Ok(keys.into_iter().zip(values).collect())
 }
 
 /// Learner side: starts learning `part` unless a learning task runs.
@@ -215,16 +223,7 @@ async fn learn_once(replica: &Arc<Replica>, part: &Arc<Partition>) -> Result<()>
         waiting += t.elapsed();
         let t = Instant::now();
         decree = chunk.snapshot_decree;
-        let pairs: Vec<(Vec<u8>, Vec<u8>)> = chunk
-            .records
-            .iter()
-            .map(|r| {
-                Ok((
-                    encode_key(&r.hash_key, &r.sort_key)?,
-                    encode_value(r.expire_ts, &r.value),
-                ))
-            })
-            .collect::<Result<_>>()?;
+        let pairs = raw_pairs(chunk.keys, chunk.values)?;
         let chunk_bytes = pairs
             .iter()
             .map(|(k, v)| (k.len() + v.len()) as u64)
