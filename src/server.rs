@@ -8,8 +8,7 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::server::Router;
+use tonic::transport::server::{Router, TcpIncoming};
 
 use crate::error::{Error, Result};
 
@@ -49,8 +48,10 @@ impl ServerHandle {
         let addr = listener.local_addr()?;
         let (shutdown, signal) = watch::channel(false);
         let mut tasks = spawn_tasks(signal.clone());
-        let serve =
-            router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stopped(signal));
+        // TCP_NODELAY on every accepted connection: without it a small answer (a prepare's
+        // acknowledgement) can wait for the peer's delayed ACK, ~40 ms per round trip.
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let serve = router.serve_with_incoming_shutdown(incoming, stopped(signal));
         tasks.push(tokio::spawn(log_exit(serve)));
         Ok(ServerHandle {
             addr,
