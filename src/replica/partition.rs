@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::model::{Gpid, ReplicaRole};
 use crate::pb;
 use crate::replica::learn::MARKER;
-use crate::replica::plog::PrepareLog;
+use crate::replica::plog::{LogSync, PrepareLog};
 use crate::replica::primary::Job;
 use crate::replica::storage::{Mutation, ReplicaStore};
 
@@ -329,16 +329,18 @@ impl PartitionState {
         self.log.compact(self.applied + 1)
     }
 
-    /// Primary: the next entry for `mutations`, logged durably.
-    pub fn prepare_local(&mut self, mutations: Vec<pb::Mutation>) -> Result<u64> {
+    /// Primary: the next entry for `mutations`, written to the log; it is durable once
+    /// the returned sync has been waited on (which the primary does while the entry's
+    /// prepares are on the wire).
+    pub fn prepare_local(&mut self, mutations: Vec<pb::Mutation>) -> Result<(u64, LogSync)> {
         let entry = pb::LogEntry {
             ballot: self.view.ballot,
             decree: self.last_prepared() + 1,
             mutations,
         };
         let decree = entry.decree;
-        self.log.append(&[entry])?;
-        Ok(decree)
+        let sync = self.log.append_unsynced(&[entry])?;
+        Ok((decree, sync))
     }
 
     /// A new primary re-stamps its uncommitted entries with its own ballot (so they
@@ -445,12 +447,14 @@ mod tests {
             let p = Partition::open(gpid, dir.path(), view(1, ReplicaRole::Primary)).unwrap();
             let mut st = p.state();
             for i in 0..5 {
-                let d = st
+                let (d, sync) = st
                     .prepare_local(put(0, 0, &format!("k{i}"), "v").mutations)
                     .unwrap();
+                sync.wait().unwrap();
                 st.commit(d).unwrap();
             }
-            st.prepare_local(put(0, 0, "unc", "v").mutations).unwrap();
+            let (_, sync) = st.prepare_local(put(0, 0, "unc", "v").mutations).unwrap();
+            sync.wait().unwrap();
         }
         let p = Partition::open(gpid, dir.path(), view(2, ReplicaRole::Primary)).unwrap();
         let mut st = p.state();
@@ -478,7 +482,8 @@ mod tests {
         assert!(reportable);
         {
             let mut st = p.state();
-            let d = st.prepare_local(put(0, 0, "k", "v").mutations).unwrap();
+            let (d, sync) = st.prepare_local(put(0, 0, "k", "v").mutations).unwrap();
+            sync.wait().unwrap();
             st.commit(d).unwrap();
             // Locked (as during a long store transaction): the last report is given.
             assert_eq!(p.report(), (true, before));

@@ -57,6 +57,19 @@ fn insert(entries: &mut BTreeMap<u64, pb::LogEntry>, entry: pb::LogEntry) {
     entries.insert(decree, entry);
 }
 
+/// A pending fsync of the log, to wait on (blocking) before appended entries count as
+/// logged.
+#[must_use = "appended entries are not durable until the sync is waited on"]
+pub struct LogSync(File);
+
+impl LogSync {
+    /// Waits until everything written to the log so far is on disk.
+    pub fn wait(self) -> Result<()> {
+        self.0.sync_data()?;
+        Ok(())
+    }
+}
+
 impl PrepareLog {
     /// Opens (creating if needed) `dir/prepare.log`, replaying it.
     pub fn open(dir: &Path) -> Result<PrepareLog> {
@@ -101,17 +114,25 @@ impl PrepareLog {
         if entries.is_empty() {
             return Ok(());
         }
+        self.append_unsynced(entries)?.wait()
+    }
+
+    /// Appends entries (one write) without waiting for the disk: they are in the log
+    /// but count as logged only once the returned [`LogSync`] has been waited on. The
+    /// primary waits on it while its prepares are on the wire.
+    pub fn append_unsynced(&mut self, entries: &[pb::LogEntry]) -> Result<LogSync> {
         let mut buf = Vec::new();
         for e in entries {
             buf.extend_from_slice(&frame(e));
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()?;
+        if !buf.is_empty() {
+            self.file.write_all(&buf)?;
+        }
         self.bytes += buf.len() as u64;
         for e in entries {
             insert(&mut self.entries, e.clone());
         }
-        Ok(())
+        Ok(LogSync(self.file.try_clone()?))
     }
 
     /// Whether the log already holds exactly this entry (same decree and ballot).
@@ -244,5 +265,24 @@ mod tests {
             [(1, 8), (1, 9), (1, 10), (1, 11)],
             "compacted and appended after"
         );
+    }
+
+    #[test]
+    fn an_unsynced_append_is_in_the_log_at_once_and_on_disk_after_the_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PrepareLog::open(dir.path()).unwrap();
+        log.append(&[entry(1, 1, "a")]).unwrap();
+        let sync = log.append_unsynced(&[entry(1, 2, "b")]).unwrap();
+        assert_eq!(log.last_decree(), 2, "visible before the sync");
+        // Another entry written after it: one wait covers everything written so far.
+        let later = log.append_unsynced(&[entry(1, 3, "c")]).unwrap();
+        later.wait().unwrap();
+        sync.wait().unwrap();
+        let bytes = log.bytes();
+        drop(log);
+        let log = PrepareLog::open(dir.path()).unwrap();
+        assert_eq!(log.last_decree(), 3);
+        assert_eq!(log.bytes(), bytes);
+        assert!(log.contiguous(1, 3));
     }
 }

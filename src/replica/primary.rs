@@ -3,10 +3,11 @@
 //!
 //! 1. On taking over, re-stamp every uncommitted entry with this primary's ballot and
 //!    prepare it again, so entries of an older primary are overwritten; serve only then.
-//! 2. Take queued writes as one batch, give it the next decree, log it durably.
+//! 2. Take queued writes as one batch, give it the next decree, write it to the log.
 //! 3. Send every uncommitted entry, with the commit point, to every secondary and
-//!    learner; commit once every secondary has logged it (learners are fed but not
-//!    waited for: one that fails stops being fed and must learn again).
+//!    learner while the local log is synced; commit once the local log and every
+//!    secondary have it on disk (learners are fed but not waited for: one that fails
+//!    stops being fed and must learn again).
 //! 4. A secondary that does not answer is removed through the meta server (a
 //!    compare-and-set on the ballot); the write proceeds only once the new
 //!    configuration is persisted. If the meta server cannot be reached the write fails
@@ -152,10 +153,16 @@ async fn write_batch(
     writes: &mut [(Vec<pb::Mutation>, oneshot::Sender<Result<u64>>)],
 ) -> Result<u64> {
     let mutations: Vec<pb::Mutation> = writes.iter_mut().flat_map(|(m, _)| m.drain(..)).collect();
-    let decree = part
+    let (decree, sync) = part
         .with_state(move |st| st.prepare_local(mutations))
         .await??;
-    let last = replicate(replica, part).await?;
+    // The local fsync and the secondaries' run at once; commit needs both.
+    let local = tokio::task::spawn_blocking(move || sync.wait());
+    let replicated = replicate(replica, part).await;
+    local
+        .await
+        .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))??;
+    let last = replicated?;
     part.with_state(move |st| st.commit(last)).await??;
     Ok(decree)
 }

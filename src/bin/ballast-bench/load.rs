@@ -1,4 +1,5 @@
-//! `load`: N concurrent clients set, then get, for a while; reports QPS and latency
+//! `load`: N concurrent clients set, then get, for a while (after an unmeasured second
+//! of sets that opens connections and caches routes); reports QPS and latency
 //! percentiles (p50/p99/p999), beside a baseline measured in the same run on the same
 //! disk: one small append + fdatasync, the floor under a durable write (the primary
 //! and each secondary log every write before it is acknowledged).
@@ -106,6 +107,16 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     let data = Arc::new(DataClient::new(meta, Duration::from_secs(5)));
     let value = Arc::new(vec![b'v'; args.value_size]);
     let none = Arc::new(vec![0; args.clients]);
+    // Warm up, unmeasured: connections, routes, the servers' first allocations.
+    phase(
+        data.clone(),
+        args.clients,
+        Duration::from_secs(1),
+        value.clone(),
+        true,
+        none.clone(),
+    )
+    .await;
     let (mut set_lat, written, set_err) = phase(
         data.clone(),
         args.clients,
