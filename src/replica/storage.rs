@@ -4,14 +4,14 @@
 //! applied. Only committed writes are applied, a batch per transaction, each with the
 //! decree it brings the replica to; on restart the store is reopened as it was.
 //!
-//! Why redb, not an LSM such as fjall — measured by `bench/store-choice` (`cargo run
+//! Why redb, not an LSM such as fjall — measured by `benches/store-choice` (`cargo run
 //! --release` there; both stores, the replica's workloads, one run): redb applies
 //! per-decree batches (16 x 100 B, synced every 1024) at ~5,000 commits/s, a third of
 //! fjall's ~15,000; it answers random point reads 2x faster, streams a consistent full
 //! scan (a learning snapshot, `count_data -c`) 5-6x faster, bulk-loads a learner's
 //! snapshot at 0.6-1.2x, and takes ~1.7x the disk. The apply rate is not what bounds a
 //! write: the prepare log's fsyncs and the round trip to the secondaries are (a
-//! replicated write is ~9 ms at p50, applying its decree ~0.2 ms), while reads, scans
+//! replicated write takes 1-7 ms at p50, applying its decree ~0.2 ms), while reads, scans
 //! and snapshots are bound by the store. redb is also one file per replica (copied or
 //! deleted whole, no background compaction) and already the meta server's store.
 
