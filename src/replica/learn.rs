@@ -29,6 +29,8 @@ use crate::replica::storage::StoreSnapshot;
 
 /// Snapshot chunks are about this big.
 const CHUNK_BYTES: usize = 1 << 20;
+/// Snapshot chunks a learner receives ahead of the one it is loading.
+const READ_AHEAD: usize = 4;
 /// A learner makes its load durable every this many bytes, so no one commit (made
 /// under the partition's lock) has to write back hundreds of MB at once.
 const DURABLE_LOAD_BYTES: u64 = 32 << 20;
@@ -153,6 +155,24 @@ fn raw_pairs(keys: Vec<Vec<u8>>, values: Vec<Vec<u8>>) -> Result<Vec<(Vec<u8>, V
     Ok(keys.into_iter().zip(values).collect())
 }
 
+/// Receives and decodes the next chunks while the current one is loaded.
+fn read_ahead(
+    mut stream: tonic::Streaming<pb::LearnChunk>,
+) -> mpsc::Receiver<Result<pb::LearnChunk>> {
+    let (tx, rx) = mpsc::channel(READ_AHEAD);
+    tokio::spawn(async move {
+        loop {
+            let next = stream.message().await.map_err(Error::from).transpose();
+            let Some(next) = next else { break };
+            let failed = next.is_err();
+            if tx.send(next).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Learner side: starts learning `part` unless a learning task runs.
 pub fn ensure_running(replica: &Arc<Replica>, part: &Arc<Partition>) {
     if part.learning.swap(true, Ordering::AcqRel) {
@@ -206,18 +226,19 @@ async fn learn_once(replica: &Arc<Replica>, part: &Arc<Partition>) -> Result<()>
         ballot,
         learner: me.clone(),
     };
-    let mut stream = replica
+    let stream = replica
         .peer(&primary)?
         .learn(request)
         .await
         .map_err(Error::from)?
         .into_inner();
+    let mut chunks = read_ahead(stream);
     let mut decree = 0;
     let mut bytes = 0u64;
     let (mut waiting, mut loading) = (Duration::ZERO, Duration::ZERO);
     loop {
         let t = Instant::now();
-        let Some(chunk) = stream.message().await.map_err(Error::from)? else {
+        let Some(chunk) = chunks.recv().await.transpose()? else {
             break;
         };
         waiting += t.elapsed();
