@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use prost::Message;
 
@@ -29,7 +30,8 @@ const MAX_FRAME: usize = 256 << 20;
 /// The log of one replica.
 pub struct PrepareLog {
     path: PathBuf,
-    file: File,
+    /// Shared with pending [`LogSync`]s, which fsync it off the partition's lock.
+    file: Arc<File>,
     entries: BTreeMap<u64, pb::LogEntry>,
     bytes: u64,
 }
@@ -60,7 +62,7 @@ fn insert(entries: &mut BTreeMap<u64, pb::LogEntry>, entry: pb::LogEntry) {
 /// A pending fsync of the log, to wait on (blocking) before appended entries count as
 /// logged.
 #[must_use = "appended entries are not durable until the sync is waited on"]
-pub struct LogSync(File);
+pub struct LogSync(Arc<File>);
 
 impl LogSync {
     /// Waits until everything written to the log so far is on disk.
@@ -103,7 +105,7 @@ impl PrepareLog {
         }
         Ok(PrepareLog {
             path,
-            file,
+            file: Arc::new(file),
             entries,
             bytes: at as u64,
         })
@@ -125,14 +127,12 @@ impl PrepareLog {
         for e in entries {
             buf.extend_from_slice(&frame(e));
         }
-        if !buf.is_empty() {
-            self.file.write_all(&buf)?;
-        }
+        (&*self.file).write_all(&buf)?;
         self.bytes += buf.len() as u64;
         for e in entries {
             insert(&mut self.entries, e.clone());
         }
-        Ok(LogSync(self.file.try_clone()?))
+        Ok(LogSync(self.file.clone()))
     }
 
     /// Whether the log already holds exactly this entry (same decree and ballot).
@@ -184,7 +184,7 @@ impl PrepareLog {
         if let Some(dir) = self.path.parent() {
             File::open(dir)?.sync_all()?;
         }
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        self.file = Arc::new(OpenOptions::new().append(true).open(&self.path)?);
         self.bytes = buf.len() as u64;
         self.entries = keep;
         Ok(())
