@@ -91,16 +91,11 @@ fn dd_baseline(dir: &std::path::Path, mb: u64) -> Result<f64> {
     Ok((mb << 20) as f64 / MB / elapsed)
 }
 
-/// The configuration of the table's one partition.
-async fn config(meta: &MetaClient) -> Result<(u32, pb::PartitionConfig)> {
-    ops::partition(meta, TABLE, 0).await
-}
-
 /// Waits until `node` is a secondary of the partition.
 async fn wait_secondary(meta: &MetaClient, node: &str, limit: Duration) -> Result<()> {
     let deadline = Instant::now() + limit;
     loop {
-        if let Ok((_, p)) = config(meta).await
+        if let Ok((_, p)) = ops::partition(meta, TABLE, 0).await
             && p.secondaries.iter().any(|s| s == node)
         {
             return Ok(());
@@ -137,7 +132,7 @@ pub async fn run(args: LearnArgs) -> Result<()> {
         }
     }
     ops::wait_alive(&meta, &new_node, Duration::from_secs(20)).await?;
-    let (app_id, part) = config(&meta).await?;
+    let (app_id, part) = ops::partition(&meta, TABLE, 0).await?;
     let from = part.secondaries.first().context("no secondary")?.clone();
     let proposed = Instant::now();
     meta.propose(pb::ProposeRequest {
@@ -162,7 +157,6 @@ pub async fn run(args: LearnArgs) -> Result<()> {
     let rate_limit = info["max_copy_rate_megabytes_per_disk"]
         .as_u64()
         .unwrap_or(0);
-    let learn_rate = learned as f64 / MB / learn_secs;
     let dd_mb = (learned as f64 / (1 << 20) as f64).ceil() as u64;
     let dd_rate = dd_baseline(dir.path(), dd_mb.max(1))?;
 
@@ -177,30 +171,18 @@ pub async fn run(args: LearnArgs) -> Result<()> {
         fill_secs,
         written as f64 / MB / fill_secs
     );
-    println!("what                     MB     seconds      MB/s   x dd");
-    println!(
-        "learn (snapshot+log) {:>6.0} {:>11.2} {:>9.1} {:>6.2}",
-        learned as f64 / MB,
-        learn_secs,
-        learn_rate,
-        learn_rate / dd_rate
-    );
-    let member_rate = learned as f64 / MB / to_member;
-    println!(
-        "proposal -> secondary {:>5.0} {:>11.2} {:>9.1} {:>6.2}",
-        learned as f64 / MB,
-        to_member,
-        member_rate,
-        member_rate / dd_rate
-    );
-    let dd_mb_dec = (dd_mb << 20) as f64 / MB;
-    println!(
-        "dd conv=fdatasync    {:>6.0} {:>11.2} {:>9.1} {:>6.2}",
-        dd_mb_dec,
-        dd_mb_dec / dd_rate,
-        dd_rate,
-        1.0
-    );
+    println!("what                       MB     seconds      MB/s   x dd");
+    let row = |what: &str, mb: f64, secs: f64| {
+        let rate = mb / secs;
+        println!(
+            "{what:<22} {mb:>6.0} {secs:>11.2} {rate:>9.1} {:>6.2}",
+            rate / dd_rate
+        );
+    };
+    row("learn (snapshot+log)", learned as f64 / MB, learn_secs);
+    row("proposal -> secondary", learned as f64 / MB, to_member);
+    let dd_bytes = (dd_mb << 20) as f64 / MB;
+    row("dd conv=fdatasync", dd_bytes, dd_bytes / dd_rate);
     drop(cluster);
     if args.keep {
         println!("kept {}", dir.keep().display());

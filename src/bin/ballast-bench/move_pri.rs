@@ -106,13 +106,9 @@ fn longest_gap(done: &[Instant], from: Instant, to: Instant) -> Duration {
         .unwrap_or_default()
 }
 
-async fn primary_of(meta: &MetaClient) -> Result<(u32, pb::PartitionConfig)> {
-    ops::partition(meta, TABLE, PIDX).await
-}
-
 /// Moves the primary to a secondary; returns (to, time until the configuration says so).
 async fn move_once(meta: &MetaClient, round: usize) -> Result<(String, String, Duration)> {
-    let (app_id, part) = primary_of(meta).await?;
+    let (app_id, part) = ops::partition(meta, TABLE, PIDX).await?;
     if part.secondaries.is_empty() {
         bail!("partition {PIDX} has no secondary");
     }
@@ -129,7 +125,7 @@ async fn move_once(meta: &MetaClient, round: usize) -> Result<(String, String, D
     .await?;
     let deadline = proposed + Duration::from_secs(30);
     loop {
-        let (_, p) = primary_of(meta).await?;
+        let (_, p) = ops::partition(meta, TABLE, PIDX).await?;
         if p.primary == to {
             return Ok((from, to, proposed.elapsed()));
         }
