@@ -223,7 +223,7 @@ async fn kill_partition(meta: &MetaClient, dice: &mut Dice, moves: &mut Moves) -
 pub async fn run(args: KillTestArgs) -> Result<bool> {
     let dir = tempfile::Builder::new().prefix("kill-test").tempdir()?;
     let (mut cluster, meta) =
-        ops::cluster_with_table(dir.path(), &args.meta, args.nodes, TABLE, (8, 3)).await?;
+        ops::cluster_with_table(dir.path(), &args.meta, args.nodes, TABLE, 8, 3).await?;
     let data = Arc::new(DataClient::new(meta.clone(), Duration::from_secs(5)));
     ops::set_level(&meta, pb::MetaLevel::Lively).await?;
     let tally = Arc::new(Tally::default());

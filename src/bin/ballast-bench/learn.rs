@@ -113,7 +113,7 @@ pub async fn run(args: LearnArgs) -> Result<()> {
         bail!("--size-mb and --value-size must be at least 1");
     }
     let dir = tempfile::Builder::new().prefix("learn").tempdir()?;
-    let (cluster, meta) = ops::cluster_with_table(dir.path(), &[], 3, TABLE, (1, 3)).await?;
+    let (cluster, meta) = ops::cluster_with_table(dir.path(), &[], 3, TABLE, 1, 3).await?;
     let mut cluster = cluster.context("no cluster")?;
     let data = Arc::new(DataClient::new(meta.clone(), Duration::from_secs(30)));
     let started = Instant::now();

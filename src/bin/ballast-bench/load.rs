@@ -103,7 +103,7 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     let dir = tempfile::Builder::new().prefix("load").tempdir()?;
     let replicas = 3.min(args.nodes as u32);
     let (cluster, meta) =
-        ops::cluster_with_table(dir.path(), &args.meta, args.nodes, TABLE, (8, replicas)).await?;
+        ops::cluster_with_table(dir.path(), &args.meta, args.nodes, TABLE, 8, replicas).await?;
     let data = Arc::new(DataClient::new(meta, Duration::from_secs(5)));
     let value = Arc::new(vec![b'v'; args.value_size]);
     let none = Arc::new(vec![0; args.clients]);

@@ -162,8 +162,7 @@ pub async fn run(args: MovePriArgs) -> Result<bool> {
         bail!("--moves and --clients must be at least 1");
     }
     let dir = tempfile::Builder::new().prefix("move-pri").tempdir()?;
-    let (cluster, meta) =
-        ops::cluster_with_table(dir.path(), &[], 3, TABLE, (PARTITIONS, 3)).await?;
+    let (cluster, meta) = ops::cluster_with_table(dir.path(), &[], 3, TABLE, PARTITIONS, 3).await?;
     let data = Arc::new(DataClient::new(meta.clone(), Duration::from_secs(10)));
     let seen = Arc::new(Seen::default());
     *seen.acked.lock().expect("lock") = vec![Vec::new(); args.clients];

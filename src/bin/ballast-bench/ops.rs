@@ -8,14 +8,15 @@ use ballast::client::{MetaClient, call_remote};
 use ballast::pb;
 
 /// The cluster a benchmark runs against: its own processes under `dir` (when `meta` is
-/// empty) or the cluster at `meta`; `table` (`partitions` partitions, `replicas`
-/// replicas) is created unless it exists.
+/// empty) or the cluster at `meta`; `table` (`partition_count` partitions,
+/// `replicas` replicas) is created unless it exists.
 pub async fn cluster_with_table(
     dir: &std::path::Path,
     meta: &[String],
     nodes: usize,
     table: &str,
-    (partitions_n, replicas): (u32, u32),
+    partition_count: u32,
+    replicas: u32,
 ) -> Result<(Option<crate::procs::ProcCluster>, MetaClient)> {
     let cluster = if meta.is_empty() {
         Some(crate::procs::ProcCluster::start(dir, nodes, &[])?)
@@ -28,7 +29,7 @@ pub async fn cluster_with_table(
     };
     let client = MetaClient::new(&addrs, Duration::from_secs(5))?;
     if partitions(&client, table).await.is_err() {
-        create_table(&client, table, partitions_n, replicas).await?;
+        create_table(&client, table, partition_count, replicas).await?;
     }
     Ok((cluster, client))
 }
