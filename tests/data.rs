@@ -16,7 +16,7 @@ use crate::util::wait_node_status;
 const BENCH: &str = env!("CARGO_BIN_EXE_ballast-bench");
 
 /// (pidx, primary, secondaries) of every partition of `app`.
-fn configs(c: &ProcCluster, app: &str) -> Vec<(u64, String, Vec<String>)> {
+pub(crate) fn configs(c: &ProcCluster, app: &str) -> Vec<(u64, String, Vec<String>)> {
     let json = c.json(&format!("app {app} -d -j"));
     json["replicas"]
         .as_array()
@@ -38,7 +38,7 @@ fn configs(c: &ProcCluster, app: &str) -> Vec<(u64, String, Vec<String>)> {
         .collect()
 }
 
-fn assert_all_readable(c: &ProcCluster, n: usize) {
+pub(crate) fn assert_all_readable(c: &ProcCluster, n: usize) {
     let gets: String = (0..n).map(|i| format!("get k{i} s\n")).collect();
     let run = c.script(&format!("use t\n{gets}"));
     let out = run.ok();

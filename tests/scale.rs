@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::util::{
-    Proc, Run, shell, start_meta, start_replica, start_replica_on, wait_node_status,
+    Proc, Run, shell, start_meta, start_meta_timed, start_replica, start_replica_on,
+    wait_node_status,
 };
 
 /// A meta-server process and replica-server processes in a temporary directory.
@@ -25,6 +26,17 @@ impl ProcCluster {
     pub(crate) fn start(n: usize) -> ProcCluster {
         let dir = tempfile::tempdir().unwrap();
         let meta = start_meta(dir.path(), "127.0.0.1:0");
+        ProcCluster::with_meta(dir, meta, n)
+    }
+
+    /// A cluster whose meta server has the given lease and grace period (ms).
+    pub(crate) fn start_timed(n: usize, lease_ms: u64, grace_ms: u64) -> ProcCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = start_meta_timed(dir.path(), "127.0.0.1:0", lease_ms, grace_ms);
+        ProcCluster::with_meta(dir, meta, n)
+    }
+
+    fn with_meta(dir: tempfile::TempDir, meta: Proc, n: usize) -> ProcCluster {
         let mut c = ProcCluster {
             dir,
             meta,
@@ -39,6 +51,17 @@ impl ProcCluster {
 
     pub(crate) fn meta(&self) -> &str {
         &self.meta.addr
+    }
+
+    /// The replica servers' addresses, in start order.
+    pub(crate) fn addrs(&self) -> &[String] {
+        &self.addrs
+    }
+
+    /// The data directory of the replica server at `addr`.
+    pub(crate) fn data_dir(&self, addr: &str) -> std::path::PathBuf {
+        let i = self.addrs.iter().position(|a| a == addr).unwrap();
+        self.dir.path().join(format!("replica-{}", i + 1))
     }
 
     pub(crate) fn add_replica(&mut self) -> String {
@@ -56,7 +79,7 @@ impl ProcCluster {
         self.replicas[i].take().expect("running").kill();
     }
 
-    fn restart(&mut self, addr: &str) {
+    pub(crate) fn restart(&mut self, addr: &str) {
         let i = self.addrs.iter().position(|a| a == addr).unwrap();
         let dir: &Path = self.dir.path();
         self.replicas[i] = Some(start_replica_on(dir, i + 1, &self.meta.addr, addr));

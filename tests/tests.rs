@@ -10,5 +10,6 @@ mod data;
 mod golden;
 mod meta_api;
 mod pty;
+mod safety;
 mod scale;
 mod shell_cli;

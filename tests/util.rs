@@ -253,7 +253,14 @@ impl Drop for Proc {
 
 /// Starts a meta-server process with sub-second timings, listening on `listen`.
 pub fn start_meta(dir: &Path, listen: &str) -> Proc {
+    start_meta_timed(dir, listen, 800, 1000)
+}
+
+/// Starts a meta-server process with a 100 ms beacon and lb round and the given lease
+/// and grace period (ms), listening on `listen`.
+pub fn start_meta_timed(dir: &Path, listen: &str, lease_ms: u64, grace_ms: u64) -> Proc {
     let data = dir.join("meta");
+    let (lease, grace) = (lease_ms.to_string(), grace_ms.to_string());
     Proc::spawn(
         META_SERVER,
         &[
@@ -264,9 +271,9 @@ pub fn start_meta(dir: &Path, listen: &str) -> Proc {
             "--beacon-interval-ms",
             "100",
             "--lease-ms",
-            "800",
+            &lease,
             "--grace-ms",
-            "1000",
+            &grace,
             "--lb-interval-ms",
             "100",
         ],
