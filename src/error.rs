@@ -23,6 +23,26 @@ pub enum Error {
     /// A safety check refused a risky operation (the operator may override it).
     #[error("{0}")]
     Unsafe(String),
+    /// This node is not the serving primary of the partition: refresh the route.
+    #[error("{0}")]
+    NotPrimary(String),
+    /// The request carries an older ballot than the replica has seen: refresh the route.
+    #[error("{0}")]
+    StaleBallot(String),
+    /// The node's lease with the meta server ran out: it serves nothing until renewed.
+    #[error("{0}")]
+    LeaseExpired(String),
+    /// The replica's data is not loaded (it is learning, or was lost): ask elsewhere.
+    #[error("{0}")]
+    NotLoaded(String),
+    /// A write was sent but its outcome is not known (it may yet commit). Retrying it
+    /// with the same request id is safe: it is applied once.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// Every replica of the partition was lost (Pegasus's DDD): it serves nothing until
+    /// its last members report or an operator decides.
+    #[error("{0}")]
+    PartitionLost(String),
     /// The server asked is not the meta leader; `leader` is where to go, if known.
     #[error("not the meta leader{}", .leader.as_deref().map(|l| format!(", the leader is {l}")).unwrap_or_default())]
     NotLeader {
@@ -48,8 +68,23 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     /// Whether trying the same request again (later, or at another server) may succeed.
+    /// An unknown outcome is not: only a write with a request id may be sent again.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Error::NotLeader { .. } | Error::Unavailable(_))
+    }
+
+    /// Whether the caller should refresh its view of the partition's configuration and
+    /// try its primary again (the data client's rule).
+    pub fn needs_reroute(&self) -> bool {
+        matches!(
+            self,
+            Error::NotPrimary(_)
+                | Error::StaleBallot(_)
+                | Error::LeaseExpired(_)
+                | Error::NotLoaded(_)
+                | Error::NotFound(_)
+                | Error::Unavailable(_)
+        )
     }
 }
 
@@ -69,10 +104,53 @@ macro_rules! errrefused {
 const LEADER_KEY: &str = "ballast-leader";
 /// Metadata key telling a refusal for safety apart from other refusals.
 const UNSAFE_KEY: &str = "ballast-unsafe";
+/// Metadata key naming why a data-plane request was refused (see [`Error::reason`]).
+const REASON_KEY: &str = "ballast-reason";
+
+impl Error {
+    /// The reason a FAILED_PRECONDITION or UNKNOWN status carries, for the kinds that
+    /// share a gRPC code.
+    fn reason(&self) -> Option<&'static str> {
+        Some(match self {
+            Error::NotPrimary(_) => "not-primary",
+            Error::StaleBallot(_) => "stale-ballot",
+            Error::LeaseExpired(_) => "lease-expired",
+            Error::NotLoaded(_) => "not-loaded",
+            Error::OutcomeUnknown(_) => "outcome-unknown",
+            Error::PartitionLost(_) => "partition-lost",
+            _ => return None,
+        })
+    }
+
+    fn from_reason(reason: &str, msg: String) -> Option<Error> {
+        Some(match reason {
+            "not-primary" => Error::NotPrimary(msg),
+            "stale-ballot" => Error::StaleBallot(msg),
+            "lease-expired" => Error::LeaseExpired(msg),
+            "not-loaded" => Error::NotLoaded(msg),
+            "outcome-unknown" => {
+                let msg = msg.strip_prefix("outcome unknown: ").unwrap_or(&msg);
+                Error::OutcomeUnknown(msg.to_string())
+            }
+            "partition-lost" => Error::PartitionLost(msg),
+            _ => return None,
+        })
+    }
+}
 
 impl From<Error> for Status {
     fn from(err: Error) -> Status {
         let msg = err.to_string();
+        if let Some(reason) = err.reason() {
+            let mut status = match err {
+                Error::OutcomeUnknown(_) => Status::unknown(msg),
+                _ => Status::failed_precondition(msg),
+            };
+            status
+                .metadata_mut()
+                .insert(REASON_KEY, reason.parse().expect("ascii"));
+            return status;
+        }
         match err {
             Error::InvalidInput(_) => Status::invalid_argument(msg),
             Error::NotFound(_) => Status::not_found(msg),
@@ -96,6 +174,12 @@ impl From<Error> for Status {
             Error::Unavailable(_) => Status::unavailable(msg),
             Error::Timeout(_) => Status::deadline_exceeded(msg),
             Error::Storage(_) | Error::Internal(_) => Status::internal(msg),
+            Error::NotPrimary(_)
+            | Error::StaleBallot(_)
+            | Error::LeaseExpired(_)
+            | Error::NotLoaded(_)
+            | Error::OutcomeUnknown(_)
+            | Error::PartitionLost(_) => unreachable!("carried as a reason above"),
         }
     }
 }
@@ -103,6 +187,14 @@ impl From<Error> for Status {
 impl From<Status> for Error {
     fn from(status: Status) -> Error {
         let msg = status.message().to_string();
+        if let Some(err) = status
+            .metadata()
+            .get(REASON_KEY)
+            .and_then(|r| r.to_str().ok())
+            .and_then(|r| Error::from_reason(r, msg.clone()))
+        {
+            return err;
+        }
         if let Some(leader) = status.metadata().get(LEADER_KEY) {
             let leader = leader.to_str().unwrap_or_default().to_string();
             return Error::NotLeader {
@@ -173,14 +265,23 @@ mod tests {
             Error::NotLeader { leader: None },
             Error::Unavailable("down".into()),
             Error::Timeout("slow".into()),
+            Error::Storage("disk".into()),
+            Error::Internal("bug".into()),
+            Error::NotPrimary("moved".into()),
+            Error::StaleBallot("old".into()),
+            Error::LeaseExpired("lease".into()),
+            Error::NotLoaded("learning".into()),
+            Error::OutcomeUnknown("timed out".into()),
+            Error::PartitionLost("all gone".into()),
         ];
         for err in cases {
             let back = Error::from(Status::from(err.clone()));
-            assert_eq!(
-                std::mem::discriminant(&back),
-                std::mem::discriminant(&err),
-                "{err:?}"
-            );
+            let same = std::mem::discriminant(&back) == std::mem::discriminant(&err)
+                || matches!((&err, &back), (Error::Storage(_), Error::Internal(_)));
+            assert!(same, "{err:?} came back as {back:?}");
+            if err.reason().is_some() {
+                assert_eq!(back, err, "the message survives");
+            }
         }
         let back = Error::from(Status::from(Error::NotLeader {
             leader: Some("a:1".into()),

@@ -11,6 +11,7 @@
 //!   `remote_command` adapters.
 
 pub mod beacon;
+pub mod core;
 pub mod data_service;
 pub mod learn;
 pub mod lease;

@@ -337,6 +337,7 @@ impl PartitionState {
             ballot: self.view.ballot,
             decree: self.last_prepared() + 1,
             mutations,
+            requests: Vec::new(),
         };
         let decree = entry.decree;
         let sync = self.log.append_unsynced(&[entry])?;
@@ -392,6 +393,7 @@ mod tests {
                 value: value.as_bytes().to_vec(),
                 ..Default::default()
             }],
+            requests: vec![],
         }
     }
 

@@ -208,6 +208,7 @@ mod tests {
                 hash_key: tag.as_bytes().to_vec(),
                 ..Default::default()
             }],
+            requests: vec![],
         }
     }
 

@@ -1,0 +1,519 @@
+//! The PacificA core of one replica: a synchronous state machine with one owner.
+//! [`Core::step`] takes an [`Input`] and leaves [`Effect`]s for its driver; it does no
+//! I/O and reads no clock (time comes with each step), so the same code runs in the
+//! replica server and in the deterministic simulation.
+//!
+//! The rules it keeps, whatever its role:
+//! - **A promise is durable before it is used.** The highest ballot accepted (and its
+//!   primary) is persisted before the replica acknowledges or sends anything under it;
+//!   a replica that finds, after a restart, that it may have been primary at its
+//!   assigned ballot asks the meta server for a new one instead of reusing it.
+//! - **One primary per ballot.** A prepare at a lower ballot is refused; at the same
+//!   ballot only from that ballot's primary; a higher one is adopted (a primary that
+//!   sees it steps down).
+//! - **Never acknowledge or serve what it does not hold.** Only verified data counts: a
+//!   replica whose data is incomplete (learning), deleted or on a failed disk refuses
+//!   prepares and never serves; a secondary refuses a primary that holds less than it
+//!   has committed.
+//! - **Logs match.** A prepare names the entry before its first one (Raft's log
+//!   matching); an entry that differs from the one held replaces it and everything
+//!   after it; an acknowledgement counts only entries that are durable.
+//! - **Commit in order.** The primary commits a decree once its own log and every
+//!   secondary's hold it durably; entries are applied in decree order, only committed
+//!   and durable ones.
+//!
+//! [`primary`] holds the primary's rules, [`follower`] the secondary's and learner's.
+
+pub mod follower;
+pub mod log;
+pub mod primary;
+pub mod sessions;
+pub mod types;
+
+use std::collections::BTreeMap;
+
+use crate::error::Error;
+use crate::model::Gpid;
+use log::Log;
+use primary::Primary;
+use sessions::Sessions;
+pub use types::*;
+
+/// Timings and sizes of the core (milliseconds and counts).
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// A peer that has not answered an outstanding prepare for this long is removed (a
+    /// secondary, through the meta server) or given up (a learner).
+    pub prepare_timeout_ms: u64,
+    /// An unanswered prepare is sent again after this long.
+    pub resend_ms: u64,
+    /// A write not applied within this long is answered "outcome unknown".
+    pub commit_timeout_ms: u64,
+    /// A learner whose request or snapshot makes no progress for this long starts over.
+    pub learn_timeout_ms: u64,
+    /// How long a learner waits before asking again after a failure.
+    pub learn_retry_ms: u64,
+    /// A configuration change request unanswered for this long is sent again.
+    pub meta_retry_ms: u64,
+    /// Entries a primary may have beyond its commit point (the pipeline's depth).
+    pub window: u64,
+    /// Writes batched into one entry at most.
+    pub max_batch: usize,
+    /// Entries per prepare at most.
+    pub max_entries_per_prepare: usize,
+    /// The store is synced at least every this many decrees.
+    pub durable_every: u64,
+    /// The log is compacted once it holds this many bytes.
+    pub compact_bytes: usize,
+    /// Out-of-order prepares a follower keeps waiting for the ones before them.
+    pub reorder_limit: usize,
+}
+
+impl Default for CoreConfig {
+    fn default() -> CoreConfig {
+        CoreConfig {
+            prepare_timeout_ms: 1500,
+            resend_ms: 300,
+            commit_timeout_ms: 8000,
+            learn_timeout_ms: 10_000,
+            learn_retry_ms: 500,
+            meta_retry_ms: 1000,
+            window: 64,
+            max_batch: 256,
+            max_entries_per_prepare: 64,
+            durable_every: 1024,
+            compact_bytes: 32 << 20,
+            reorder_limit: 64,
+        }
+    }
+}
+
+/// What a replica recovers from its disk when it opens.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    /// Its data's state.
+    pub data: Option<DataState>,
+    /// The last durable promise.
+    pub hard: HardState,
+    /// The log's entries, consecutive, oldest first.
+    pub entries: Vec<Entry>,
+    /// The last decree applied durably to the store.
+    pub applied: u64,
+    /// The client sessions as of `applied`.
+    pub sessions: Sessions,
+}
+
+/// A learner's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    /// Waiting to ask (after a failure, until this time).
+    Idle(u64),
+    /// Asked the primary, at this time.
+    Requested(u64),
+    /// Loading a snapshot at this decree; last progress at this time.
+    Loading(u64, u64),
+    /// Sealing the snapshot at this decree.
+    Sealing(u64),
+    /// Holds verified data and follows the primary's prepares.
+    Ready,
+}
+
+/// The replica's role, carrying what the role needs.
+#[derive(Debug)]
+pub enum Role {
+    /// Not assigned, or waiting for an assignment it can act on.
+    Inactive,
+    /// Follows this primary.
+    Secondary(NodeId),
+    /// Learns from this primary.
+    Learner(NodeId, Stage),
+    /// The partition's primary.
+    Primary(Box<Primary>),
+}
+
+/// A prepare answered once its entries are durable.
+#[derive(Debug, Clone)]
+struct PendingAck {
+    reply: ReplyId,
+    ballot: i64,
+    upto: u64,
+}
+
+/// One replica's PacificA state machine.
+#[derive(Debug)]
+pub struct Core {
+    gpid: Gpid,
+    me: NodeId,
+    cfg: CoreConfig,
+    now: u64,
+    /// The latest promise (durable once `hard_durable` reaches its ballot).
+    hard: HardState,
+    hard_durable: i64,
+    hard_pending: Vec<(u64, i64)>,
+    /// The ballot recovered from disk: this process never prepared under it.
+    recovered_ballot: i64,
+    log: Log,
+    committed: u64,
+    /// A follower's knowledge of the primary's commit point (applied once durable).
+    commit_hint: u64,
+    /// Applies emitted so far.
+    applied: u64,
+    /// Applies the store confirmed, and made durable.
+    store_applied: u64,
+    store_durable: u64,
+    data: DataState,
+    sessions: Sessions,
+    view: Option<Assignment>,
+    role: Role,
+    next_persist: u64,
+    acks: Vec<PendingAck>,
+    reorder: BTreeMap<u64, (Prepare, ReplyId, u64)>,
+    meta_pending: Option<(i64, ConfigRequest, u64)>,
+    out: Vec<Effect>,
+}
+
+impl Core {
+    /// A replica of `gpid` on node `me`, from what its disk holds. `None` data means the
+    /// node never held it: it is lost until taught, or created empty.
+    pub fn new(gpid: Gpid, me: &str, cfg: CoreConfig, recovered: Recovered, now: u64) -> Core {
+        let applied = recovered.applied;
+        let log = Log::recovered(recovered.entries, applied);
+        let data = recovered.data.unwrap_or(DataState::Lost(0));
+        Core {
+            gpid,
+            me: me.to_string(),
+            cfg,
+            now,
+            hard_durable: recovered.hard.ballot,
+            recovered_ballot: recovered.hard.ballot,
+            hard: recovered.hard,
+            hard_pending: Vec::new(),
+            log,
+            committed: applied,
+            commit_hint: applied,
+            applied,
+            store_applied: applied,
+            store_durable: applied,
+            data,
+            sessions: recovered.sessions,
+            view: None,
+            role: Role::Inactive,
+            next_persist: 0,
+            acks: Vec::new(),
+            reorder: BTreeMap::new(),
+            meta_pending: None,
+            out: Vec::new(),
+        }
+    }
+
+    /// The partition.
+    pub fn gpid(&self) -> Gpid {
+        self.gpid
+    }
+
+    /// Takes one input at time `now` (ms, monotonic).
+    pub fn step(&mut self, now: u64, input: Input) {
+        self.now = self.now.max(now);
+        match input {
+            Input::Tick => self.on_tick(),
+            Input::Assign(a) => self.on_assign(a),
+            Input::Unassign => self.on_unassign(),
+            Input::Write(w, reply) => self.on_write(w, reply),
+            Input::Flush => self.on_flush(),
+            Input::Prepare(p, reply) => self.on_prepare(p, reply),
+            Input::PrepareReply(from, reply) => self.on_prepare_reply(&from, reply),
+            Input::Learn(req, reply) => self.on_learn(req, reply),
+            Input::LearnAnswer(answer) => self.on_learn_answer(answer),
+            Input::SnapshotChunk(chunk) => self.on_snapshot_chunk(chunk),
+            Input::SnapshotEnd(sessions) => self.on_snapshot_end(sessions),
+            Input::SnapshotFailed(why) => self.on_snapshot_failed(&why),
+            Input::Sealed(decree) => self.on_sealed(decree),
+            Input::Persisted(id) => self.on_persisted(id),
+            Input::PersistFailed(why) | Input::ApplyFailed(why) => self.on_disk_failed(why),
+            Input::Applied { upto, durable } => self.on_applied(upto, durable),
+            Input::MetaAnswer(answer) => self.on_meta_answer(answer),
+            Input::Kill => self.on_kill(),
+        }
+    }
+
+    /// Takes the effects left by the steps so far.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// What the replica reports of itself.
+    pub fn status(&self) -> Status {
+        Status {
+            data: self.data.clone(),
+            ballot: self.hard_durable,
+            committed: self.committed,
+            prepared: self.log.durable().max(self.store_applied),
+            applied: self.store_applied,
+            serving: self.serving(),
+        }
+    }
+
+    /// Whether this replica is the partition's primary and serves reads and writes now.
+    pub fn serving(&self) -> bool {
+        match &self.role {
+            Role::Primary(p) => p.serving(),
+            _ => false,
+        }
+    }
+
+    /// The primary's ballot while it serves.
+    pub fn serving_ballot(&self) -> Option<i64> {
+        match &self.role {
+            Role::Primary(p) if p.serving() => Some(p.ballot),
+            _ => None,
+        }
+    }
+
+    /// The role now.
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    /// The log (for the simulation's invariant checks).
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The client sessions as of the last applied decree.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// The latest (maybe not yet durable) promise.
+    pub fn hard_state(&self) -> &HardState {
+        &self.hard
+    }
+
+    fn emit(&mut self, effect: Effect) {
+        self.out.push(effect);
+    }
+
+    fn reply(&mut self, to: ReplyId, reply: Reply) {
+        self.emit(Effect::Reply(to, reply));
+    }
+
+    /// Persists `records`; returns the persist id.
+    fn persist(&mut self, records: Vec<LogRecord>) -> u64 {
+        self.next_persist += 1;
+        let id = self.next_persist;
+        for r in &records {
+            if let LogRecord::Hard(h) = r {
+                self.hard_pending.push((id, h.ballot));
+            }
+        }
+        self.emit(Effect::Persist { id, records });
+        id
+    }
+
+    /// Changes the promise; returns the record to persist with it.
+    fn promise(&mut self, ballot: i64, primary: &str) -> LogRecord {
+        self.hard = HardState {
+            ballot,
+            primary: Some(primary.to_string()),
+        };
+        LogRecord::Hard(self.hard.clone())
+    }
+
+    fn on_persisted(&mut self, id: u64) {
+        self.log.persisted(id);
+        let mut durable = self.hard_durable;
+        self.hard_pending.retain(|(pid, ballot)| {
+            if *pid <= id {
+                durable = durable.max(*ballot);
+            }
+            *pid > id
+        });
+        self.hard_durable = durable;
+        self.flush_acks();
+        match &self.role {
+            Role::Primary(_) => self.primary_progress(),
+            _ => self.follower_commit(),
+        }
+    }
+
+    /// A disk write, sync or store commit failed: nothing on this disk can be trusted
+    /// any more. The replica steps down and reports it; it never acknowledges again.
+    fn on_disk_failed(&mut self, why: String) {
+        tracing::error!(gpid = %self.gpid, "replica disk failed, stepping down: {why}");
+        self.data = DataState::Broken(why.clone());
+        self.stop_role(Error::OutcomeUnknown(format!(
+            "{}: the replica's disk failed: {why}",
+            self.gpid
+        )));
+        for ack in std::mem::take(&mut self.acks) {
+            self.reply(
+                ack.reply,
+                Reply::Prepare(PrepareReply::Refused(Refusal::Failed(why.clone()))),
+            );
+        }
+    }
+
+    fn on_kill(&mut self) {
+        let ballot = self
+            .hard
+            .ballot
+            .max(self.view.as_ref().map_or(0, |v| v.ballot));
+        self.stop_role(Error::OutcomeUnknown(format!(
+            "{}: the replica was killed",
+            self.gpid
+        )));
+        self.data = DataState::Lost(ballot);
+        self.log.reset(0);
+        self.committed = 0;
+        self.commit_hint = 0;
+        self.applied = 0;
+        self.store_applied = 0;
+        self.store_durable = 0;
+        self.sessions = Sessions::default();
+        self.reorder.clear();
+        self.emit(Effect::Destroy(ballot));
+    }
+
+    /// Leaves whatever role the replica has: a primary answers its waiting writers
+    /// (`logged` for writes already in the log, whose outcome is unknown).
+    fn stop_role(&mut self, logged: Error) {
+        if let Role::Primary(p) = std::mem::replace(&mut self.role, Role::Inactive) {
+            let gpid = self.gpid;
+            for (reply, err) in p.abandon(gpid, logged) {
+                self.reply(reply, Reply::Write(Err(err)));
+            }
+        }
+        self.meta_pending = None;
+    }
+
+    fn on_unassign(&mut self) {
+        if !matches!(self.role, Role::Inactive) {
+            tracing::info!(gpid = %self.gpid, "no longer assigned: inactive");
+        }
+        self.stop_role(Error::OutcomeUnknown(format!(
+            "{}: this node is no longer assigned the partition",
+            self.gpid
+        )));
+        self.view = None;
+    }
+
+    fn on_assign(&mut self, a: Assignment) {
+        let known = self
+            .view
+            .as_ref()
+            .map_or(0, |v| v.ballot)
+            .max(self.hard.ballot);
+        if a.ballot < known {
+            return;
+        }
+        if a.create_empty
+            && let DataState::Lost(lost_at) = self.data
+            && a.ballot > lost_at
+        {
+            tracing::info!(gpid = %self.gpid, ballot = a.ballot, "created empty");
+            self.data = DataState::Valid;
+            self.emit(Effect::CreateEmpty);
+        }
+        self.view = Some(a.clone());
+        match a.role {
+            AssignedRole::Primary => self.assigned_primary(a),
+            AssignedRole::Secondary => {
+                let primary = a.primary.clone().unwrap_or_default();
+                if let Role::Primary(p) = &self.role
+                    && p.ballot < a.ballot
+                {
+                    self.step_down("assigned as a secondary");
+                }
+                if !matches!(self.role, Role::Primary(_)) {
+                    self.role = Role::Secondary(primary);
+                }
+            }
+            AssignedRole::Learner => {
+                let primary = a.primary.clone().unwrap_or_default();
+                if let Role::Primary(p) = &self.role
+                    && p.ballot < a.ballot
+                {
+                    self.step_down("assigned as a learner");
+                }
+                let same = matches!(&self.role, Role::Learner(p, _) if *p == primary);
+                if !same && !matches!(self.role, Role::Primary(_)) {
+                    self.role = Role::Learner(primary, Stage::Idle(0));
+                    self.learner_tick();
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        match &self.role {
+            Role::Primary(_) => self.primary_tick(),
+            Role::Learner(..) => self.learner_tick(),
+            _ => {}
+        }
+        self.follower_tick();
+        if let Some((ballot, request, sent)) = self.meta_pending.clone()
+            && self.now >= sent + self.cfg.meta_retry_ms
+        {
+            self.meta_pending = Some((ballot, request.clone(), self.now));
+            self.emit(Effect::AskMeta(ballot, request));
+        }
+    }
+
+    fn ask_meta(&mut self, ballot: i64, request: ConfigRequest) {
+        self.meta_pending = Some((ballot, request.clone(), self.now));
+        self.emit(Effect::AskMeta(ballot, request));
+    }
+
+    fn on_applied(&mut self, upto: u64, durable: bool) {
+        self.store_applied = self.store_applied.max(upto);
+        if durable {
+            self.store_durable = self.store_durable.max(upto);
+        }
+        if let Role::Primary(_) = self.role {
+            self.primary_applied();
+        }
+        self.maybe_compact();
+    }
+
+    /// Emits applies for every committed entry not yet applied (valid data only).
+    fn apply_committed(&mut self) {
+        if self.data != DataState::Valid || self.applied >= self.committed {
+            return;
+        }
+        let entries = self.log.range(self.applied + 1, self.committed);
+        let Some(last) = entries.last().map(|e| e.decree) else {
+            return;
+        };
+        for e in &entries {
+            self.sessions.apply(e.decree, &e.requests);
+        }
+        let every = self.cfg.durable_every;
+        let durable = last / every > self.applied / every;
+        self.applied = last;
+        self.emit(Effect::Apply { entries, durable });
+    }
+
+    /// Drops log entries the store holds durably and no peer needs, once the log is
+    /// large; asks the store for a durable point first if it lags.
+    fn maybe_compact(&mut self) {
+        if self.log.bytes() < self.cfg.compact_bytes {
+            return;
+        }
+        let floor = match &self.role {
+            Role::Primary(p) => p.peer_floor().min(self.store_durable),
+            _ => self.store_durable,
+        };
+        if floor + 1 > self.log.first() {
+            self.log.compact(floor + 1);
+            self.emit(Effect::Compact(floor + 1));
+        } else if self.store_durable < self.applied {
+            self.emit(Effect::Apply {
+                entries: Vec::new(),
+                durable: true,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

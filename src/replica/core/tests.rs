@@ -1,0 +1,474 @@
+//! The core's rules one at a time, with a small harness: cores of one partition, a disk
+//! that persists when told, and messages delivered by hand. (The randomized runs with
+//! faults are the simulation's, in `crate::sim`.)
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::*;
+use crate::pb;
+
+const G: Gpid = Gpid { app_id: 1, pidx: 0 };
+
+/// One node: its core, what its disk holds, and what it answered.
+struct Node {
+    core: Core,
+    /// Records persisted (durable) and pending (not yet synced).
+    durable: Vec<LogRecord>,
+    pending: Vec<(u64, Vec<LogRecord>)>,
+    applied: Vec<u64>,
+    replies: Vec<(ReplyId, Reply)>,
+    asks: Vec<(i64, ConfigRequest)>,
+    other: Vec<Effect>,
+}
+
+/// A message in flight.
+#[derive(Debug)]
+enum Msg {
+    Prepare(String, Prepare, ReplyId),
+    Reply(String, String, Option<PrepareReply>),
+}
+
+struct Harness {
+    nodes: BTreeMap<String, Node>,
+    inbox: VecDeque<Msg>,
+    now: u64,
+    next_reply: ReplyId,
+    /// reply id → (the node that sent the prepare, the node that must answer).
+    routes: BTreeMap<ReplyId, (String, String)>,
+    /// Persist automatically when a core asks.
+    auto_sync: bool,
+}
+
+fn node(name: &str, recovered: Recovered) -> Node {
+    Node {
+        core: Core::new(G, name, CoreConfig::default(), recovered, 0),
+        durable: Vec::new(),
+        pending: Vec::new(),
+        applied: Vec::new(),
+        replies: Vec::new(),
+        asks: Vec::new(),
+        other: Vec::new(),
+    }
+}
+
+fn valid() -> Recovered {
+    Recovered {
+        data: Some(DataState::Valid),
+        ..Recovered::default()
+    }
+}
+
+fn assign(role: AssignedRole, ballot: i64, primary: &str, secondaries: &[&str]) -> Input {
+    Input::Assign(Assignment {
+        ballot,
+        role,
+        primary: Some(primary.to_string()),
+        secondaries: secondaries.iter().map(|s| s.to_string()).collect(),
+        max_replicas: 3,
+        proposal: None,
+        create_empty: false,
+    })
+}
+
+fn write(key: &str) -> Input {
+    Input::Write(
+        Write {
+            mutations: vec![pb::Mutation {
+                hash_key: key.as_bytes().to_vec(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            }],
+            request: None,
+        },
+        0,
+    )
+}
+
+impl Harness {
+    fn new(names: &[&str]) -> Harness {
+        Harness {
+            nodes: names
+                .iter()
+                .map(|n| (n.to_string(), node(n, valid())))
+                .collect(),
+            inbox: VecDeque::new(),
+            now: 1,
+            next_reply: 1000,
+            routes: BTreeMap::new(),
+            auto_sync: true,
+        }
+    }
+
+    /// Steps `name` with `input` and carries out its effects.
+    fn step(&mut self, name: &str, input: Input) {
+        let n = self.nodes.get_mut(name).unwrap();
+        n.core.step(self.now, input);
+        self.drain(name);
+    }
+
+    fn drain(&mut self, name: &str) {
+        loop {
+            let n = self.nodes.get_mut(name).unwrap();
+            let effects = n.core.take_effects();
+            if effects.is_empty() {
+                return;
+            }
+            let mut feedback = Vec::new();
+            for e in effects {
+                match e {
+                    Effect::Persist { id, records } => {
+                        n.pending.push((id, records));
+                        if self.auto_sync {
+                            feedback.push(sync_input(n));
+                        }
+                    }
+                    Effect::Apply { entries, .. } => {
+                        let upto = entries.last().map_or(n.core.applied, |e| e.decree);
+                        n.applied.extend(entries.iter().map(|e| e.decree));
+                        feedback.push(Some(Input::Applied {
+                            upto,
+                            durable: false,
+                        }));
+                    }
+                    Effect::Send(to, p) => {
+                        self.next_reply += 1;
+                        self.routes
+                            .insert(self.next_reply, (name.to_string(), to.clone()));
+                        self.inbox.push_back(Msg::Prepare(to, p, self.next_reply));
+                    }
+                    Effect::Reply(id, Reply::Prepare(r)) if self.routes.contains_key(&id) => {
+                        let (primary, from) = self.routes.remove(&id).unwrap();
+                        self.inbox.push_back(Msg::Reply(primary, from, Some(r)));
+                    }
+                    Effect::Reply(id, r) => n.replies.push((id, r)),
+                    Effect::AskMeta(b, r) => n.asks.push((b, r)),
+                    other => n.other.push(other),
+                }
+            }
+            for input in feedback.into_iter().flatten() {
+                n.core.step(self.now, input);
+            }
+        }
+    }
+
+    /// Delivers messages until none is left.
+    fn deliver_all(&mut self) {
+        while let Some(m) = self.inbox.pop_front() {
+            match m {
+                Msg::Prepare(to, p, id) => self.step(&to, Input::Prepare(p, id)),
+                Msg::Reply(to, from, r) => self.step(&to, Input::PrepareReply(from, r)),
+            }
+        }
+    }
+
+    fn core(&self, name: &str) -> &Core {
+        &self.nodes[name].core
+    }
+
+    fn writes_answered(&self, name: &str) -> Vec<Result<u64, Error>> {
+        self.nodes[name]
+            .replies
+            .iter()
+            .filter_map(|(_, r)| match r {
+                Reply::Write(w) => Some(w.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A group of three serving under `a` at ballot 1, with one write committed.
+    fn serving_group() -> Harness {
+        let mut h = Harness::new(&["a", "b", "c"]);
+        h.step("b", assign(AssignedRole::Secondary, 1, "a", &["b", "c"]));
+        h.step("c", assign(AssignedRole::Secondary, 1, "a", &["b", "c"]));
+        h.step("a", assign(AssignedRole::Primary, 1, "a", &["b", "c"]));
+        h.deliver_all();
+        assert!(h.core("a").serving(), "{:?}", h.core("a").role());
+        h.step("a", write("k1"));
+        h.step("a", Input::Flush);
+        h.deliver_all();
+        h
+    }
+}
+
+/// Syncs everything `n` has pending.
+fn sync_input(n: &mut Node) -> Option<Input> {
+    let (id, _) = n.pending.last()?;
+    let id = *id;
+    for (_, records) in n.pending.drain(..) {
+        n.durable.extend(records);
+    }
+    Some(Input::Persisted(id))
+}
+
+#[test]
+fn a_write_commits_once_every_secondary_logged_it_and_is_applied_everywhere() {
+    let mut h = Harness::serving_group();
+    assert_eq!(h.writes_answered("a"), vec![Ok(1)]);
+    // The commit point rides on the next prepare (or a heartbeat).
+    h.step("a", Input::Tick);
+    h.deliver_all();
+    for n in ["a", "b", "c"] {
+        assert_eq!(h.nodes[n].applied, vec![1], "{n}");
+        assert_eq!(h.core(n).status().committed, 1, "{n}");
+    }
+    // The promise (ballot 1, primary a) was persisted before anything else on every node.
+    for n in ["a", "b", "c"] {
+        assert!(
+            matches!(&h.nodes[n].durable[0], LogRecord::Hard(hs) if hs.ballot == 1 && hs.primary.as_deref() == Some("a")),
+            "{n}: {:?}",
+            h.nodes[n].durable
+        );
+    }
+}
+
+#[test]
+fn a_secondary_acknowledges_only_what_is_durable() {
+    let mut h = Harness::serving_group();
+    h.nodes.get_mut("b").unwrap().core.take_effects();
+    h.auto_sync = false;
+    h.step("a", write("k2"));
+    h.step("a", Input::Flush);
+    // Deliver the prepare to b and c; nothing is synced, so nothing is acknowledged.
+    h.deliver_all();
+    assert_eq!(h.writes_answered("a"), vec![Ok(1)], "not committed yet");
+    for n in ["a", "b", "c"] {
+        let input = sync_input(h.nodes.get_mut(n).unwrap()).unwrap();
+        h.step(n, input);
+    }
+    h.deliver_all();
+    assert_eq!(h.writes_answered("a"), vec![Ok(1), Ok(2)]);
+}
+
+#[test]
+fn a_prepare_at_the_current_ballot_from_another_node_is_refused_and_changes_nothing() {
+    let mut h = Harness::serving_group();
+    let rogue = Prepare {
+        ballot: 1,
+        from: "c".into(),
+        prev_decree: 1,
+        prev_ballot: 1,
+        entries: vec![std::sync::Arc::new(pb::LogEntry {
+            ballot: 1,
+            decree: 2,
+            ..Default::default()
+        })],
+        committed: 1,
+        last_prepared: 2,
+    };
+    h.step("b", Input::Prepare(rogue.clone(), 7));
+    assert_eq!(
+        h.nodes["b"].replies.last().unwrap().1,
+        Reply::Prepare(PrepareReply::Refused(Refusal::WrongPrimary))
+    );
+    assert_eq!(h.core("b").log().last(), 1);
+    // The primary itself refuses it too, and keeps serving.
+    h.step("a", Input::Prepare(rogue.clone(), 8));
+    assert!(h.core("a").serving());
+    let stale = Prepare { ballot: 0, ..rogue };
+    h.step("b", Input::Prepare(stale, 9));
+    assert_eq!(
+        h.nodes["b"].replies.last().unwrap().1,
+        Reply::Prepare(PrepareReply::Refused(Refusal::StaleBallot(1)))
+    );
+}
+
+#[test]
+fn a_restarted_primary_asks_for_a_new_ballot_instead_of_reusing_its_own() {
+    let recovered = Recovered {
+        data: Some(DataState::Valid),
+        hard: HardState {
+            ballot: 4,
+            primary: Some("a".into()),
+        },
+        ..Recovered::default()
+    };
+    let mut h = Harness::new(&["b"]);
+    h.nodes.insert("a".into(), node("a", recovered));
+    h.step("a", assign(AssignedRole::Primary, 4, "a", &["b"]));
+    assert_eq!(h.nodes["a"].asks, vec![(4, ConfigRequest::Renew)]);
+    assert!(h.inbox.is_empty(), "nothing sent under ballot 4");
+    assert!(!h.core("a").serving());
+    // The meta server renews: ballot 5, and the primary takes over under it.
+    let view = ConfigView {
+        ballot: 5,
+        primary: Some("a".into()),
+        secondaries: vec!["b".into()],
+    };
+    h.step("a", Input::MetaAnswer(Ok((true, view))));
+    h.step("b", assign(AssignedRole::Secondary, 5, "a", &["b"]));
+    h.deliver_all();
+    assert!(h.core("a").serving());
+    assert_eq!(h.core("b").status().ballot, 5);
+}
+
+#[test]
+fn a_secondary_refuses_a_primary_that_holds_less_than_it_committed() {
+    let mut h = Harness::serving_group();
+    h.step("a", Input::Tick);
+    h.deliver_all();
+    assert_eq!(h.core("b").status().committed, 1);
+    // An empty replica on c's address made primary at a higher ballot.
+    h.nodes.insert("c".into(), node("c", valid()));
+    h.step("c", assign(AssignedRole::Primary, 2, "c", &["b"]));
+    h.deliver_all();
+    assert!(!h.core("c").serving(), "{:?}", h.core("c").role());
+    assert!(
+        matches!(h.core("c").status().data, DataState::Broken(_)),
+        "{:?}",
+        h.core("c").status()
+    );
+    assert_eq!(h.core("b").status().committed, 1);
+    assert_eq!(h.core("b").log().last(), 1, "nothing of c's logged");
+}
+
+#[test]
+fn a_new_primary_restamps_what_it_has_not_seen_committed_and_overwrites_stale_entries() {
+    let mut h = Harness::serving_group();
+    // a prepares decree 2 to b only (c's copy is lost), then a is gone.
+    h.step("a", write("k2"));
+    h.step("a", Input::Flush);
+    let mut kept = VecDeque::new();
+    while let Some(m) = h.inbox.pop_front() {
+        if let Msg::Prepare(to, _, _) = &m
+            && to == "c"
+        {
+            continue;
+        }
+        kept.push_back(m);
+    }
+    h.inbox = kept;
+    h.deliver_all();
+    assert_eq!(h.core("b").log().last(), 2);
+    assert_eq!(h.core("c").log().last(), 1);
+    // b is promoted at ballot 2 with c: it re-stamps decree 2 and commits it with c.
+    h.step("c", assign(AssignedRole::Secondary, 2, "b", &["c"]));
+    h.step("b", assign(AssignedRole::Primary, 2, "b", &["c"]));
+    h.deliver_all();
+    assert!(h.core("b").serving());
+    assert_eq!(h.core("b").log().get(2).unwrap().ballot, 2, "re-stamped");
+    assert_eq!(h.core("c").log().get(2).unwrap().ballot, 2);
+    assert_eq!(h.core("b").status().committed, 2);
+}
+
+#[test]
+fn a_learner_loads_a_snapshot_then_is_upgraded_while_the_primary_does_not_serve() {
+    let mut h = Harness::serving_group();
+    h.nodes.insert("d".into(), node("d", Recovered::default()));
+    h.step("d", assign(AssignedRole::Learner, 1, "a", &["b", "c"]));
+    let Some(Effect::Learn(to, req)) = h.nodes.get_mut("d").unwrap().other.pop() else {
+        panic!("the learner asks: {:?}", h.nodes["d"].other);
+    };
+    assert_eq!((to.as_str(), req.committed), ("a", None));
+    h.step("a", Input::Learn(req, 77));
+    let Some(Effect::StreamSnapshot(77, decree)) = h.nodes.get_mut("a").unwrap().other.pop() else {
+        panic!("the primary streams a snapshot: {:?}", h.nodes["a"].other);
+    };
+    assert_eq!(decree, 1);
+    h.step("d", Input::LearnAnswer(Ok(LearnPlan::Snapshot(decree))));
+    h.step(
+        "d",
+        Input::SnapshotChunk(vec![(b"k".to_vec(), b"v".to_vec())]),
+    );
+    h.step("d", Input::SnapshotEnd(sessions::Sessions::default()));
+    let other = std::mem::take(&mut h.nodes.get_mut("d").unwrap().other);
+    assert!(matches!(other[0], Effect::ResetData));
+    assert!(matches!(other[1], Effect::LoadChunk(_)));
+    assert!(matches!(other[2], Effect::Seal(1, _)));
+    assert_eq!(h.core("d").status().data, DataState::Learning);
+    h.step("d", Input::Sealed(1));
+    assert_eq!(h.core("d").status().data, DataState::Valid);
+    h.now += 400;
+    h.step("a", Input::Tick);
+    h.deliver_all();
+    assert_eq!(
+        h.nodes["a"].asks.last(),
+        Some(&(1, ConfigRequest::UpgradeLearner("d".into())))
+    );
+    assert!(
+        !h.core("a").serving(),
+        "no reads while the change may move the primary"
+    );
+    let view = ConfigView {
+        ballot: 2,
+        primary: Some("a".into()),
+        secondaries: vec!["b".into(), "c".into(), "d".into()],
+    };
+    h.step("a", Input::MetaAnswer(Ok((true, view))));
+    assert!(h.core("a").serving());
+    h.step("a", write("k3"));
+    h.step("a", Input::Flush);
+    h.deliver_all();
+    assert_eq!(h.writes_answered("a"), vec![Ok(1), Ok(2)]);
+    assert_eq!(h.core("d").log().last(), 2, "the new secondary counts");
+}
+
+#[test]
+fn a_write_retried_with_its_request_id_is_applied_once() {
+    let mut h = Harness::serving_group();
+    let id = pb::RequestId {
+        client: 9,
+        seq: 1,
+        acked_below: 1,
+    };
+    let w = Write {
+        mutations: vec![pb::Mutation::default()],
+        request: Some(id),
+    };
+    h.step("a", Input::Write(w.clone(), 1));
+    h.step("a", Input::Flush);
+    h.deliver_all();
+    h.step("a", Input::Write(w, 2));
+    h.step("a", Input::Flush);
+    h.deliver_all();
+    assert_eq!(h.writes_answered("a"), vec![Ok(1), Ok(2), Ok(2)]);
+    assert_eq!(h.core("a").log().last(), 2, "no third entry");
+}
+
+#[test]
+fn a_write_not_applied_in_time_has_an_unknown_outcome() {
+    let mut h = Harness::serving_group();
+    h.step("a", write("k2"));
+    h.step("a", Input::Flush);
+    h.inbox.clear();
+    h.now += CoreConfig::default().commit_timeout_ms + 1;
+    h.step("a", Input::Tick);
+    let answers = h.writes_answered("a");
+    assert!(
+        matches!(answers.last(), Some(Err(Error::OutcomeUnknown(_)))),
+        "{answers:?}"
+    );
+}
+
+#[test]
+fn a_disk_failure_makes_the_replica_step_down_and_never_acknowledge() {
+    let mut h = Harness::serving_group();
+    h.auto_sync = false;
+    h.step("a", write("k2"));
+    h.step("a", Input::Flush);
+    h.step("a", Input::PersistFailed("EIO".into()));
+    assert!(!h.core("a").serving());
+    assert!(matches!(h.core("a").status().data, DataState::Broken(_)));
+    let answers = h.writes_answered("a");
+    assert!(
+        matches!(answers.last(), Some(Err(Error::OutcomeUnknown(_)))),
+        "{answers:?}"
+    );
+    h.deliver_all();
+    // A secondary whose disk failed refuses prepares.
+    h.step("b", Input::PersistFailed("ENOSPC".into()));
+    let p = Prepare {
+        ballot: 1,
+        from: "a".into(),
+        prev_decree: 1,
+        prev_ballot: 1,
+        entries: vec![],
+        committed: 1,
+        last_prepared: 2,
+    };
+    h.step("b", Input::Prepare(p, 5));
+    assert!(matches!(
+        h.nodes["b"].replies.last().unwrap().1,
+        Reply::Prepare(PrepareReply::Refused(Refusal::Failed(_)))
+    ));
+}
