@@ -207,6 +207,79 @@ impl ReplicaRole {
     }
 }
 
+/// Whether a replica holds data it may serve and acknowledge, as its node reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReplicaData {
+    /// Verified data up to its applied decree.
+    Valid,
+    /// A snapshot is being loaded: incomplete.
+    Learning,
+    /// Deleted, never held, or on a failed disk.
+    Lost,
+}
+
+impl ReplicaData {
+    /// Converts to the wire enum.
+    pub fn to_pb(self) -> pb::ReplicaData {
+        match self {
+            ReplicaData::Valid => pb::ReplicaData::Valid,
+            ReplicaData::Learning => pb::ReplicaData::Learning,
+            ReplicaData::Lost => pb::ReplicaData::Lost,
+        }
+    }
+
+    /// Converts from the wire value (anything unknown reads as lost: never trusted).
+    pub fn from_pb(value: i32) -> ReplicaData {
+        match pb::ReplicaData::try_from(value) {
+            Ok(pb::ReplicaData::Valid) => ReplicaData::Valid,
+            Ok(pb::ReplicaData::Learning) => ReplicaData::Learning,
+            _ => ReplicaData::Lost,
+        }
+    }
+
+    /// The name `ddd_diagnose` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReplicaData::Valid => "valid",
+            ReplicaData::Learning => "learning",
+            ReplicaData::Lost => "lost",
+        }
+    }
+}
+
+/// What a node reports of one replica it holds or is assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaReport {
+    /// Whether its data is complete.
+    pub data: ReplicaData,
+    /// The highest ballot it durably promised.
+    pub ballot: i64,
+    /// Its commit point.
+    pub committed: u64,
+    /// Its last durably logged decree.
+    pub prepared: u64,
+    /// Its size on disk.
+    pub disk_bytes: u64,
+}
+
+impl ReplicaReport {
+    /// A valid replica's report (tests and simulations).
+    pub fn valid(ballot: i64, committed: u64, prepared: u64) -> ReplicaReport {
+        ReplicaReport {
+            data: ReplicaData::Valid,
+            ballot,
+            committed,
+            prepared,
+            disk_bytes: 0,
+        }
+    }
+
+    /// Whether its data is complete.
+    pub fn is_valid(&self) -> bool {
+        self.data == ReplicaData::Valid
+    }
+}
+
 /// A partition's id: table id and partition index, printed `app_id.pidx`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Gpid {
@@ -223,6 +296,11 @@ impl fmt::Display for Gpid {
 }
 
 impl Gpid {
+    /// Partition `pidx` of table `app_id`.
+    pub const fn new(app_id: u32, pidx: u32) -> Gpid {
+        Gpid { app_id, pidx }
+    }
+
     /// Converts to the wire message.
     pub fn to_pb(self) -> pb::Gpid {
         pb::Gpid {
@@ -266,6 +344,10 @@ pub struct PartitionConfig {
     pub secondaries: Vec<String>,
     /// Nodes most recently dropped from the configuration, oldest first.
     pub last_drops: Vec<String>,
+    /// Its members may start empty: it is brand new (or an operator chose an empty
+    /// node for it after it lost every replica). Cleared by any other change.
+    #[serde(default)]
+    pub fresh: bool,
 }
 
 impl PartitionConfig {
@@ -296,6 +378,7 @@ impl PartitionConfig {
             primary: (!p.primary.is_empty()).then(|| p.primary.clone()),
             secondaries: p.secondaries.clone(),
             last_drops: p.last_drops.clone(),
+            fresh: false,
         }
     }
 }
@@ -401,6 +484,7 @@ mod tests {
             primary: primary.map(str::to_string),
             secondaries: secondaries.iter().map(|s| s.to_string()).collect(),
             last_drops: vec![],
+            fresh: false,
         }
     }
 

@@ -16,9 +16,6 @@ pub struct CureOptions {
     pub add_secondary_max_count_for_one_node: Option<u32>,
 }
 
-/// The dropped replicas cure waits for before choosing a new primary among them.
-const DDD_WAIT_FOR: usize = 2;
-
 /// Plans one round of cure.
 pub fn cure(snap: &Snapshot, opts: &CureOptions) -> Vec<Action> {
     let mut loads: BTreeMap<&str, (u32, u32)> = snap.loads();
@@ -106,7 +103,7 @@ fn no_primary(
         .config
         .secondaries
         .iter()
-        .filter(|s| snap.alive(s))
+        .filter(|s| snap.alive(s) && !snap.lost(s, gpid))
         .min_by_key(|s| (primaries(s), s.as_str()))
     {
         return Some(Action::UpgradeToPrimary {
@@ -129,28 +126,60 @@ fn no_primary(
             node: node.clone(),
         });
     }
-    // Every replica died. Wait until the last dropped ones are back and have reported
-    // their replica; then the highest ballot wins, and among equals the last dropped
-    // (the last to have served).
+    match ddd_decision(snap, app, p) {
+        DddDecision::Choose(node) => Some(Action::AssignPrimary { gpid, node }),
+        DddDecision::Wait(_) | DddDecision::Lost(_) => None,
+    }
+}
+
+/// What cure does about a partition whose every replica was dropped (Pegasus's DDD).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DddDecision {
+    /// Make this node the primary: it holds the most of the partition.
+    Choose(String),
+    /// Wait: a last member has not reported yet (why).
+    Wait(String),
+    /// Every last member lost its data: only an operator can choose (why).
+    Lost(String),
+}
+
+/// Decides a partition with no member left. Writes need two members, so the last two
+/// members dropped (the last one, for a table of one replica) hold every committed
+/// write between them; cure waits until each is ALIVE and has reported, then chooses
+/// the one with the most data — by ballot, then committed decree, then prepared
+/// decree. One that reports its replica lost (or holds nothing of it) is left out; if
+/// every one lost it, nothing is invented: an operator decides (`ddd_diagnose`).
+pub fn ddd_decision(snap: &Snapshot, app: &AppView, p: &PartitionView) -> DddDecision {
+    let gpid = app.gpid(p.config.pidx);
+    let want = app.max_replica_count.clamp(1, 2) as usize;
     let drops = &p.config.last_drops;
-    let recent = &drops[drops.len().saturating_sub(DDD_WAIT_FOR)..];
-    let mut best: Option<(i64, usize, &String)> = None;
-    for (i, node) in recent.iter().enumerate() {
-        let ballot = snap
-            .nodes
-            .get(node)
-            .filter(|n| n.alive)?
-            .reported
-            .get(&gpid)
-            .copied()?;
-        if best.is_none_or(|(b, j, _)| (ballot, i) > (b, j)) {
-            best = Some((ballot, i, node));
+    let last = &drops[drops.len().saturating_sub(want)..];
+    let mut best: Option<((i64, u64, u64, usize), &String)> = None;
+    let mut lost = Vec::new();
+    for (i, node) in last.iter().enumerate() {
+        let Some(view) = snap.nodes.get(node).filter(|n| n.alive) else {
+            return DddDecision::Wait(format!("waiting for {node} to come back"));
+        };
+        if !view.reported {
+            return DddDecision::Wait(format!("waiting for {node} to report"));
+        }
+        match view.replicas.get(&gpid).filter(|r| r.is_valid()) {
+            Some(r) => {
+                let key = (r.ballot, r.committed, r.prepared, i);
+                if best.is_none_or(|(b, _)| key > b) {
+                    best = Some((key, node));
+                }
+            }
+            None => lost.push(node.as_str()),
         }
     }
-    best.map(|(_, _, node)| Action::AssignPrimary {
-        gpid,
-        node: node.clone(),
-    })
+    match best {
+        Some((_, node)) => DddDecision::Choose(node.clone()),
+        None => DddDecision::Lost(format!(
+            "every last member lost its data ({}): an operator must choose a primary",
+            lost.join(", ")
+        )),
+    }
 }
 
 /// Where a missing secondary goes, if anywhere yet.

@@ -89,6 +89,7 @@ mod tests {
             primary: Some("a".into()),
             secondaries: vec!["b".into(), "c".into()],
             last_drops: vec![],
+            fresh: false,
         }
     }
 

@@ -11,8 +11,9 @@ use crate::error::Error;
 use crate::meta::Meta;
 use crate::meta::proposal::proposal_action;
 use crate::meta::remote_commands::META_COMMANDS;
-use crate::meta::state::PrimaryRequest;
-use crate::model::{AppStatus, Gpid, MetaLevel};
+use crate::meta::snapshot::Action;
+use crate::meta::state::{DddPartition, NodeAssignment, PrimaryRequest};
+use crate::model::{AppStatus, Gpid, MetaLevel, ReplicaData, ReplicaReport};
 use crate::pb;
 
 /// Serves the `Meta` and `Cli` services over one shared [`Meta`].
@@ -38,35 +39,10 @@ impl pb::meta_server::Meta for MetaService {
         let replicas = req
             .replicas
             .iter()
-            .map(|r| {
-                (
-                    Gpid {
-                        app_id: r.app_id,
-                        pidx: r.pidx,
-                    },
-                    r.ballot,
-                )
-            })
-            .collect();
-        let disk = req
-            .replicas
-            .iter()
-            .map(|r| {
-                let gpid = Gpid {
-                    app_id: r.app_id,
-                    pidx: r.pidx,
-                };
-                (gpid, r.disk_bytes)
-            })
+            .map(|r| (Gpid::new(r.app_id, r.pidx), report_from_pb(r)))
             .collect();
         let mut state = self.meta.lock();
-        let outcome = state.beacon(
-            &req.address,
-            replicas,
-            req.assignment_version,
-            Instant::now(),
-        )?;
-        state.record_disk(&req.address, disk);
+        let outcome = state.beacon(&req.address, &req.incarnation, replicas, Instant::now())?;
         let config = state.config();
         Ok(Response::new(pb::BeaconReply {
             beacon_interval_ms: config.beacon_interval.as_millis() as u64,
@@ -74,17 +50,8 @@ impl pb::meta_server::Meta for MetaService {
             assignments: outcome
                 .assignments
                 .into_iter()
-                .map(|a| pb::Assignment {
-                    app_id: a.gpid.app_id,
-                    pidx: a.gpid.pidx,
-                    ballot: a.ballot,
-                    role: a.role.to_pb() as i32,
-                    app_status: a.app_status.to_pb() as i32,
-                    primary: a.primary.unwrap_or_default(),
-                    secondaries: a.secondaries,
-                })
+                .map(assignment_to_pb)
                 .collect(),
-            assignment_version: outcome.version,
             garbage: outcome.garbage.into_iter().map(Gpid::to_pb).collect(),
         }))
     }
@@ -166,6 +133,7 @@ impl pb::meta_server::Meta for MetaService {
             app: Some(app.to_pb()),
             alive_nodes: alive,
             replica_disks,
+            ddd_partitions: state.ddd_pidxs(app.record.app_id),
         }))
     }
 
@@ -280,7 +248,7 @@ impl pb::meta_server::Meta for MetaService {
         let mut state = self.meta.lock();
         let config = state.partition(gpid)?.clone();
         let action = proposal_action(&r.kind, gpid, &r.from, &r.to, &config)?;
-        let action = state.propose(action, r.force)?;
+        let action = state.propose(action, r.force, Instant::now())?;
         Ok(Response::new(pb::ProposeReply {
             action: action.to_string(),
         }))
@@ -298,16 +266,106 @@ impl pb::meta_server::Meta for MetaService {
         let change = match pb::UpdateKind::try_from(r.kind) {
             Ok(pb::UpdateKind::Remove) => PrimaryRequest::Remove(r.node),
             Ok(pb::UpdateKind::UpgradeLearner) => PrimaryRequest::UpgradeLearner(r.node),
+            Ok(pb::UpdateKind::Renew) => PrimaryRequest::Renew,
+            Ok(pb::UpdateKind::MovePrimary) => PrimaryRequest::MovePrimary(r.node),
+            Ok(pb::UpdateKind::Downgrade) => PrimaryRequest::Downgrade,
             _ => return Err(Error::InvalidInput("unknown update kind".into()).into()),
         };
-        let (applied, config) = self
-            .meta
-            .lock()
-            .update_partition(gpid, r.ballot, &r.from, change)?;
+        let (applied, config) =
+            self.meta
+                .lock()
+                .update_partition(gpid, r.ballot, &r.from, change, Instant::now())?;
         Ok(Response::new(pb::UpdatePartitionReply {
             applied,
             config: Some(config.to_pb()),
         }))
+    }
+
+    async fn ddd_diagnose(
+        &self,
+        req: Request<pb::DddDiagnoseRequest>,
+    ) -> Result<Response<pb::DddDiagnoseReply>, Status> {
+        let r = req.into_inner();
+        let now = Instant::now();
+        let mut state = self.meta.lock();
+        let forced = match (&r.force_gpid, r.force_node.is_empty()) {
+            (Some(g), false) => state.force_primary(Gpid::from_pb(g), &r.force_node, now)?,
+            (None, true) => String::new(),
+            _ => {
+                return Err(
+                    Error::InvalidInput("a force needs both a gpid and a node".into()).into(),
+                );
+            }
+        };
+        let partitions = state
+            .ddd_partitions(now)
+            .into_iter()
+            .filter(|p| r.app_id == 0 || p.gpid.app_id == r.app_id)
+            .filter(|p| r.pidx.is_none_or(|i| p.gpid.pidx == i))
+            .map(ddd_to_pb)
+            .collect();
+        Ok(Response::new(pb::DddDiagnoseReply { partitions, forced }))
+    }
+}
+
+/// A beacon's replica report.
+fn report_from_pb(r: &pb::ReplicaReport) -> ReplicaReport {
+    ReplicaReport {
+        data: ReplicaData::from_pb(r.data),
+        ballot: r.ballot,
+        committed: r.committed,
+        prepared: r.prepared,
+        disk_bytes: r.disk_bytes,
+    }
+}
+
+/// An assignment as a beacon reply carries it.
+fn assignment_to_pb(a: NodeAssignment) -> pb::Assignment {
+    let proposal = a.proposal.and_then(|action| match action {
+        Action::MovePrimary { to, .. } => Some(pb::Proposal {
+            kind: pb::proposal::Kind::MovePrimary as i32,
+            to,
+        }),
+        Action::DowngradeToSecondary { .. } => Some(pb::Proposal {
+            kind: pb::proposal::Kind::Downgrade as i32,
+            to: String::new(),
+        }),
+        _ => None,
+    });
+    pb::Assignment {
+        app_id: a.gpid.app_id,
+        pidx: a.gpid.pidx,
+        ballot: a.ballot,
+        role: a.role.to_pb() as i32,
+        app_status: a.app_status.to_pb() as i32,
+        primary: a.primary.unwrap_or_default(),
+        secondaries: a.secondaries,
+        max_replica_count: a.max_replica_count,
+        create_empty: a.create_empty,
+        proposal,
+    }
+}
+
+/// A lost partition as `ddd_diagnose` shows it.
+fn ddd_to_pb(p: DddPartition) -> pb::DddPartition {
+    pb::DddPartition {
+        gpid: Some(p.gpid.to_pb()),
+        app_name: p.app_name,
+        ballot: p.ballot,
+        members: p
+            .members
+            .into_iter()
+            .map(|m| pb::DddMember {
+                node: m.node,
+                alive: m.alive,
+                reported: m.reported,
+                data: m.report.map_or(0, |r| r.data.to_pb() as i32),
+                ballot: m.report.map_or(0, |r| r.ballot),
+                committed: m.report.map_or(0, |r| r.committed),
+                prepared: m.report.map_or(0, |r| r.prepared),
+            })
+            .collect(),
+        decision: p.decision,
     }
 }
 

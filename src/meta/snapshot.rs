@@ -6,15 +6,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::model::{Gpid, PartitionConfig};
+use crate::model::{Gpid, PartitionConfig, ReplicaReport};
 
 /// One node as the deciders see it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeView {
     /// ALIVE now.
     pub alive: bool,
-    /// The replicas it reported holding: gpid → ballot.
-    pub reported: BTreeMap<Gpid, i64>,
+    /// It has reported its replicas since the meta server started.
+    pub reported: bool,
+    /// The replicas it reported.
+    pub replicas: BTreeMap<Gpid, ReplicaReport>,
 }
 
 /// One partition as the deciders see it.
@@ -68,6 +70,14 @@ impl Snapshot {
     /// Whether `node` is ALIVE.
     pub fn alive(&self, node: &str) -> bool {
         self.nodes.get(node).is_some_and(|n| n.alive)
+    }
+
+    /// Whether `node` reported its replica of `gpid` without verified data.
+    pub fn lost(&self, node: &str, gpid: Gpid) -> bool {
+        self.nodes
+            .get(node)
+            .and_then(|n| n.replicas.get(&gpid))
+            .is_some_and(|r| !r.is_valid())
     }
 
     /// Whether `node` may receive a new replica: ALIVE and not black-listed.
@@ -191,6 +201,15 @@ impl Action {
         }
     }
 
+    /// Whether the partition's primary carries the action out itself (it stops serving
+    /// first, so no read is served by an old primary).
+    pub fn primary_executes(&self) -> bool {
+        matches!(
+            self,
+            Action::MovePrimary { .. } | Action::DowngradeToSecondary { .. }
+        )
+    }
+
     /// The node that receives a new replica (a data copy), if any.
     pub fn copies_to(&self) -> Option<&str> {
         match self {
@@ -231,6 +250,8 @@ pub fn apply_to_config(config: &mut PartitionConfig, action: &Action) -> bool {
                 return false;
             }
             config.primary = Some(node.clone());
+            // A partition that never had a replica starts empty.
+            config.fresh = config.last_drops.is_empty() && config.secondaries.is_empty();
         }
         Action::UpgradeToPrimary { node, .. } => {
             if config.primary.is_some() || !is_secondary(config, node) {

@@ -15,7 +15,7 @@ use crate::meta::config::MetaConfig;
 use crate::meta::levels::{FreezeThresholds, effective_level};
 use crate::meta::snapshot::Action;
 use crate::meta::store::{MetaStore, StoreOp};
-use crate::model::{AppStatus, Gpid, MetaLevel, ReplicaRole, validate_address};
+use crate::model::{AppStatus, Gpid, MetaLevel, ReplicaReport, ReplicaRole, validate_address};
 use crate::timeutil::now_ms;
 
 /// What the meta server knows of one replica server.
@@ -28,12 +28,11 @@ pub struct NodeState {
     pub last_beacon: Instant,
     /// Whether the node has beaconed (and so reported its replicas) since this start.
     pub reported: bool,
-    /// The replicas the node last reported: gpid → ballot.
-    pub replicas: BTreeMap<Gpid, i64>,
-    /// The assignment version of the last beacon reply the node applied.
-    pub assignment_version: u64,
-    /// The disk each reported replica uses, in bytes.
-    pub disk: BTreeMap<Gpid, u64>,
+    /// The identity of the node's data directory (empty until it beacons, for a node
+    /// stored before incarnations were).
+    pub incarnation: String,
+    /// The replicas the node last reported.
+    pub replicas: BTreeMap<Gpid, ReplicaReport>,
 }
 
 /// Settings operators change at runtime through remote commands; not persisted.
@@ -72,6 +71,12 @@ pub struct NodeAssignment {
     pub primary: Option<String>,
     /// The configuration's secondaries.
     pub secondaries: Vec<String>,
+    /// The table's replica count.
+    pub max_replica_count: u32,
+    /// The replica may start empty (a brand-new partition).
+    pub create_empty: bool,
+    /// A change the primary is asked to carry out itself.
+    pub proposal: Option<Action>,
 }
 
 /// What a beacon reply carries back.
@@ -79,8 +84,6 @@ pub struct NodeAssignment {
 pub struct BeaconOutcome {
     /// Every replica the node should hold.
     pub assignments: Vec<NodeAssignment>,
-    /// The configuration version the assignments reflect.
-    pub version: u64,
     /// Inactive replicas the node may delete.
     pub garbage: Vec<Gpid>,
 }
@@ -117,10 +120,12 @@ pub struct LevelView {
     pub freeze_reason: Option<String>,
 }
 
-/// A configuration change waiting for its learner to catch up.
+/// A configuration change waiting for its learner to catch up, or for the primary to
+/// carry it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InFlight {
-    /// The action (AddSecondary, CopySecondary or CopyPrimary).
+    /// The action (AddSecondary, CopySecondary or CopyPrimary with a learner;
+    /// MovePrimary or DowngradeToSecondary by the primary).
     pub action: Action,
     /// The partition's ballot when it started.
     pub ballot: i64,
@@ -143,16 +148,16 @@ pub struct MetaState {
     proposals: BTreeMap<Gpid, Action>,
     /// When each partition last lost a member (Unix ms); after a restart, the start.
     last_drop_ms: BTreeMap<Gpid, u64>,
-    /// Nodes declared dead while the level deferred configuration changes.
+    /// Nodes declared dead, or replaced by a new data directory, while the level
+    /// deferred configuration changes.
     pending_dead: BTreeSet<String>,
+    pending_replaced: BTreeSet<String>,
     /// The balancer's last count; `None` while replica reports are being collected.
     lb_counts: Option<OperationCount>,
-    /// Bumped on every configuration change; starts above any earlier incarnation's.
-    version: u64,
-    /// The version at which each partition's configuration last changed.
-    changed_at: BTreeMap<Gpid, u64>,
-    /// When this meta server started (Unix ms).
+    /// When this meta server started (Unix ms), and the same moment on the monotonic
+    /// clock: Unix times are derived from the `now` each call is given.
     started_ms: u64,
+    started: Instant,
 }
 
 impl MetaState {
@@ -164,19 +169,20 @@ impl MetaState {
         let mut known = stored.nodes.clone();
         for app in stored.apps.values() {
             for p in &app.partitions {
-                known.extend(p.members().map(str::to_string));
+                for m in p.members() {
+                    known.entry(m.to_string()).or_default();
+                }
             }
         }
         let nodes = known
             .into_iter()
-            .map(|addr| {
+            .map(|(addr, incarnation)| {
                 let node = NodeState {
                     alive: true,
                     last_beacon: now,
                     reported: false,
+                    incarnation,
                     replicas: BTreeMap::new(),
-                    assignment_version: 0,
-                    disk: BTreeMap::new(),
                 };
                 (addr, node)
             })
@@ -204,13 +210,17 @@ impl MetaState {
             proposals: BTreeMap::new(),
             last_drop_ms: BTreeMap::new(),
             pending_dead: BTreeSet::new(),
+            pending_replaced: BTreeSet::new(),
             lb_counts: None,
-            // Versions are per incarnation but must exceed any version a replica server
-            // may echo from before a restart: start from the clock.
-            version: started_ms.saturating_mul(1000),
-            changed_at: BTreeMap::new(),
             started_ms,
+            started: now,
         })
+    }
+
+    /// Unix milliseconds at the monotonic instant `now`.
+    pub fn unix_ms(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.started).as_millis() as u64;
+        self.started_ms + since
     }
 
     /// The configuration the server was started with.
@@ -219,48 +229,66 @@ impl MetaState {
     }
 
     /// Records a beacon: registers a new node (durably), marks it ALIVE, stores its
-    /// replica report, drops members that lost their replica, and returns what the node
-    /// should hold.
+    /// replica report, takes out of every configuration a node whose data directory was
+    /// replaced and members that lost their replica, and returns what the node should
+    /// hold.
     pub fn beacon(
         &mut self,
         address: &str,
-        replicas: BTreeMap<Gpid, i64>,
-        assignment_version: u64,
+        incarnation: &str,
+        replicas: BTreeMap<Gpid, ReplicaReport>,
         now: Instant,
     ) -> Result<BeaconOutcome> {
         validate_address(address)?;
-        if !self.nodes.contains_key(address) {
-            self.store.apply(&[StoreOp::PutNode(address.to_string())])?;
-            tracing::info!(node = address, "node joined");
-            self.lb_counts = None;
-        } else if !self.nodes[address].alive {
-            tracing::info!(node = address, "node is ALIVE again");
-            self.lb_counts = None;
+        let known = self
+            .nodes
+            .get(address)
+            .map(|n| (n.alive, n.incarnation.clone()));
+        match &known {
+            None => {
+                self.store.apply(&[StoreOp::PutNode(
+                    address.to_string(),
+                    incarnation.to_string(),
+                )])?;
+                tracing::info!(node = address, incarnation, "node joined");
+                self.lb_counts = None;
+            }
+            Some((alive, old)) => {
+                if old != incarnation {
+                    self.store.apply(&[StoreOp::PutNode(
+                        address.to_string(),
+                        incarnation.to_string(),
+                    )])?;
+                }
+                if !old.is_empty() && old != incarnation {
+                    tracing::warn!(
+                        node = address,
+                        old,
+                        new = incarnation,
+                        "a new data directory on a known address: a new, empty node; the old one's replicas are gone"
+                    );
+                    self.on_node_replaced(address, now)?;
+                } else if !alive {
+                    tracing::info!(node = address, "node is ALIVE again");
+                    self.lb_counts = None;
+                }
+            }
         }
         let node = NodeState {
             alive: true,
             last_beacon: now,
             reported: true,
+            incarnation: incarnation.to_string(),
             replicas,
-            assignment_version,
-            disk: BTreeMap::new(),
         };
         self.nodes.insert(address.to_string(), node);
-        self.drop_lost_replicas(address)?;
+        self.drop_lost_replicas(address, now)?;
         let assignments = self.assignments(address);
         let garbage = self.garbage(address, &assignments);
         Ok(BeaconOutcome {
             assignments,
-            version: self.version,
             garbage,
         })
-    }
-
-    /// Records the disk use a node reported with its beacon.
-    pub fn record_disk(&mut self, address: &str, disk: BTreeMap<Gpid, u64>) {
-        if let Some(node) = self.nodes.get_mut(address) {
-            node.disk = disk;
-        }
     }
 
     /// Every replica the configurations (and learners in flight) place on `address`.
@@ -285,6 +313,11 @@ impl MetaState {
                 } else {
                     continue;
                 };
+                let proposal = self
+                    .inflight
+                    .get(&gpid)
+                    .filter(|f| role == ReplicaRole::Primary && f.action.primary_executes())
+                    .map(|f| f.action.clone());
                 out.push(NodeAssignment {
                     gpid,
                     ballot: p.ballot,
@@ -292,6 +325,9 @@ impl MetaState {
                     app_status: app.record.status,
                     primary: p.primary.clone(),
                     secondaries: p.secondaries.clone(),
+                    max_replica_count: app.record.max_replica_count,
+                    create_empty: p.fresh && role != ReplicaRole::Learner,
+                    proposal,
                 });
             }
         }
@@ -316,7 +352,7 @@ impl MetaState {
         }
         for addr in &dead {
             self.lb_counts = None;
-            self.on_node_dead(addr)?;
+            self.on_node_dead(addr, now)?;
         }
         Ok(dead)
     }
@@ -378,6 +414,8 @@ mod change;
 mod ddl;
 
 pub use change::PrimaryRequest;
+mod ddd;
+pub use ddd::{DddMember, DddPartition};
 mod query;
 mod schedule;
 

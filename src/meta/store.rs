@@ -7,7 +7,7 @@
 //! The meta level and the runtime settings are deliberately not stored: as in Pegasus,
 //! a restart resets them, which the scale-in procedure relies on.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -27,8 +27,8 @@ pub enum StoreOp {
     DeleteApp(u32),
     /// Set the next table id to hand out.
     PutNextAppId(u32),
-    /// Remember a node.
-    PutNode(String),
+    /// Remember a node and the identity (incarnation) of its data directory.
+    PutNode(String, String),
     /// Forget a node.
     DeleteNode(String),
 }
@@ -40,8 +40,9 @@ pub struct StoredState {
     pub apps: BTreeMap<u32, App>,
     /// The next table id to hand out.
     pub next_app_id: u32,
-    /// Nodes the cluster has seen.
-    pub nodes: BTreeSet<String>,
+    /// Nodes the cluster has seen, with their data directories' incarnations (empty if
+    /// unknown: stored before incarnations were).
+    pub nodes: BTreeMap<String, String>,
 }
 
 /// Durable storage for the meta server's state.
@@ -55,8 +56,13 @@ pub trait MetaStore: Send {
 const APPS: TableDefinition<u32, &[u8]> = TableDefinition::new("apps");
 const PARTITIONS: TableDefinition<(u32, u32), &[u8]> = TableDefinition::new("partitions");
 const NODES: TableDefinition<&str, ()> = TableDefinition::new("nodes");
+const INCARNATIONS: TableDefinition<&str, &str> = TableDefinition::new("incarnations");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const NEXT_APP_ID: &str = "next_app_id";
+const FORMAT_KEY: &str = "format";
+/// The format of `meta.redb` this binary writes. Format 0 (no format key) had no
+/// incarnations table; it is read and upgraded in place.
+pub const FORMAT: u64 = 1;
 
 /// The default store: one redb file in the meta server's data directory.
 pub struct RedbStore {
@@ -68,16 +74,41 @@ fn storage<E: std::fmt::Display>(err: E) -> Error {
 }
 
 impl RedbStore {
-    /// Opens (creating if needed) `dir/meta.redb`.
+    /// Opens (creating if needed) `dir/meta.redb`. Refuses, by name, a file written in a
+    /// newer format than this binary knows.
     pub fn open(dir: &Path) -> Result<RedbStore> {
         std::fs::create_dir_all(dir)?;
-        let db = Database::create(dir.join("meta.redb")).map_err(storage)?;
+        let path = dir.join("meta.redb");
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => Error::Storage(format!(
+                "{} is in use by another meta server",
+                path.display()
+            )),
+            e => storage(e),
+        })?;
         let tx = db.begin_write().map_err(storage)?;
         {
             tx.open_table(APPS).map_err(storage)?;
             tx.open_table(PARTITIONS).map_err(storage)?;
             tx.open_table(NODES).map_err(storage)?;
-            tx.open_table(COUNTERS).map_err(storage)?;
+            tx.open_table(INCARNATIONS).map_err(storage)?;
+            let mut counters = tx.open_table(COUNTERS).map_err(storage)?;
+            let format = counters
+                .get(FORMAT_KEY)
+                .map_err(storage)?
+                .map(|v| v.value());
+            match format {
+                Some(f) if f > FORMAT => {
+                    return Err(Error::Storage(format!(
+                        "{} is in format {f}, written by a newer Ballast; this binary reads formats up to {FORMAT}",
+                        path.display()
+                    )));
+                }
+                Some(FORMAT) => {}
+                _ => {
+                    counters.insert(FORMAT_KEY, FORMAT).map_err(storage)?;
+                }
+            }
         }
         tx.commit().map_err(storage)?;
         Ok(RedbStore { db })
@@ -129,10 +160,15 @@ impl MetaStore for RedbStore {
             }
         }
         let nodes = tx.open_table(NODES).map_err(storage)?;
+        let incarnations = tx.open_table(INCARNATIONS).map_err(storage)?;
         for entry in nodes.iter().map_err(storage)? {
-            state
-                .nodes
-                .insert(entry.map_err(storage)?.0.value().to_string());
+            let addr = entry.map_err(storage)?.0.value().to_string();
+            let incarnation = incarnations
+                .get(addr.as_str())
+                .map_err(storage)?
+                .map(|v| v.value().to_string())
+                .unwrap_or_default();
+            state.nodes.insert(addr, incarnation);
         }
         let counters = tx.open_table(COUNTERS).map_err(storage)?;
         if let Some(v) = counters.get(NEXT_APP_ID).map_err(storage)? {
@@ -147,6 +183,7 @@ impl MetaStore for RedbStore {
             let mut apps = tx.open_table(APPS).map_err(storage)?;
             let mut partitions = tx.open_table(PARTITIONS).map_err(storage)?;
             let mut nodes = tx.open_table(NODES).map_err(storage)?;
+            let mut incarnations = tx.open_table(INCARNATIONS).map_err(storage)?;
             let mut counters = tx.open_table(COUNTERS).map_err(storage)?;
             for op in ops {
                 match op {
@@ -172,11 +209,15 @@ impl MetaStore for RedbStore {
                             .insert(NEXT_APP_ID, u64::from(*id))
                             .map_err(storage)?;
                     }
-                    StoreOp::PutNode(addr) => {
+                    StoreOp::PutNode(addr, incarnation) => {
                         nodes.insert(addr.as_str(), ()).map_err(storage)?;
+                        incarnations
+                            .insert(addr.as_str(), incarnation.as_str())
+                            .map_err(storage)?;
                     }
                     StoreOp::DeleteNode(addr) => {
                         nodes.remove(addr.as_str()).map_err(storage)?;
+                        incarnations.remove(addr.as_str()).map_err(storage)?;
                     }
                 }
             }
@@ -236,8 +277,8 @@ impl MetaStore for MemStore {
                     s.apps.remove(app_id);
                 }
                 StoreOp::PutNextAppId(id) => s.next_app_id = *id,
-                StoreOp::PutNode(addr) => {
-                    s.nodes.insert(addr.clone());
+                StoreOp::PutNode(addr, incarnation) => {
+                    s.nodes.insert(addr.clone(), incarnation.clone());
                 }
                 StoreOp::DeleteNode(addr) => {
                     s.nodes.remove(addr);
@@ -271,13 +312,14 @@ mod tests {
             primary: Some("a:1".into()),
             secondaries: vec!["b:1".into(), "c:1".into()],
             last_drops: vec![],
+            fresh: true,
         };
         vec![
             StoreOp::PutNextAppId(2),
             StoreOp::PutApp(record),
             StoreOp::PutPartition(1, part(0)),
             StoreOp::PutPartition(1, part(1)),
-            StoreOp::PutNode("a:1".into()),
+            StoreOp::PutNode("a:1".into(), "i1".into()),
         ]
     }
 
@@ -291,6 +333,10 @@ mod tests {
         }
         let reopened = RedbStore::open(&path).unwrap().load().unwrap();
         assert_eq!(reopened.apps[&1].record.app_name, "temp");
+        assert_eq!(
+            reopened.nodes["a:1"], "i1",
+            "the node's incarnation is kept"
+        );
         let mut store = RedbStore::open(&path).unwrap();
         store.apply(&[StoreOp::DeleteApp(1)]).unwrap();
         assert!(
@@ -306,6 +352,23 @@ mod tests {
                 .apps
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_store_of_a_newer_format_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(RedbStore::open(dir.path()).unwrap());
+        {
+            let db = Database::create(dir.path().join("meta.redb")).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(COUNTERS)
+                .unwrap()
+                .insert(FORMAT_KEY, FORMAT + 1)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let err = RedbStore::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("meta.redb is in format 2"), "{err}");
     }
 
     #[test]

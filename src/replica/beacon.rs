@@ -2,7 +2,6 @@
 //! holds; take back the timing to use, renew the lease, and record the assignments.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::client::MetaClient;
@@ -28,7 +27,7 @@ pub async fn run(
             address: replica.address().to_string(),
             replicas: replica.reports(),
             uptime_ms: replica.started.elapsed().as_millis() as u64,
-            assignment_version: replica.assignment_version.load(Ordering::Acquire),
+            incarnation: String::new(),
         };
         match client.beacon(request).await {
             Ok(reply) => {
@@ -45,9 +44,6 @@ pub async fn run(
                 match recorded {
                     Ok(_) => {
                         replica.sync_partitions(&reply.assignments, &garbage);
-                        replica
-                            .assignment_version
-                            .store(reply.assignment_version, Ordering::Release);
                     }
                     Err(e) => tracing::error!("cannot record assignments: {e}"),
                 }

@@ -72,6 +72,9 @@ impl ReplicaRecord {
                 ballot: e.ballot,
                 role: e.role.to_pb() as i32,
                 disk_bytes: 0,
+                data: pb::ReplicaData::Valid as i32,
+                committed: 0,
+                prepared: 0,
             })
             .collect()
     }

@@ -35,7 +35,8 @@ impl Sim {
                     addr(i),
                     NodeView {
                         alive: true,
-                        reported: BTreeMap::new(),
+                        reported: true,
+                        replicas: BTreeMap::new(),
                     },
                 )
             })
@@ -80,6 +81,7 @@ impl Sim {
                     primary: Some(pl.primary),
                     secondaries: pl.secondaries,
                     last_drops: vec![],
+                    fresh: false,
                 },
                 last_drop_ms: 0,
             })
@@ -100,7 +102,8 @@ impl Sim {
                 addr(i),
                 NodeView {
                     alive: true,
-                    reported: BTreeMap::new(),
+                    reported: true,
+                    replicas: BTreeMap::new(),
                 },
             );
         }

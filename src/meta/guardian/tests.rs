@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::meta::snapshot::{AppView, NodeView, PartitionView};
-use crate::model::{Gpid, PartitionConfig};
+use crate::model::{Gpid, PartitionConfig, ReplicaReport};
 
 fn snap(alive: &[&str], dead: &[&str], partitions: Vec<PartitionConfig>) -> Snapshot {
     let mut nodes = BTreeMap::new();
@@ -13,7 +13,8 @@ fn snap(alive: &[&str], dead: &[&str], partitions: Vec<PartitionConfig>) -> Snap
             n.to_string(),
             NodeView {
                 alive: true,
-                reported: BTreeMap::new(),
+                reported: true,
+                replicas: BTreeMap::new(),
             },
         );
     }
@@ -22,7 +23,8 @@ fn snap(alive: &[&str], dead: &[&str], partitions: Vec<PartitionConfig>) -> Snap
             n.to_string(),
             NodeView {
                 alive: false,
-                reported: BTreeMap::new(),
+                reported: false,
+                replicas: BTreeMap::new(),
             },
         );
     }
@@ -53,6 +55,7 @@ fn part(pidx: u32, primary: Option<&str>, secondaries: &[&str], drops: &[&str]) 
         primary: primary.map(str::to_string),
         secondaries: secondaries.iter().map(|s| s.to_string()).collect(),
         last_drops: drops.iter().map(|s| s.to_string()).collect(),
+        fresh: false,
     }
 }
 
@@ -202,39 +205,91 @@ fn busy_partitions_are_left_to_their_action() {
 }
 
 #[test]
-fn all_replicas_dead_waits_for_the_last_drops_and_picks_the_newest() {
+fn all_replicas_dead_waits_for_the_last_two_and_picks_the_one_with_the_most_data() {
     let mut s = snap(
         &["x"],
         &["a", "b", "c"],
         vec![part(0, None, &[], &["a", "b", "c"])],
     );
     assert!(cure(&s, &OPTS).is_empty(), "never invent a replica");
-    let back = |s: &mut Snapshot, n: &str, ballot: i64| {
+    let back = |s: &mut Snapshot, n: &str, report: Option<ReplicaReport>| {
         let node = s.nodes.get_mut(n).unwrap();
         node.alive = true;
-        node.reported.insert(g(0), ballot);
+        node.reported = true;
+        node.replicas.clear();
+        node.replicas.extend(report.map(|r| (g(0), r)));
     };
-    back(&mut s, "c", 7);
+    back(&mut s, "c", Some(ReplicaReport::valid(8, 5, 6)));
     assert!(
         cure(&s, &OPTS).is_empty(),
         "b, also among the last two, is not back yet"
     );
-    back(&mut s, "b", 8);
+    s.nodes.get_mut("b").unwrap().alive = true;
+    assert!(
+        matches!(ddd_decision(&s, &s.apps[0], &s.apps[0].partitions[0]), DddDecision::Wait(w) if w.contains("b to report")),
+        "ALIVE but not reported yet"
+    );
+    // Equal ballots: the one that committed more wins, whatever the drop order (the
+    // meta server's record of assignments plays no part).
+    back(&mut s, "b", Some(ReplicaReport::valid(8, 9, 9)));
+    let assign = |node: &str| {
+        vec![Action::AssignPrimary {
+            gpid: g(0),
+            node: node.into(),
+        }]
+    };
+    assert_eq!(cure(&s, &OPTS), assign("b"));
+    back(&mut s, "b", Some(ReplicaReport::valid(9, 1, 1)));
+    assert_eq!(cure(&s, &OPTS), assign("b"), "a higher ballot wins first");
+    back(&mut s, "b", Some(ReplicaReport::valid(8, 5, 9)));
+    assert_eq!(cure(&s, &OPTS), assign("b"), "then the prepared decree");
+    // One that lost its data is left out; when both did, only an operator decides.
+    let lost = ReplicaReport {
+        data: crate::model::ReplicaData::Lost,
+        ..ReplicaReport::valid(9, 0, 0)
+    };
+    back(&mut s, "b", Some(lost));
+    assert_eq!(cure(&s, &OPTS), assign("c"));
+    back(&mut s, "c", None);
+    assert!(cure(&s, &OPTS).is_empty());
+    assert!(matches!(
+        ddd_decision(&s, &s.apps[0], &s.apps[0].partitions[0]),
+        DddDecision::Lost(_)
+    ));
+}
+
+#[test]
+fn a_table_of_one_replica_waits_only_for_its_last_member() {
+    let mut s = snap(&["a"], &["b"], vec![part(0, None, &[], &["b", "a"])]);
+    s.apps[0].max_replica_count = 1;
+    s.nodes
+        .get_mut("a")
+        .unwrap()
+        .replicas
+        .insert(g(0), ReplicaReport::valid(3, 2, 2));
     assert_eq!(
         cure(&s, &OPTS),
         vec![Action::AssignPrimary {
             gpid: g(0),
-            node: "b".into()
+            node: "a".into()
         }]
     );
-    s.nodes.get_mut("b").unwrap().reported.insert(g(0), 7);
+}
+
+#[test]
+fn a_secondary_that_reported_its_replica_lost_is_not_promoted() {
+    let mut s = snap(&["b", "c"], &[], vec![part(0, None, &["b", "c"], &["a"])]);
+    let lost = ReplicaReport {
+        data: crate::model::ReplicaData::Lost,
+        ..ReplicaReport::valid(5, 0, 0)
+    };
+    s.nodes.get_mut("b").unwrap().replicas.insert(g(0), lost);
     assert_eq!(
         cure(&s, &OPTS),
-        vec![Action::AssignPrimary {
+        vec![Action::UpgradeToPrimary {
             gpid: g(0),
             node: "c".into()
-        }],
-        "equal ballots: the last dropped served last"
+        }]
     );
 }
 

@@ -1,15 +1,18 @@
 //! Configuration changes on the meta state, each a compare-and-set on the partition's
-//! ballot, persisted before it is applied: a node's death (it leaves every
-//! configuration, into `last_drops`), a member that lost its replica, a primary's
+//! ballot, persisted before it is applied: a node's death or replacement (it leaves
+//! every configuration, into `last_drops`), a member that lost its replica, a primary's
 //! requests (remove a member that does not answer, upgrade a learner that has caught
-//! up), and which inactive replicas a node may delete.
+//! up, renew its ballot, carry out a proposed move or downgrade), and which inactive
+//! replicas a node may delete. Bookkeeping (actions in flight) changes only after the
+//! store has the new configuration.
+
+use std::time::Instant;
 
 use super::{MetaState, NodeAssignment};
 use crate::error::{Error, Result};
-use crate::meta::snapshot::apply_to_config;
+use crate::meta::snapshot::{Action, apply_to_config};
 use crate::meta::store::StoreOp;
 use crate::model::{AppStatus, Gpid, HealthCounts, MetaLevel, PartitionConfig};
-use crate::timeutil::now_ms;
 
 /// What a primary asks of its partition's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +21,12 @@ pub enum PrimaryRequest {
     Remove(String),
     /// This learner has caught up: complete the action it was added for.
     UpgradeLearner(String),
+    /// The same configuration under a new ballot (a restarted primary).
+    Renew,
+    /// Carry out the proposed move of the primary to this secondary.
+    MovePrimary(String),
+    /// Carry out the proposed downgrade of the primary.
+    Downgrade,
 }
 
 /// How many dropped members a partition remembers (Pegasus's max_replicas_in_group).
@@ -35,12 +44,15 @@ pub fn without_member(config: &PartitionConfig, node: &str) -> PartitionConfig {
     let excess = next.last_drops.len().saturating_sub(MAX_LAST_DROPS);
     next.last_drops.drain(..excess);
     next.ballot += 1;
+    next.fresh = false;
     next
 }
 
 impl MetaState {
     /// Replaces `gpid`'s configuration with `change` applied, if its ballot is still
-    /// `expected` and the change fits. Returns whether it was applied.
+    /// `expected` and the change fits. The new configuration is persisted before it is
+    /// applied in memory; it is no longer fresh unless `change` says so. Returns whether
+    /// it was applied.
     pub(super) fn change_config(
         &mut self,
         gpid: Gpid,
@@ -59,6 +71,7 @@ impl MetaState {
             return Ok(false);
         }
         let mut next = current.clone();
+        next.fresh = false;
         if !change(&mut next) {
             return Ok(false);
         }
@@ -67,49 +80,53 @@ impl MetaState {
             .apply(&[StoreOp::PutPartition(gpid.app_id, next.clone())])?;
         tracing::info!(%gpid, ballot = next.ballot, primary = ?next.primary, secondaries = ?next.secondaries, "configuration changed");
         app.partitions[gpid.pidx as usize] = next;
-        self.touch(gpid);
         self.lb_counts = None;
         Ok(true)
     }
 
-    /// Records that `gpid`'s configuration changed now.
-    pub(super) fn touch(&mut self, gpid: Gpid) {
-        self.version += 1;
-        self.changed_at.insert(gpid, self.version);
-    }
-
     /// A node was declared dead: it leaves every configuration (one durable batch), and
     /// actions naming it are dropped. Deferred while the stored level is blind or lower.
-    pub(super) fn on_node_dead(&mut self, node: &str) -> Result<()> {
+    pub(super) fn on_node_dead(&mut self, node: &str, now: Instant) -> Result<()> {
         if self.level <= MetaLevel::Blind {
             self.pending_dead.insert(node.to_string());
             return Ok(());
         }
-        self.inflight.retain(|_, f| !f.action.involves(node));
-        self.proposals.retain(|_, a| !a.involves(node));
+        self.remove_everywhere(node, now)
+    }
+
+    /// A known address beaconed with a new data directory: the old node's replicas are
+    /// gone, so it leaves every configuration at once (as if dead). Deferred while the
+    /// stored level is blind or lower.
+    pub(super) fn on_node_replaced(&mut self, node: &str, now: Instant) -> Result<()> {
+        if self.level <= MetaLevel::Blind {
+            self.pending_replaced.insert(node.to_string());
+            return Ok(());
+        }
+        self.remove_everywhere(node, now)
+    }
+
+    /// Takes `node` out of every configuration in one durable batch; only then are
+    /// actions naming it dropped.
+    fn remove_everywhere(&mut self, node: &str, now: Instant) -> Result<()> {
         let mut changed: Vec<(Gpid, PartitionConfig)> = Vec::new();
         for app in self.apps.values() {
             for p in &app.partitions {
                 if p.members().any(|m| m == node) {
-                    changed.push((
-                        Gpid {
-                            app_id: app.record.app_id,
-                            pidx: p.pidx,
-                        },
-                        without_member(p, node),
-                    ));
+                    let gpid = Gpid::new(app.record.app_id, p.pidx);
+                    changed.push((gpid, without_member(p, node)));
                 }
             }
-        }
-        if changed.is_empty() {
-            return Ok(());
         }
         let ops: Vec<StoreOp> = changed
             .iter()
             .map(|(g, c)| StoreOp::PutPartition(g.app_id, c.clone()))
             .collect();
-        self.store.apply(&ops)?;
-        let now = now_ms();
+        if !ops.is_empty() {
+            self.store.apply(&ops)?;
+        }
+        self.inflight.retain(|_, f| !f.action.involves(node));
+        self.proposals.retain(|_, a| !a.involves(node));
+        let now_ms = self.unix_ms(now);
         for (gpid, config) in changed {
             if config.primary.is_none() {
                 // A learner cannot learn without a primary, and cure does not promote
@@ -119,17 +136,18 @@ impl MetaState {
             if let Some(app) = self.apps.get_mut(&gpid.app_id) {
                 app.partitions[gpid.pidx as usize] = config;
             }
-            self.last_drop_ms.insert(gpid, now);
-            self.touch(gpid);
+            self.last_drop_ms.insert(gpid, now_ms);
         }
+        self.lb_counts = None;
         tracing::warn!(node, "node removed from every partition configuration");
         Ok(())
     }
 
-    /// Members whose report lacks their replica, although they applied assignments that
-    /// include it, lost it (e.g. `replica.kill_partition`): they leave the configuration.
-    /// Replica-initiated, so refused at freezed and below.
-    pub(super) fn drop_lost_replicas(&mut self, node: &str) -> Result<()> {
+    /// Members that report their replica without verified data (deleted with
+    /// `replica.kill_partition`, never held, on a failed disk) lost it: they leave the
+    /// configuration. Replica-initiated, so refused at freezed and below. A replica not
+    /// reported at all is left alone: its node has not taken its assignment yet.
+    pub(super) fn drop_lost_replicas(&mut self, node: &str, now: Instant) -> Result<()> {
         if self.level().effective <= MetaLevel::Freezed {
             return Ok(());
         }
@@ -143,18 +161,9 @@ impl MetaState {
             .filter(|a| a.record.status == AppStatus::Available)
         {
             for p in &app.partitions {
-                let gpid = Gpid {
-                    app_id: app.record.app_id,
-                    pidx: p.pidx,
-                };
-                let applied = state.assignment_version
-                    >= self
-                        .changed_at
-                        .get(&gpid)
-                        .copied()
-                        .unwrap_or(self.start_version());
-                if applied && p.members().any(|m| m == node) && !state.replicas.contains_key(&gpid)
-                {
+                let gpid = Gpid::new(app.record.app_id, p.pidx);
+                let invalid = state.replicas.get(&gpid).is_some_and(|r| !r.is_valid());
+                if invalid && p.members().any(|m| m == node) {
                     lost.push((gpid, p.ballot));
                 }
             }
@@ -165,7 +174,8 @@ impl MetaState {
                 *c = without_member(c, node);
                 true
             })? {
-                self.last_drop_ms.insert(gpid, now_ms());
+                let now_ms = self.unix_ms(now);
+                self.last_drop_ms.insert(gpid, now_ms);
                 if self.partition(gpid)?.primary.is_none() {
                     self.inflight.remove(&gpid);
                 }
@@ -174,10 +184,18 @@ impl MetaState {
         Ok(())
     }
 
+    /// The action in flight on `gpid` if `matches` accepts it.
+    fn flight(&self, gpid: Gpid, matches: impl Fn(&Action) -> bool) -> Option<Action> {
+        self.inflight
+            .get(&gpid)
+            .filter(|f| matches(&f.action))
+            .map(|f| f.action.clone())
+    }
+
     /// A partition's primary changes its configuration, as a compare-and-set on
-    /// `ballot`: it removes a member that stopped answering prepares, or upgrades a
-    /// learner that has caught up (completing the action the learner was added for: it
-    /// becomes a secondary, or the primary, and a copied replica's old node leaves).
+    /// `ballot`: it removes a member that stopped answering prepares, upgrades a learner
+    /// that has caught up (completing the action the learner was added for), renews its
+    /// ballot after a restart, or carries out a proposed move or downgrade of itself.
     /// Returns whether the change was applied, and the configuration now. Refused at
     /// blind and below, and from anyone but the current primary.
     pub fn update_partition(
@@ -186,6 +204,7 @@ impl MetaState {
         ballot: i64,
         from: &str,
         change: PrimaryRequest,
+        now: Instant,
     ) -> Result<(bool, PartitionConfig)> {
         if self.level <= MetaLevel::Blind {
             return Err(Error::Refused(format!(
@@ -197,6 +216,11 @@ impl MetaState {
         if current.ballot != ballot || current.primary.as_deref() != Some(from) {
             return Ok((false, current));
         }
+        let not_in_flight = |what: &str| {
+            Error::Refused(format!(
+                "{what} is not in flight for {gpid} (the action ended or timed out)"
+            ))
+        };
         let applied = match change {
             PrimaryRequest::Remove(node) => {
                 if node == from || !current.secondaries.contains(&node) {
@@ -210,31 +234,47 @@ impl MetaState {
                     true
                 })?;
                 if done {
-                    self.last_drop_ms.insert(gpid, now_ms());
+                    let now_ms = self.unix_ms(now);
+                    self.last_drop_ms.insert(gpid, now_ms);
+                    self.inflight.retain(|_, f| !f.action.involves(&node));
                 }
                 done
             }
+            PrimaryRequest::Renew => self.change_config(gpid, ballot, |_| true)?,
             PrimaryRequest::UpgradeLearner(node) => {
-                let Some(flight) = self
-                    .inflight
-                    .get(&gpid)
-                    .filter(|f| f.action.copies_to() == Some(node.as_str()))
-                    .cloned()
-                else {
-                    return Err(Error::Refused(format!(
-                        "{node} is not learning {gpid} (the action ended or timed out)"
-                    )));
-                };
-                self.inflight.remove(&gpid);
-                let done =
-                    self.change_config(gpid, ballot, |c| apply_to_config(c, &flight.action))?;
-                if !done {
-                    tracing::info!(%gpid, action = %flight.action, "configuration moved on; action dropped");
-                }
-                done
+                let action = self
+                    .flight(gpid, |a| a.copies_to() == Some(node.as_str()))
+                    .ok_or_else(|| not_in_flight(&format!("learning on {node}")))?;
+                self.finish(gpid, ballot, action)?
+            }
+            PrimaryRequest::MovePrimary(to) => {
+                let action = self
+                    .flight(
+                        gpid,
+                        |a| matches!(a, Action::MovePrimary { to: t, .. } if *t == to),
+                    )
+                    .ok_or_else(|| not_in_flight(&format!("a move of the primary to {to}")))?;
+                self.finish(gpid, ballot, action)?
+            }
+            PrimaryRequest::Downgrade => {
+                let action = self
+                    .flight(gpid, |a| matches!(a, Action::DowngradeToSecondary { .. }))
+                    .ok_or_else(|| not_in_flight("a downgrade"))?;
+                self.finish(gpid, ballot, action)?
             }
         };
         Ok((applied, self.partition(gpid)?.clone()))
+    }
+
+    /// Completes an action in flight; the action is forgotten only once the new
+    /// configuration is durable (or the configuration moved on without it).
+    fn finish(&mut self, gpid: Gpid, ballot: i64, action: Action) -> Result<bool> {
+        let done = self.change_config(gpid, ballot, |c| apply_to_config(c, &action))?;
+        if !done {
+            tracing::info!(%gpid, %action, "configuration moved on; action dropped");
+        }
+        self.inflight.remove(&gpid);
+        Ok(done)
     }
 
     /// Inactive replicas `node` holds that nothing needs any more: their table is gone, or
@@ -278,10 +318,12 @@ mod tests {
             primary: Some("a".into()),
             secondaries: vec!["b".into(), "c".into()],
             last_drops: vec!["w".into(), "x".into(), "y".into(), "b".into()],
+            fresh: true,
         };
         c = without_member(&c, "a");
         assert_eq!(c.primary, None);
         assert_eq!(c.ballot, 4);
+        assert!(!c.fresh, "a changed partition is not fresh");
         assert_eq!(c.last_drops, ["x", "y", "b", "a"]);
         c = without_member(&c, "b");
         assert_eq!(c.secondaries, ["c"]);

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::meta::app::{App, AppRecord};
 use crate::meta::placement::{NodeLoad, place};
 use crate::meta::store::StoreOp;
-use crate::model::{AppStatus, Gpid, MetaLevel, PartitionConfig, validate_app_name};
+use crate::model::{AppStatus, MetaLevel, PartitionConfig, validate_app_name};
 use crate::timeutil::now_ms;
 
 impl MetaState {
@@ -95,6 +95,7 @@ impl MetaState {
                 primary: Some(pl.primary),
                 secondaries: pl.secondaries,
                 last_drops: Vec::new(),
+                fresh: true,
             })
             .collect();
         let mut ops = vec![
@@ -108,9 +109,6 @@ impl MetaState {
         );
         self.store.apply(&ops)?;
         self.next_app_id = app_id + 1;
-        for pidx in 0..partition_count {
-            self.touch(Gpid { app_id, pidx });
-        }
         self.lb_counts = None;
         self.apps.insert(app_id, App { record, partitions });
         tracing::info!(
@@ -188,9 +186,7 @@ impl MetaState {
         record.drop_expire_ms = 0;
         self.store.apply(&[StoreOp::PutApp(record.clone())])?;
         self.apps.get_mut(&app_id).expect("app exists").record = record.clone();
-        for pidx in 0..record.partition_count {
-            self.touch(Gpid { app_id, pidx });
-        }
+        self.lb_counts = None;
         tracing::info!(app = record.app_name.as_str(), app_id, "table recalled");
         Ok(record)
     }

@@ -39,7 +39,7 @@ impl MetaState {
                     secondary_count,
                     last_beacon_ago: now.saturating_duration_since(n.last_beacon),
                     reported: n.reported,
-                    disk_bytes: n.disk.values().sum(),
+                    disk_bytes: n.replicas.values().map(|r| r.disk_bytes).sum(),
                 }
             })
             .collect()
@@ -49,13 +49,9 @@ impl MetaState {
     pub fn replica_disks(&self, app_id: u32) -> Vec<(u32, String, u64)> {
         let mut out = Vec::new();
         for (addr, n) in &self.nodes {
-            for (gpid, bytes) in n.disk.range(
-                Gpid { app_id, pidx: 0 }..=Gpid {
-                    app_id,
-                    pidx: u32::MAX,
-                },
-            ) {
-                out.push((gpid.pidx, addr.clone(), *bytes));
+            let range = Gpid::new(app_id, 0)..=Gpid::new(app_id, u32::MAX);
+            for (gpid, r) in n.replicas.range(range) {
+                out.push((gpid.pidx, addr.clone(), r.disk_bytes));
             }
         }
         out.sort();

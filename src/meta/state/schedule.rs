@@ -14,7 +14,6 @@ use crate::meta::balancer::{BalancerOptions, OperationCount, balance};
 use crate::meta::guardian::{CureOptions, cure};
 use crate::meta::snapshot::{Action, AppView, NodeView, PartitionView, Snapshot, apply_to_config};
 use crate::model::{AppStatus, Gpid, HealthCounts, MetaLevel};
-use crate::timeutil::now_ms;
 
 /// What a round did, for logs and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,11 +25,6 @@ pub struct RoundReport {
 }
 
 impl MetaState {
-    /// The first configuration version of this incarnation.
-    pub(super) fn start_version(&self) -> u64 {
-        self.started_ms.saturating_mul(1000)
-    }
-
     /// Whether every ALIVE node has reported since this meta server started.
     pub fn all_reported(&self) -> bool {
         self.nodes.values().all(|n| !n.alive || n.reported)
@@ -61,8 +55,8 @@ impl MetaState {
         self.inflight.len()
     }
 
-    /// The pure view cure and the balancer decide from.
-    pub fn snapshot(&self) -> Snapshot {
+    /// The pure view cure and the balancer decide from, at `now`.
+    pub fn snapshot(&self, now: Instant) -> Snapshot {
         let nodes = self
             .nodes
             .iter()
@@ -71,7 +65,8 @@ impl MetaState {
                     a.clone(),
                     NodeView {
                         alive: n.alive,
-                        reported: n.replicas.clone(),
+                        reported: n.reported,
+                        replicas: n.replicas.clone(),
                     },
                 )
             })
@@ -105,7 +100,7 @@ impl MetaState {
             })
             .collect();
         Snapshot {
-            now_ms: now_ms(),
+            now_ms: self.unix_ms(now),
             nodes,
             apps,
             black_list: self.settings.black_list.clone(),
@@ -130,8 +125,11 @@ impl MetaState {
         }
         for node in std::mem::take(&mut self.pending_dead) {
             if !self.is_alive(&node) {
-                self.on_node_dead(&node)?;
+                self.on_node_dead(&node, now)?;
             }
+        }
+        for node in std::mem::take(&mut self.pending_replaced) {
+            self.on_node_replaced(&node, now)?;
         }
         self.inflight.retain(|gpid, f| {
             let keep = now < f.deadline;
@@ -155,7 +153,7 @@ impl MetaState {
                 report.started.push(action);
             }
         }
-        let snap = self.snapshot();
+        let snap = self.snapshot(now);
         let opts = CureOptions {
             add_secondary_max_count_for_one_node: self
                 .settings
@@ -190,7 +188,9 @@ impl MetaState {
     }
 
     /// Starts an action: a learner-based one goes in flight (the learner is told in its
-    /// next beacon reply); any other is applied at once. Returns whether it started.
+    /// next beacon reply), and so does one the primary carries out itself (it is told
+    /// in its next beacon reply); any other is applied at once. Returns whether it
+    /// started.
     fn start_action(&mut self, action: Action, now: Instant) -> Result<bool> {
         let gpid = action.gpid();
         let Some(config) = self
@@ -206,7 +206,7 @@ impl MetaState {
             return Ok(false);
         }
         tracing::info!(%action, "action started");
-        if action.copies_to().is_some() {
+        if action.copies_to().is_some() || action.primary_executes() {
             let deadline = now + self.config.action_timeout;
             self.inflight.insert(
                 gpid,
@@ -216,7 +216,6 @@ impl MetaState {
                     deadline,
                 },
             );
-            self.version += 1;
             return Ok(true);
         }
         self.change_config(gpid, ballot, |c| apply_to_config(c, &action))
@@ -224,7 +223,7 @@ impl MetaState {
 
     /// Checks a manual proposal against the partition's configuration and the cluster,
     /// then queues it (or, with `force`, starts it now).
-    pub fn propose(&mut self, action: Action, force: bool) -> Result<Action> {
+    pub fn propose(&mut self, action: Action, force: bool, now: Instant) -> Result<Action> {
         let view = self.level();
         if view.effective < MetaLevel::Steady {
             return Err(Error::Refused(format!(
@@ -269,7 +268,7 @@ impl MetaState {
             )));
         }
         if force {
-            self.start_action(action.clone(), Instant::now())?;
+            self.start_action(action.clone(), now)?;
         } else {
             self.proposals.insert(gpid, action.clone());
         }

@@ -4,7 +4,10 @@
 use super::*;
 use crate::error::Error;
 use crate::meta::store::{MemStore, RedbStore};
-use crate::model::{Gpid, ReplicaRole};
+use crate::model::{Gpid, ReplicaData, ReplicaReport, ReplicaRole};
+
+/// The incarnation every test node beacons with.
+const INC: &str = "inc-1";
 
 fn fast_state() -> (MetaState, Instant) {
     let now = Instant::now();
@@ -18,7 +21,7 @@ fn join(state: &mut MetaState, n: usize, now: Instant) -> Vec<String> {
     (1..=n)
         .map(|i| {
             let addr = format!("127.0.0.1:{}", 34800 + i);
-            state.beacon(&addr, BTreeMap::new(), 0, now).unwrap();
+            state.beacon(&addr, INC, BTreeMap::new(), now).unwrap();
             addr
         })
         .collect()
@@ -35,7 +38,7 @@ fn beacons_register_nodes_and_silence_makes_them_unalive() {
         "exactly the grace period is not past it"
     );
     state
-        .beacon(&addrs[0], BTreeMap::new(), 0, now + grace)
+        .beacon(&addrs[0], INC, BTreeMap::new(), now + grace)
         .unwrap();
     let dead = state
         .check_nodes(now + grace + Duration::from_millis(1))
@@ -49,12 +52,12 @@ fn beacons_register_nodes_and_silence_makes_them_unalive() {
             .contains(&addrs[0])
     );
     state
-        .beacon(&addrs[1], BTreeMap::new(), 0, now + grace * 3)
+        .beacon(&addrs[1], INC, BTreeMap::new(), now + grace * 3)
         .unwrap();
     assert!(state.is_alive(&addrs[1]));
     assert!(
         state
-            .beacon("not-an-address", BTreeMap::new(), 0, now)
+            .beacon("not-an-address", INC, BTreeMap::new(), now)
             .is_err()
     );
 }
@@ -225,7 +228,12 @@ fn restart_keeps_tables_and_placements_and_gives_nodes_a_fresh_grace() {
     );
     assert!(state.list_nodes(later).iter().all(|n| !n.reported));
     state
-        .beacon(&addrs[0], BTreeMap::new(), 0, later + state.config().grace)
+        .beacon(
+            &addrs[0],
+            INC,
+            BTreeMap::new(),
+            later + state.config().grace,
+        )
         .unwrap();
     let dead = state
         .check_nodes(later + state.config().grace + Duration::from_millis(1))
@@ -244,33 +252,38 @@ fn restart_keeps_tables_and_placements_and_gives_nodes_a_fresh_grace() {
 /// applying the last reply).
 fn beacon_assigned(state: &mut MetaState, addrs: &[String], now: Instant) {
     for a in addrs {
-        let held: BTreeMap<Gpid, i64> = state
-            .assignments(a)
-            .iter()
-            .map(|x| (x.gpid, x.ballot))
-            .collect();
-        let version = state.version;
-        state.beacon(a, held, version, now).unwrap();
+        let held = held(state, a);
+        state.beacon(a, INC, held, now).unwrap();
     }
 }
 
-/// Every primary whose learner is in flight asks for its upgrade.
+/// Valid reports of everything `addr` is assigned.
+fn held(state: &MetaState, addr: &str) -> BTreeMap<Gpid, ReplicaReport> {
+    state
+        .assignments(addr)
+        .iter()
+        .map(|x| (x.gpid, ReplicaReport::valid(x.ballot, 0, 0)))
+        .collect()
+}
+
+/// Every primary asks for what is in flight on its partition, as a replica server's
+/// primary would: the upgrade of a learner that caught up, or a proposed move.
 fn upgrade_learners(state: &mut MetaState) {
-    let flights: Vec<(Gpid, String)> = state
+    let flights: Vec<(Gpid, Action)> = state
         .inflight
         .iter()
-        .filter_map(|(g, f)| f.action.copies_to().map(|to| (*g, to.to_string())))
+        .map(|(g, f)| (*g, f.action.clone()))
         .collect();
-    for (gpid, learner) in flights {
+    for (gpid, action) in flights {
         let config = state.partition(gpid).unwrap().clone();
         let primary = config.primary.clone().unwrap();
+        let request = match &action {
+            Action::MovePrimary { to, .. } => PrimaryRequest::MovePrimary(to.clone()),
+            Action::DowngradeToSecondary { .. } => PrimaryRequest::Downgrade,
+            other => PrimaryRequest::UpgradeLearner(other.copies_to().unwrap().to_string()),
+        };
         let (applied, _) = state
-            .update_partition(
-                gpid,
-                config.ballot,
-                &primary,
-                PrimaryRequest::UpgradeLearner(learner),
-            )
+            .update_partition(gpid, config.ballot, &primary, request, Instant::now())
             .unwrap();
         assert!(applied);
     }
@@ -293,6 +306,7 @@ fn a_learner_whose_primary_dies_is_given_up_so_cure_can_promote() {
             config.ballot,
             &primary,
             PrimaryRequest::Remove(victim),
+            now,
         )
         .unwrap();
     beacon_assigned(&mut state, &addrs, now);
@@ -322,7 +336,7 @@ fn primary_requests_are_compare_and_set_on_the_ballot_and_only_from_the_primary(
     let victim = config.secondaries[0].clone();
     let remove = || PrimaryRequest::Remove(victim.clone());
     let (applied, now_config) = state
-        .update_partition(gpid, config.ballot - 1, &primary, remove())
+        .update_partition(gpid, config.ballot - 1, &primary, remove(), now)
         .unwrap();
     assert!(!applied, "a stale ballot changes nothing");
     assert_eq!(
@@ -330,11 +344,11 @@ fn primary_requests_are_compare_and_set_on_the_ballot_and_only_from_the_primary(
         "and gets the current configuration back"
     );
     let (applied, _) = state
-        .update_partition(gpid, config.ballot, &victim, remove())
+        .update_partition(gpid, config.ballot, &victim, remove(), now)
         .unwrap();
     assert!(!applied, "only the primary may ask");
     let (applied, after) = state
-        .update_partition(gpid, config.ballot, &primary, remove())
+        .update_partition(gpid, config.ballot, &primary, remove(), now)
         .unwrap();
     assert!(applied);
     assert_eq!(after.ballot, config.ballot + 1);
@@ -345,14 +359,15 @@ fn primary_requests_are_compare_and_set_on_the_ballot_and_only_from_the_primary(
             gpid,
             after.ballot,
             &primary,
-            PrimaryRequest::UpgradeLearner("127.0.0.1:1".into())
+            PrimaryRequest::UpgradeLearner("127.0.0.1:1".into()),
+            now,
         ),
         Err(Error::Refused(_))
     ));
     state.set_level(MetaLevel::Blind);
     assert!(
         state
-            .update_partition(gpid, after.ballot, &primary, remove())
+            .update_partition(gpid, after.ballot, &primary, remove(), now)
             .is_err(),
         "held at blind"
     );
@@ -430,7 +445,7 @@ fn steady_counts_balancer_moves_and_lively_makes_them_through_learners() {
     let addrs = join(&mut state, 3, now);
     state.create_app("t", 8, 3, false, BTreeMap::new()).unwrap();
     let new = "127.0.0.1:34809".to_string();
-    state.beacon(&new, BTreeMap::new(), 0, now).unwrap();
+    state.beacon(&new, INC, BTreeMap::new(), now).unwrap();
     let mut all = addrs.clone();
     all.push(new.clone());
     beacon_assigned(&mut state, &all, now);
@@ -525,12 +540,13 @@ fn after_a_restart_nothing_moves_until_every_node_has_reported() {
 }
 
 #[test]
-fn a_member_that_lost_its_replica_leaves_the_configuration() {
+fn a_member_that_reports_its_replica_lost_leaves_the_configuration() {
     let (mut state, now) = fast_state();
     let addrs = join(&mut state, 3, now);
     state.create_app("t", 2, 3, false, BTreeMap::new()).unwrap();
-    // Before the node applied the new table's assignments, a missing replica is not lost.
-    state.beacon(&addrs[0], BTreeMap::new(), 0, now).unwrap();
+    // A replica not reported at all is not lost: the node has not taken its assignment
+    // yet (nothing compares configuration versions or clocks).
+    state.beacon(&addrs[0], INC, BTreeMap::new(), now).unwrap();
     assert_eq!(
         state.app_by_name("t").unwrap().partitions[0]
             .members()
@@ -538,18 +554,168 @@ fn a_member_that_lost_its_replica_leaves_the_configuration() {
         3
     );
     beacon_assigned(&mut state, &addrs, now);
-    let mut held: BTreeMap<Gpid, i64> = state
-        .assignments(&addrs[0])
-        .iter()
-        .map(|a| (a.gpid, a.ballot))
-        .collect();
-    let killed = Gpid { app_id: 1, pidx: 0 };
-    held.remove(&killed);
-    let version = state.version;
-    state.beacon(&addrs[0], held, version, now).unwrap();
+    let killed = Gpid::new(1, 0);
+    let mut reports = held(&state, &addrs[0]);
+    reports.get_mut(&killed).unwrap().data = ReplicaData::Lost;
+    state.beacon(&addrs[0], INC, reports, now).unwrap();
     let p = &state.app_by_name("t").unwrap().partitions[0];
     assert!(!p.members().any(|m| m == addrs[0]), "{p:?}");
     assert_eq!(p.last_drops, vec![addrs[0].clone()]);
+}
+
+#[test]
+fn a_known_address_with_a_new_data_directory_is_a_new_empty_node() {
+    let (mut state, now) = fast_state();
+    let addrs = join(&mut state, 4, now);
+    state.create_app("t", 8, 3, false, BTreeMap::new()).unwrap();
+    beacon_assigned(&mut state, &addrs, now);
+    assert!(!state.assignments(&addrs[0]).is_empty());
+    // Inside the grace period, on the same address, with a wiped directory.
+    let outcome = state
+        .beacon(&addrs[0], "inc-2", BTreeMap::new(), now)
+        .unwrap();
+    assert!(outcome.assignments.is_empty(), "{:?}", outcome.assignments);
+    let parts = &state.app_by_name("t").unwrap().partitions;
+    assert!(parts.iter().all(|p| !p.members().any(|m| m == addrs[0])));
+    assert!(state.is_alive(&addrs[0]), "alive, as a new node");
+    // The new identity is remembered: the next beacon changes nothing more.
+    let ballots: Vec<i64> = parts.iter().map(|p| p.ballot).collect();
+    state
+        .beacon(&addrs[0], "inc-2", BTreeMap::new(), now)
+        .unwrap();
+    let after: Vec<i64> = state
+        .app_by_name("t")
+        .unwrap()
+        .partitions
+        .iter()
+        .map(|p| p.ballot)
+        .collect();
+    assert_eq!(ballots, after);
+}
+
+#[test]
+fn a_brand_new_partition_is_fresh_until_its_configuration_changes() {
+    let (mut state, now) = fast_state();
+    let addrs = join(&mut state, 3, now);
+    state.create_app("t", 1, 3, false, BTreeMap::new()).unwrap();
+    assert!(state.assignments(&addrs[0]).iter().all(|a| a.create_empty));
+    let gpid = Gpid::new(1, 0);
+    let config = state.partition(gpid).unwrap().clone();
+    let primary = config.primary.clone().unwrap();
+    let (applied, renewed) = state
+        .update_partition(gpid, config.ballot, &primary, PrimaryRequest::Renew, now)
+        .unwrap();
+    assert!(applied);
+    assert_eq!(renewed.ballot, config.ballot + 1);
+    assert_eq!(
+        (renewed.primary, renewed.secondaries),
+        (config.primary, config.secondaries),
+        "a renewal changes only the ballot"
+    );
+    assert!(state.assignments(&addrs[0]).iter().all(|a| !a.create_empty));
+}
+
+#[test]
+fn a_primary_move_is_proposed_to_the_primary_and_applied_when_it_asks() {
+    let (mut state, now) = fast_state();
+    let addrs = join(&mut state, 3, now);
+    state.create_app("t", 1, 3, false, BTreeMap::new()).unwrap();
+    beacon_assigned(&mut state, &addrs, now);
+    let gpid = Gpid::new(1, 0);
+    let config = state.partition(gpid).unwrap().clone();
+    let (from, to) = (
+        config.primary.clone().unwrap(),
+        config.secondaries[0].clone(),
+    );
+    let action = Action::MovePrimary {
+        gpid,
+        from: from.clone(),
+        to: to.clone(),
+    };
+    state.propose(action.clone(), true, now).unwrap();
+    assert_eq!(
+        state.partition(gpid).unwrap(),
+        &config,
+        "nothing moves before the primary stops serving"
+    );
+    let mine = state.assignments(&from);
+    assert_eq!(mine[0].proposal, Some(action));
+    assert!(state.assignments(&to)[0].proposal.is_none());
+    let (applied, after) = state
+        .update_partition(
+            gpid,
+            config.ballot,
+            &from,
+            PrimaryRequest::MovePrimary(to.clone()),
+            now,
+        )
+        .unwrap();
+    assert!(applied);
+    assert_eq!(after.primary.as_deref(), Some(to.as_str()));
+    assert!(after.secondaries.contains(&from));
+    assert_eq!(state.actions_in_flight(), 0);
+}
+
+/// A store whose writes fail while `failing` is set.
+struct FlakyStore {
+    inner: MemStore,
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl MetaStore for FlakyStore {
+    fn load(&self) -> Result<crate::meta::store::StoredState> {
+        self.inner.load()
+    }
+    fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
+        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::Storage("injected: EIO".into()));
+        }
+        self.inner.apply(ops)
+    }
+}
+
+#[test]
+fn an_action_is_forgotten_only_once_its_configuration_is_durable() {
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store = FlakyStore {
+        inner: MemStore::new(),
+        failing: failing.clone(),
+    };
+    let now = Instant::now();
+    let mut state = MetaState::open(MetaConfig::fast(), Box::new(store), now).unwrap();
+    let addrs = join(&mut state, 4, now);
+    state.create_app("t", 1, 3, false, BTreeMap::new()).unwrap();
+    beacon_assigned(&mut state, &addrs, now);
+    let gpid = Gpid::new(1, 0);
+    let config = state.partition(gpid).unwrap().clone();
+    let primary = config.primary.clone().unwrap();
+    let outsider = addrs
+        .iter()
+        .find(|a| !config.members().any(|m| m == a.as_str()))
+        .unwrap()
+        .clone();
+    let add = Action::AddSecondary {
+        gpid,
+        node: outsider.clone(),
+    };
+    state.propose(add, true, now).unwrap();
+    assert_eq!(state.actions_in_flight(), 1);
+    failing.store(true, std::sync::atomic::Ordering::Relaxed);
+    let upgrade = PrimaryRequest::UpgradeLearner(outsider.clone());
+    let err = state.update_partition(gpid, config.ballot, &primary, upgrade.clone(), now);
+    assert!(matches!(err, Err(Error::Storage(_))), "{err:?}");
+    assert_eq!(
+        state.actions_in_flight(),
+        1,
+        "the action survives the failed write"
+    );
+    assert_eq!(state.partition(gpid).unwrap(), &config);
+    failing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (applied, after) = state
+        .update_partition(gpid, config.ballot, &primary, upgrade, now)
+        .unwrap();
+    assert!(applied && after.secondaries.contains(&outsider));
+    assert_eq!(state.actions_in_flight(), 0);
 }
 
 #[test]
@@ -566,30 +732,29 @@ fn a_replica_nobody_needs_is_garbage_only_at_lively_and_only_when_its_partition_
         .unwrap()
         .clone();
     // The outsider still holds a copy (e.g. left behind by a move).
-    let held = BTreeMap::from([(gpid, config.ballot - 1)]);
-    let version = state.version;
-    let steady = state.beacon(&outsider, held.clone(), version, now).unwrap();
+    let held_copy = BTreeMap::from([(gpid, ReplicaReport::valid(config.ballot - 1, 0, 0))]);
+    let steady = state
+        .beacon(&outsider, INC, held_copy.clone(), now)
+        .unwrap();
     assert!(steady.garbage.is_empty(), "steady keeps the files");
     state.set_level(MetaLevel::Lively);
-    let lively = state.beacon(&outsider, held.clone(), version, now).unwrap();
+    let lively = state
+        .beacon(&outsider, INC, held_copy.clone(), now)
+        .unwrap();
     assert_eq!(lively.garbage, vec![gpid], "lively collects them");
     // While the partition lacks a member, the spare copy is kept.
     let member = config.members().next().unwrap().to_string();
     let later = now + state.config().grace + Duration::from_millis(1);
     for a in addrs.iter().filter(|a| **a != member) {
-        let held: BTreeMap<Gpid, i64> = if *a == outsider {
-            held.clone()
+        let reports = if *a == outsider {
+            held_copy.clone()
         } else {
-            state
-                .assignments(a)
-                .iter()
-                .map(|x| (x.gpid, x.ballot))
-                .collect()
+            held(&state, a)
         };
-        state.beacon(a, held, state.version, later).unwrap();
+        state.beacon(a, INC, reports, later).unwrap();
     }
     state.check_nodes(later).unwrap();
-    let unhealthy = state.beacon(&outsider, held, state.version, later).unwrap();
+    let unhealthy = state.beacon(&outsider, INC, held_copy, later).unwrap();
     assert!(
         !unhealthy.garbage.contains(&gpid),
         "a copy may still be needed while the partition is unhealthy"

@@ -211,6 +211,7 @@ mod tests {
                     disk_bytes: 1024,
                 },
             ],
+            ddd_partitions: vec![],
         }
     }
 
