@@ -38,6 +38,7 @@ pub mod remote;
 pub mod replica;
 pub mod server;
 pub mod shell;
+pub mod sim;
 pub mod timeutil;
 
 pub use error::{Error, Result};

@@ -265,9 +265,7 @@ impl LocalCluster {
                         .nodes
                         .iter()
                         .filter_map(|n| n.running.as_ref())
-                        .all(|(_, r)| {
-                            r.record().entries().count() == state.assignments(r.address()).len()
-                        })
+                        .all(|(_, r)| r.held() == state.assignments(r.address()).len())
             },
         )
         .await

@@ -174,6 +174,7 @@ impl DataClient {
                     app_id,
                     pidx,
                     mutations: mutations.clone(),
+                    request: None,
                 };
                 async move { c.write(req).await }
             })

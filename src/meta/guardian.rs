@@ -143,41 +143,34 @@ pub enum DddDecision {
     Lost(String),
 }
 
-/// Decides a partition with no member left. Writes need two members, so the last two
-/// members dropped (the last one, for a table of one replica) hold every committed
-/// write between them; cure waits until each is ALIVE and has reported, then chooses
-/// the one with the most data — by ballot, then committed decree, then prepared
-/// decree. One that reports its replica lost (or holds nothing of it) is left out; if
-/// every one lost it, nothing is invented: an operator decides (`ddd_diagnose`).
+/// Decides a partition with no member left. The member dropped last holds every
+/// committed write: each commit needed every member of its configuration, and nothing
+/// can commit once the last member is gone; a member added later learned everything
+/// committed before it joined. So cure waits until that member is ALIVE and has
+/// reported, and makes it the primary if its replica is valid. If it lost its data,
+/// nothing is invented: the others may lack the last writes, so an operator decides
+/// (`ddd_diagnose --force-primary`). The reported ballots and decrees are not used to
+/// choose: a learner's ballot can be newer than its data, and a restarted replica's
+/// commit point falls back to what its store had made durable (both found by the
+/// simulation); they are shown to the operator.
 pub fn ddd_decision(snap: &Snapshot, app: &AppView, p: &PartitionView) -> DddDecision {
     let gpid = app.gpid(p.config.pidx);
-    let want = app.max_replica_count.clamp(1, 2) as usize;
-    let drops = &p.config.last_drops;
-    let last = &drops[drops.len().saturating_sub(want)..];
-    let mut best: Option<((i64, u64, u64, usize), &String)> = None;
-    let mut lost = Vec::new();
-    for (i, node) in last.iter().enumerate() {
-        let Some(view) = snap.nodes.get(node).filter(|n| n.alive) else {
-            return DddDecision::Wait(format!("waiting for {node} to come back"));
-        };
-        if !view.reported {
-            return DddDecision::Wait(format!("waiting for {node} to report"));
-        }
-        match view.replicas.get(&gpid).filter(|r| r.is_valid()) {
-            Some(r) => {
-                let key = (r.ballot, r.committed, r.prepared, i);
-                if best.is_none_or(|(b, _)| key > b) {
-                    best = Some((key, node));
-                }
-            }
-            None => lost.push(node.as_str()),
-        }
+    let Some(last) = p.config.last_drops.last() else {
+        return DddDecision::Wait("no member was ever dropped".into());
+    };
+    let Some(view) = snap.nodes.get(last).filter(|n| n.alive) else {
+        return DddDecision::Wait(format!("waiting for {last}, the last member, to come back"));
+    };
+    if !view.reported {
+        return DddDecision::Wait(format!("waiting for {last}, the last member, to report"));
     }
-    match best {
-        Some((_, node)) => DddDecision::Choose(node.clone()),
+    match view.replicas.get(&gpid) {
+        Some(r) if r.is_valid() => DddDecision::Choose(last.clone()),
+        Some(_) => DddDecision::Lost(format!(
+            "{last}, the last member, lost its replica; the others may lack the last writes: an operator must choose a primary"
+        )),
         None => DddDecision::Lost(format!(
-            "every last member lost its data ({}): an operator must choose a primary",
-            lost.join(", ")
+            "{last}, the last member, holds nothing of it (a new data directory?); the others may lack the last writes: an operator must choose a primary"
         )),
     }
 }

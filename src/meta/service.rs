@@ -263,14 +263,7 @@ impl pb::meta_server::Meta for MetaService {
             app_id: r.app_id,
             pidx: r.pidx,
         };
-        let change = match pb::UpdateKind::try_from(r.kind) {
-            Ok(pb::UpdateKind::Remove) => PrimaryRequest::Remove(r.node),
-            Ok(pb::UpdateKind::UpgradeLearner) => PrimaryRequest::UpgradeLearner(r.node),
-            Ok(pb::UpdateKind::Renew) => PrimaryRequest::Renew,
-            Ok(pb::UpdateKind::MovePrimary) => PrimaryRequest::MovePrimary(r.node),
-            Ok(pb::UpdateKind::Downgrade) => PrimaryRequest::Downgrade,
-            _ => return Err(Error::InvalidInput("unknown update kind".into()).into()),
-        };
+        let change = primary_request_from_pb(r.kind, r.node)?;
         let (applied, config) =
             self.meta
                 .lock()
@@ -308,8 +301,20 @@ impl pb::meta_server::Meta for MetaService {
     }
 }
 
+/// A primary's configuration change request.
+pub fn primary_request_from_pb(kind: i32, node: String) -> Result<PrimaryRequest, Error> {
+    Ok(match pb::UpdateKind::try_from(kind) {
+        Ok(pb::UpdateKind::Remove) => PrimaryRequest::Remove(node),
+        Ok(pb::UpdateKind::UpgradeLearner) => PrimaryRequest::UpgradeLearner(node),
+        Ok(pb::UpdateKind::Renew) => PrimaryRequest::Renew,
+        Ok(pb::UpdateKind::MovePrimary) => PrimaryRequest::MovePrimary(node),
+        Ok(pb::UpdateKind::Downgrade) => PrimaryRequest::Downgrade,
+        _ => return Err(Error::InvalidInput("unknown update kind".into())),
+    })
+}
+
 /// A beacon's replica report.
-fn report_from_pb(r: &pb::ReplicaReport) -> ReplicaReport {
+pub fn report_from_pb(r: &pb::ReplicaReport) -> ReplicaReport {
     ReplicaReport {
         data: ReplicaData::from_pb(r.data),
         ballot: r.ballot,
@@ -320,7 +325,7 @@ fn report_from_pb(r: &pb::ReplicaReport) -> ReplicaReport {
 }
 
 /// An assignment as a beacon reply carries it.
-fn assignment_to_pb(a: NodeAssignment) -> pb::Assignment {
+pub fn assignment_to_pb(a: NodeAssignment) -> pb::Assignment {
     let proposal = a.proposal.and_then(|action| match action {
         Action::MovePrimary { to, .. } => Some(pb::Proposal {
             kind: pb::proposal::Kind::MovePrimary as i32,

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::remote::{CommandResult, Registry, RemoteCommand, SetterArg, int_setter_arg};
 use crate::replica::Replica;
-use crate::replica::learn::DEFAULT_COPY_RATE_MB;
+use crate::replica::limiter::DEFAULT_COPY_RATE_MB;
 
 /// The replica server's command registry.
 pub static REPLICA_COMMANDS: Registry<Replica> = Registry::new(&[
@@ -30,13 +30,13 @@ pub static REPLICA_COMMANDS: Registry<Replica> = Registry::new(&[
 
 fn max_copy_rate(replica: &Replica, args: &[String]) -> CommandResult {
     const NAME: &str = "max_copy_rate_megabytes_per_disk";
-    let old = replica.limiter.rate_mb();
+    let old = replica.limiter().rate_mb();
     let new = match int_setter_arg(args, 1..=1_000_000)? {
         SetterArg::Query => return Ok(json!({ "error": "ok", NAME: old })),
         SetterArg::Default => DEFAULT_COPY_RATE_MB,
         SetterArg::Set(v) => v,
     };
-    replica.limiter.set_rate_mb(new);
+    replica.limiter().set_rate_mb(new);
     Ok(json!({ "error": "ok", NAME: new, "old": old }))
 }
 
@@ -59,13 +59,7 @@ fn kill_partition(replica: &Replica, args: &[String]) -> CommandResult {
             ));
         }
     };
-    let killed = replica
-        .record()
-        .kill(app_id, pidx)
-        .map_err(|e| e.to_string())?;
-    for gpid in &killed {
-        replica.destroy_partition(*gpid);
-    }
+    let killed = replica.kill_partitions(app_id, pidx);
     let killed: Vec<String> = killed.iter().map(ToString::to_string).collect();
     Ok(json!({ "error": "ok", "killed": killed }))
 }

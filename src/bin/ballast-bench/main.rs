@@ -5,7 +5,8 @@
 //!   scales out and in ([`kill_test`]);
 //! - `load`: set/get throughput and latency percentiles with N clients ([`load`]);
 //! - `learn`: how fast a new replica copies a few hundred MB, beside `dd` ([`learn`]);
-//! - `move-pri`: the longest write stall while a primary moves ([`move_pri`]).
+//! - `move-pri`: the longest write stall while a primary moves ([`move_pri`]);
+//! - `sim`: the deterministic simulation's randomized fault runs ([`sim`]).
 
 mod kill_test;
 mod learn;
@@ -13,6 +14,7 @@ mod load;
 mod move_pri;
 mod ops;
 mod procs;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -36,10 +38,19 @@ enum Bench {
     Learn(learn::LearnArgs),
     /// Longest window in which writes to a partition fail or stall while its primary moves.
     MovePri(move_pri::MovePriArgs),
+    /// Deterministic simulation with random faults; exit 1 on a broken invariant.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Bench::Sim(args) = cli.command {
+        return if sim::run(args) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -63,6 +74,7 @@ fn main() -> ExitCode {
             Bench::Load(args) => load::run(args).await.map(|()| true),
             Bench::Learn(args) => learn::run(args).await.map(|()| true),
             Bench::MovePri(args) => move_pri::run(args).await,
+            Bench::Sim(_) => unreachable!("run before the runtime"),
         }
     });
     match outcome {

@@ -205,7 +205,7 @@ fn busy_partitions_are_left_to_their_action() {
 }
 
 #[test]
-fn all_replicas_dead_waits_for_the_last_two_and_picks_the_one_with_the_most_data() {
+fn all_replicas_dead_waits_for_the_last_member_never_choosing_by_reported_numbers() {
     let mut s = snap(
         &["x"],
         &["a", "b", "c"],
@@ -219,43 +219,37 @@ fn all_replicas_dead_waits_for_the_last_two_and_picks_the_one_with_the_most_data
         node.replicas.clear();
         node.replicas.extend(report.map(|r| (g(0), r)));
     };
-    back(&mut s, "c", Some(ReplicaReport::valid(8, 5, 6)));
+    // b reports a newer ballot and more committed than the last member c: b was a
+    // learner that had caught up only partly; c holds every committed write.
+    back(&mut s, "b", Some(ReplicaReport::valid(9, 320, 320)));
     assert!(
         cure(&s, &OPTS).is_empty(),
-        "b, also among the last two, is not back yet"
+        "c, the last member, is not back"
     );
-    s.nodes.get_mut("b").unwrap().alive = true;
+    s.nodes.get_mut("c").unwrap().alive = true;
+    let decide = |s: &Snapshot| ddd_decision(s, &s.apps[0], &s.apps[0].partitions[0]);
     assert!(
-        matches!(ddd_decision(&s, &s.apps[0], &s.apps[0].partitions[0]), DddDecision::Wait(w) if w.contains("b to report")),
+        matches!(decide(&s), DddDecision::Wait(w) if w.contains("c, the last member, to report")),
         "ALIVE but not reported yet"
     );
-    // Equal ballots: the one that committed more wins, whatever the drop order (the
-    // meta server's record of assignments plays no part).
-    back(&mut s, "b", Some(ReplicaReport::valid(8, 9, 9)));
-    let assign = |node: &str| {
+    back(&mut s, "c", Some(ReplicaReport::valid(8, 248, 388)));
+    assert_eq!(
+        cure(&s, &OPTS),
         vec![Action::AssignPrimary {
             gpid: g(0),
-            node: node.into(),
+            node: "c".into()
         }]
-    };
-    assert_eq!(cure(&s, &OPTS), assign("b"));
-    back(&mut s, "b", Some(ReplicaReport::valid(9, 1, 1)));
-    assert_eq!(cure(&s, &OPTS), assign("b"), "a higher ballot wins first");
-    back(&mut s, "b", Some(ReplicaReport::valid(8, 5, 9)));
-    assert_eq!(cure(&s, &OPTS), assign("b"), "then the prepared decree");
-    // One that lost its data is left out; when both did, only an operator decides.
+    );
+    // The last member lost its data: only an operator decides.
     let lost = ReplicaReport {
         data: crate::model::ReplicaData::Lost,
         ..ReplicaReport::valid(9, 0, 0)
     };
-    back(&mut s, "b", Some(lost));
-    assert_eq!(cure(&s, &OPTS), assign("c"));
-    back(&mut s, "c", None);
+    back(&mut s, "c", Some(lost));
     assert!(cure(&s, &OPTS).is_empty());
-    assert!(matches!(
-        ddd_decision(&s, &s.apps[0], &s.apps[0].partitions[0]),
-        DddDecision::Lost(_)
-    ));
+    assert!(matches!(decide(&s), DddDecision::Lost(_)));
+    back(&mut s, "c", None);
+    assert!(matches!(decide(&s), DddDecision::Lost(w) if w.contains("holds nothing")));
 }
 
 #[test]

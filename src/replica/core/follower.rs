@@ -3,8 +3,6 @@
 //! durable), keep prepares that arrive ahead of a missing one for a while, and — as a
 //! learner — ask the primary to be taught, load its snapshot and seal it.
 
-use std::sync::Arc;
-
 use super::{Core, DataState, PendingAck, Role, Stage};
 use crate::error::Error;
 use crate::replica::core::sessions::Sessions;
@@ -116,6 +114,7 @@ impl Core {
             self.persist(records);
         }
         let matched = pd + p.entries.len() as u64;
+        self.heard_at = self.now;
         self.commit_hint = self.commit_hint.max(p.committed.min(matched));
         self.acks.push(PendingAck {
             reply,
@@ -239,6 +238,10 @@ impl Core {
             Stage::Loading(_, last) if now >= last + timeout => {
                 self.on_snapshot_failed("the snapshot stream stalled")
             }
+            Stage::Ready if now >= self.heard_at + self.cfg.follow_timeout_ms => {
+                tracing::info!(gpid = %self.gpid, "learner not fed by its primary: asking again");
+                *stage = Stage::Idle(now);
+            }
             _ => {}
         }
     }
@@ -253,7 +256,10 @@ impl Core {
             return;
         }
         match answer {
-            Ok(LearnPlan::Incremental) if self.data == DataState::Valid => *stage = Stage::Ready,
+            Ok(LearnPlan::Incremental) if self.data == DataState::Valid => {
+                *stage = Stage::Ready;
+                self.heard_at = now;
+            }
             Ok(LearnPlan::Incremental) => *stage = Stage::Idle(retry),
             Ok(LearnPlan::Snapshot(decree)) => {
                 *stage = Stage::Loading(decree, now);
@@ -310,6 +316,7 @@ impl Core {
             return;
         }
         *stage = Stage::Ready;
+        self.heard_at = self.now;
         self.data = DataState::Valid;
         self.committed = decree;
         self.commit_hint = decree;
@@ -318,11 +325,4 @@ impl Core {
         self.store_durable = decree;
         tracing::info!(gpid = %self.gpid, decree, "snapshot learned");
     }
-}
-
-/// An entry under a new ballot (a new primary re-stamps what it has not committed).
-pub(super) fn restamp(entry: &Entry, ballot: i64) -> Entry {
-    let mut e = (**entry).clone();
-    e.ballot = ballot;
-    Arc::new(e)
 }

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use crate::replica::core::types::Entry;
+use crate::replica::core::types::{Entry, HardState, LogRecord};
 
 #[derive(Debug, Clone)]
 struct Slot {
@@ -171,6 +171,24 @@ impl Log {
     }
 }
 
+/// What a log's records say, replayed in order: the last promise, and the entries
+/// (an entry at decree `d` replaces every entry at `d` and after, as it did when it was
+/// written), oldest first.
+pub fn replay(records: impl IntoIterator<Item = LogRecord>) -> (HardState, Vec<Entry>) {
+    let mut hard = HardState::default();
+    let mut entries: std::collections::BTreeMap<u64, Entry> = std::collections::BTreeMap::new();
+    for r in records {
+        match r {
+            LogRecord::Hard(h) => hard = h,
+            LogRecord::Entry(e) => {
+                entries.split_off(&e.decree);
+                entries.insert(e.decree, e);
+            }
+        }
+    }
+    (hard, entries.into_values().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -204,6 +222,27 @@ mod tests {
         log.persisted(3);
         assert_eq!(log.durable(), 2);
         assert_eq!(log.ballot_at(2), 2);
+    }
+
+    #[test]
+    fn replay_keeps_the_last_promise_and_lets_an_entry_replace_its_decree_and_after() {
+        let hard = |b| {
+            LogRecord::Hard(HardState {
+                ballot: b,
+                primary: Some("p".into()),
+            })
+        };
+        let (h, entries) = replay([
+            hard(1),
+            LogRecord::Entry(e(1, 1)),
+            LogRecord::Entry(e(1, 2)),
+            LogRecord::Entry(e(1, 3)),
+            hard(2),
+            LogRecord::Entry(e(2, 2)),
+        ]);
+        assert_eq!(h.ballot, 2);
+        let got: Vec<(i64, u64)> = entries.iter().map(|e| (e.ballot, e.decree)).collect();
+        assert_eq!(got, [(1, 1), (2, 2)]);
     }
 
     #[test]

@@ -47,12 +47,18 @@ pub struct CoreConfig {
     pub prepare_timeout_ms: u64,
     /// An unanswered prepare is sent again after this long.
     pub resend_ms: u64,
+    /// A primary sends each peer at least one prepare this often (its commit point; a
+    /// peer that restarted learns it, a dead one is noticed without a write).
+    pub heartbeat_ms: u64,
     /// A write not applied within this long is answered "outcome unknown".
     pub commit_timeout_ms: u64,
     /// A learner whose request or snapshot makes no progress for this long starts over.
     pub learn_timeout_ms: u64,
     /// How long a learner waits before asking again after a failure.
     pub learn_retry_ms: u64,
+    /// A learner its primary has not prepared to for this long asks to be taught again
+    /// (the primary gave it up, or is a new one).
+    pub follow_timeout_ms: u64,
     /// A configuration change request unanswered for this long is sent again.
     pub meta_retry_ms: u64,
     /// Entries a primary may have beyond its commit point (the pipeline's depth).
@@ -74,9 +80,11 @@ impl Default for CoreConfig {
         CoreConfig {
             prepare_timeout_ms: 1500,
             resend_ms: 300,
+            heartbeat_ms: 1000,
             commit_timeout_ms: 8000,
             learn_timeout_ms: 10_000,
             learn_retry_ms: 500,
+            follow_timeout_ms: 3000,
             meta_retry_ms: 1000,
             window: 64,
             max_batch: 256,
@@ -169,6 +177,8 @@ pub struct Core {
     acks: Vec<PendingAck>,
     reorder: BTreeMap<u64, (Prepare, ReplyId, u64)>,
     meta_pending: Option<(i64, ConfigRequest, u64)>,
+    /// When a primary's prepare was last accepted.
+    heard_at: u64,
     out: Vec<Effect>,
 }
 
@@ -202,6 +212,7 @@ impl Core {
             acks: Vec::new(),
             reorder: BTreeMap::new(),
             meta_pending: None,
+            heard_at: now,
             out: Vec::new(),
         }
     }
@@ -465,6 +476,12 @@ impl Core {
     }
 
     fn on_applied(&mut self, upto: u64, durable: bool) {
+        // An apply finishing after the data was reset (a snapshot begun, the replica
+        // killed) is about data that is gone.
+        if self.data != DataState::Valid {
+            return;
+        }
+        let upto = upto.min(self.applied);
         self.store_applied = self.store_applied.max(upto);
         if durable {
             self.store_durable = self.store_durable.max(upto);

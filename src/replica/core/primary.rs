@@ -1,9 +1,10 @@
 //! The primary's rules (PacificA):
 //!
-//! 1. **Take over.** Persist the promise (ballot, itself) and re-stamp every entry it has
-//!    not seen committed with its ballot, before sending anything; then prepare them to
-//!    every secondary, commit and apply them, and only then serve. A replica assigned
-//!    primary at a ballot it may have used before a restart asks for a new one (renew).
+//! 1. **Take over.** Persist the promise (ballot, itself) before sending anything; then
+//!    prepare every entry it has not seen committed to every secondary (entries keep the
+//!    ballot they were written under), commit and apply them, and serve only once every
+//!    secondary has answered. A replica assigned primary at a ballot it may have used
+//!    before a restart asks for a new one (renew).
 //! 2. **Write.** Client writes queue; each flush cuts them into one entry at the next
 //!    decree (at most `window` entries beyond the commit point). Entries are pipelined to
 //!    every secondary and learner, each peer with its own progress; a peer that misses
@@ -24,7 +25,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use super::follower::restamp;
 use super::{Core, DataState, Role};
 use crate::error::Error;
 use crate::model::Gpid;
@@ -231,7 +231,11 @@ impl Core {
                 if a.proposal.is_some() {
                     p.proposal = a.proposal.clone();
                 }
-                self.with_primary(|c, p| c.maybe_handover(p));
+                let secondaries = a.secondaries.clone();
+                self.with_primary(|c, p| {
+                    c.adopt_config(p, a.ballot, secondaries);
+                    c.maybe_handover(p);
+                });
                 return;
             }
             if a.ballot > p.ballot && !renewing {
@@ -264,8 +268,10 @@ impl Core {
         self.take_over(&a);
     }
 
-    /// Becomes primary at `a.ballot`: the promise and the re-stamped entries are
-    /// persisted before anything is sent.
+    /// Becomes primary at `a.ballot`: the promise is persisted before anything is sent.
+    /// Its uncommitted entries keep their ballots (they are prepared again under the new
+    /// one): rewriting them would let a crash mid-rewrite cut durable entries off the
+    /// log, as replay lets a rewritten entry replace the ones after it.
     fn take_over(&mut self, a: &Assignment) {
         let ballot = a.ballot;
         let me = self.me.clone();
@@ -281,18 +287,7 @@ impl Core {
                 Reply::Prepare(PrepareReply::Refused(Refusal::StaleBallot(ballot))),
             );
         }
-        let mut records = vec![self.promise(ballot, &me)];
-        let from = self.committed + 1;
-        let pending = self.log.range(from, self.log.last());
-        let id = self.next_persist + 1;
-        if !pending.is_empty() {
-            self.log.truncate_from(from);
-            for e in pending {
-                let e = restamp(&e, ballot);
-                self.log.append(e.clone(), id);
-                records.push(LogRecord::Entry(e));
-            }
-        }
+        let records = vec![self.promise(ballot, &me)];
         let persist = self.persist(records);
         let mut p = Primary::new(ballot, a, PrimaryStage::Promising(persist));
         p.target = self.log.last();
@@ -310,13 +305,13 @@ impl Core {
         self.role = Role::Primary(Box::new(p));
     }
 
-    /// The configuration moved on with this node still primary: new members, new
-    /// ballot (promised before anything is sent under it).
+    /// The configuration (at `ballot`, not older than the primary's) with this node
+    /// still primary: its secondaries become the peers that count (learners are kept);
+    /// a new ballot is promised before anything is sent under it.
     fn adopt_config(&mut self, p: &mut Primary, ballot: i64, secondaries: Vec<NodeId>) {
-        if ballot <= p.ballot {
+        if ballot < p.ballot {
             return;
         }
-        p.ballot = ballot;
         for s in &secondaries {
             match p.peers.get_mut(s) {
                 Some(peer) => peer.learner = false,
@@ -328,9 +323,12 @@ impl Core {
         p.peers
             .retain(|n, peer| peer.learner || secondaries.contains(n));
         p.secondaries = secondaries;
-        let me = self.me.clone();
-        let record = self.promise(ballot, &me);
-        self.persist(vec![record]);
+        if ballot > p.ballot {
+            p.ballot = ballot;
+            let me = self.me.clone();
+            let record = self.promise(ballot, &me);
+            self.persist(vec![record]);
+        }
         self.commit_primary(p);
     }
 
@@ -409,7 +407,8 @@ impl Core {
             }
             let behind = peer.committed_sent < self.committed
                 || (peer.learner && !peer.ready)
-                || !peer.confirmed;
+                || !peer.confirmed
+                || self.now >= peer.sent_at + self.cfg.heartbeat_ms;
             if peer.inflight == 0 && behind {
                 sends.push((node.clone(), peer.next, peer.next - 1));
                 peer.inflight = 1;
@@ -782,6 +781,34 @@ impl Core {
         };
         let (applied, view) = match answer {
             Ok(answer) => answer,
+            Err(e) if !e.is_retryable() && !matches!(e, Error::Timeout(_) | Error::Internal(_)) => {
+                // A definite no (the action ended, the level forbids, the store failed):
+                // nothing changed, so the primary carries on as it was.
+                tracing::info!(gpid = %self.gpid, ?request, "configuration change refused: {e}");
+                self.with_primary(|c, p| {
+                    match &request {
+                        ConfigRequest::UpgradeLearner(l) => {
+                            p.peers.remove(l);
+                        }
+                        ConfigRequest::MovePrimary(_) | ConfigRequest::Downgrade => {
+                            p.proposal = None;
+                        }
+                        _ => {}
+                    }
+                    if matches!(
+                        p.stage,
+                        PrimaryStage::Asking(_) | PrimaryStage::Handover(..)
+                    ) {
+                        p.stage = PrimaryStage::Serving;
+                    }
+                    if p.stage == PrimaryStage::Renewing {
+                        c.meta_pending = Some((ballot, request.clone(), c.now));
+                    }
+                    c.cut_entries(p);
+                    c.pump(p);
+                });
+                return;
+            }
             Err(e) => {
                 tracing::debug!(gpid = %self.gpid, ?request, "configuration change got no answer: {e}");
                 // Asked again after the retry interval: until the answer is known the
@@ -821,7 +848,7 @@ impl Core {
         }
         self.with_primary(|c, p| {
             if let ConfigRequest::UpgradeLearner(l) = &request
-                && !applied
+                && !view.secondaries.contains(l)
             {
                 p.peers.remove(l);
             }
@@ -831,9 +858,7 @@ impl Core {
             ) {
                 p.proposal = None;
             }
-            if view.ballot > p.ballot {
-                c.adopt_config(p, view.ballot, view.secondaries.clone());
-            }
+            c.adopt_config(p, view.ballot, view.secondaries.clone());
             if matches!(
                 p.stage,
                 PrimaryStage::Asking(_) | PrimaryStage::Handover(..)

@@ -323,7 +323,7 @@ fn a_secondary_refuses_a_primary_that_holds_less_than_it_committed() {
 }
 
 #[test]
-fn a_new_primary_restamps_what_it_has_not_seen_committed_and_overwrites_stale_entries() {
+fn a_new_primary_prepares_what_it_has_not_seen_committed_and_stale_entries_are_replaced() {
     let mut h = Harness::serving_group();
     // a prepares decree 2 to b only (c's copy is lost), then a is gone.
     h.step("a", write("k2"));
@@ -341,14 +341,59 @@ fn a_new_primary_restamps_what_it_has_not_seen_committed_and_overwrites_stale_en
     h.deliver_all();
     assert_eq!(h.core("b").log().last(), 2);
     assert_eq!(h.core("c").log().last(), 1);
-    // b is promoted at ballot 2 with c: it re-stamps decree 2 and commits it with c.
+    // b is promoted at ballot 2 with c: it prepares decree 2 again (under its ballot,
+    // the entry keeps its own) and commits it with c.
     h.step("c", assign(AssignedRole::Secondary, 2, "b", &["c"]));
     h.step("b", assign(AssignedRole::Primary, 2, "b", &["c"]));
     h.deliver_all();
     assert!(h.core("b").serving());
-    assert_eq!(h.core("b").log().get(2).unwrap().ballot, 2, "re-stamped");
-    assert_eq!(h.core("c").log().get(2).unwrap().ballot, 2);
+    assert_eq!(
+        h.core("c").log().get(2).unwrap().ballot,
+        1,
+        "the entry as written"
+    );
     assert_eq!(h.core("b").status().committed, 2);
+    // A stale entry at a decree (an old primary's, never committed) is replaced.
+    let stale = Prepare {
+        ballot: 3,
+        from: "c".into(),
+        prev_decree: 1,
+        prev_ballot: 1,
+        entries: vec![std::sync::Arc::new(pb::LogEntry {
+            ballot: 3,
+            decree: 2,
+            ..Default::default()
+        })],
+        committed: 1,
+        last_prepared: 2,
+    };
+    let mut fresh = Harness::new(&["x"]);
+    fresh.step("x", assign(AssignedRole::Secondary, 1, "a", &["x"]));
+    let old = Prepare {
+        ballot: 1,
+        from: "a".into(),
+        prev_decree: 0,
+        prev_ballot: 0,
+        entries: (1..=3)
+            .map(|d| {
+                std::sync::Arc::new(pb::LogEntry {
+                    ballot: 1,
+                    decree: d,
+                    ..Default::default()
+                })
+            })
+            .collect(),
+        committed: 1,
+        last_prepared: 3,
+    };
+    fresh.step("x", Input::Prepare(old, 1));
+    fresh.step("x", Input::Prepare(stale, 2));
+    let log = fresh.core("x").log();
+    assert_eq!(
+        (log.last(), log.get(2).unwrap().ballot),
+        (2, 3),
+        "decree 3 went with it"
+    );
 }
 
 #[test]
