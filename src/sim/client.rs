@@ -176,6 +176,9 @@ pub struct Client {
     pub next_op: u64,
     /// Whether it starts new operations.
     pub active: bool,
+    /// Each partition's primary as last looked up (refreshed only after a failure, as
+    /// a real client's cached route).
+    routes: BTreeMap<Gpid, String>,
 }
 
 impl Client {
@@ -192,6 +195,7 @@ impl Client {
             op: None,
             next_op: 1,
             active: true,
+            routes: BTreeMap::new(),
         }
     }
 }
@@ -202,7 +206,7 @@ pub fn store_key(hash_key: &[u8]) -> Vec<u8> {
 }
 
 impl Sim {
-    fn gpid_of(&self, hash_key: &[u8]) -> Gpid {
+    pub(super) fn gpid_of(&self, hash_key: &[u8]) -> Gpid {
         Gpid::new(
             self.app_id,
             partition_index(hash_key, b"", self.cfg.partitions),
@@ -258,13 +262,18 @@ impl Sim {
             OpKind::Read(k) => k.clone(),
         };
         let gpid = self.gpid_of(&hash_key);
-        let route = self.route(gpid);
-        let primary = match route {
-            Ok(p) => p,
-            Err(e) => {
-                self.op_failed(c, e);
-                return;
-            }
+        let primary = match self.clients[c].routes.get(&gpid).cloned() {
+            Some(p) => p,
+            None => match self.route(gpid) {
+                Ok(p) => {
+                    self.clients[c].routes.insert(gpid, p.clone());
+                    p
+                }
+                Err(e) => {
+                    self.op_failed(c, e);
+                    return;
+                }
+            },
         };
         let body = match op.kind {
             OpKind::Write { key, version, seq } => Body::Write(
@@ -290,7 +299,7 @@ impl Sim {
     }
 
     /// Where the client sends requests for `gpid`: its primary as the meta server sees
-    /// it now (as a client's refreshed route).
+    /// it now (a client's refreshed route).
     fn route(&self, gpid: Gpid) -> Result<String, Error> {
         if !self.meta.up {
             return Err(Error::Unavailable("meta server down".into()));
@@ -318,6 +327,8 @@ impl Sim {
         let Some(op) = self.clients[c].op.clone() else {
             return;
         };
+        // Any failure may mean the route is stale: look it up again next time.
+        self.clients[c].routes.clear();
         let give_up = matches!(e, Error::PartitionLost(_)) || now >= op.begun + GIVE_UP_MS;
         if give_up {
             if let OpKind::Write { .. } = op.kind {
@@ -384,6 +395,7 @@ impl Sim {
         let now = self.now;
         match self.clients[c].op.clone() {
             Some(op) if now >= op.sent + ATTEMPT_MS => {
+                self.clients[c].routes.clear();
                 if now >= op.begun + GIVE_UP_MS {
                     self.op_failed(c, Error::Timeout("no answer".into()));
                 } else {

@@ -155,24 +155,38 @@ impl Sim {
         }
     }
 
-    /// Proposes moving a random partition's primary to one of its secondaries.
+    /// Proposes a balancer move on a random partition, as `balance` would: the primary
+    /// to a secondary (no copy), or a copy of the primary or of a secondary to a node
+    /// that holds no replica of it.
     fn propose_move(&mut self) {
+        use crate::meta::snapshot::Action;
         let now = self.meta.at(self.now);
         let pidx = self.rng.range(0, self.cfg.partitions as u64) as u32;
         let gpid = Gpid::new(self.app_id, pidx);
         let Ok(config) = self.meta.state.partition(gpid).cloned() else {
             return;
         };
-        let (Some(from), Some(to)) = (
+        let outsiders: Vec<String> = self
+            .nodes
+            .keys()
+            .filter(|n| !config.members().any(|m| m == n.as_str()))
+            .cloned()
+            .collect();
+        let (Some(from), Some(to), Some(out)) = (
             config.primary.clone(),
             self.rng.pick(&config.secondaries).cloned(),
+            self.rng.pick(&outsiders).cloned(),
         ) else {
             return;
         };
-        let action = crate::meta::snapshot::Action::MovePrimary { gpid, from, to };
+        let (action, kind) = match self.rng.range(0, 4) {
+            0 => (Action::CopyPrimary { gpid, from, to: out }, "primary copy"),
+            1 => (Action::CopySecondary { gpid, from: to, to: out }, "secondary copy"),
+            _ => (Action::MovePrimary { gpid, from, to }, "primary move"),
+        };
         if self.meta.up && self.meta.state.propose(action.clone(), false, now).is_ok() {
             self.trace(format!("meta: proposed {action}"));
-            self.count("primary move");
+            self.count(kind);
         }
     }
 

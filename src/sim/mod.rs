@@ -157,7 +157,7 @@ impl Sim {
                 .state
                 .create_app("t", partitions, replicas, false, Default::default());
         sim.app_id = created.expect("the simulated table is created").0;
-        sim.run_until(10_000, Sim::healthy);
+        sim.run_until(10_000, |s| s.healthy() && s.all_serving());
         for c in 0..sim.clients.len() {
             let at = sim.now + c as u64;
             sim.schedule(at, Event::ClientWake(c));
@@ -213,7 +213,10 @@ impl Sim {
     /// delay, maybe twice.
     fn send(&mut self, from: &str, to: &str, body: Body) {
         self.stats.messages += 1;
-        if self.net.is_cut(from, to) || self.rng.chance(self.net.drop) {
+        if self.net.is_cut(from, to)
+            || self.net.is_blocked(from, to, body.kind())
+            || self.rng.chance(self.net.drop)
+        {
             return;
         }
         let copies = if self.rng.chance(self.net.dup) { 2 } else { 1 };
@@ -405,6 +408,20 @@ impl Sim {
             })
             .unhealthy
                 == 0
+        })
+    }
+
+    /// Whether every partition's primary (as the meta server sees it) serves.
+    pub fn all_serving(&self) -> bool {
+        (0..self.cfg.partitions).all(|p| {
+            let gpid = Gpid::new(self.app_id, p);
+            let primary = self.meta.state.partition(gpid).ok().and_then(|c| c.primary.clone());
+            primary.is_some_and(|n| {
+                self.nodes
+                    .get(&n)
+                    .and_then(|n| n.replicas.get(&gpid))
+                    .is_some_and(|r| r.core.serving())
+            })
         })
     }
 

@@ -41,6 +41,26 @@ pub enum Body {
     ReadReply(u64, Result<Option<Vec<u8>>, Error>),
 }
 
+impl Body {
+    /// The message's kind, as scripts name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Prepare(..) => "Prepare",
+            Body::PrepareReply(..) => "PrepareReply",
+            Body::Learn(..) => "Learn",
+            Body::LearnAnswer(..) => "LearnAnswer",
+            Body::Beacon(..) => "Beacon",
+            Body::BeaconReply(..) => "BeaconReply",
+            Body::Ask(..) => "Ask",
+            Body::Answer(..) => "Answer",
+            Body::Write(..) => "Write",
+            Body::Read(..) => "Read",
+            Body::WriteReply(..) => "WriteReply",
+            Body::ReadReply(..) => "ReadReply",
+        }
+    }
+}
+
 /// A message in flight.
 #[derive(Debug, Clone)]
 pub struct Msg {
@@ -64,6 +84,8 @@ pub struct Net {
     /// See `min_delay`.
     pub max_delay: u64,
     cut: BTreeSet<(String, String)>,
+    /// (from, to, kind): messages of this kind on this link are lost.
+    blocked: BTreeSet<(String, String, String)>,
 }
 
 impl Net {
@@ -82,9 +104,22 @@ impl Net {
         self.cut.insert((b.to_string(), a.to_string()));
     }
 
+    /// Loses every message of `kind` (e.g. `Answer`) from `from` to `to`.
+    pub fn block(&mut self, from: &str, to: &str, kind: &str) {
+        self.blocked
+            .insert((from.to_string(), to.to_string(), kind.to_string()));
+    }
+
+    /// Whether a message of `kind` from `from` to `to` is blocked.
+    pub fn is_blocked(&self, from: &str, to: &str, kind: &str) -> bool {
+        self.blocked
+            .contains(&(from.to_string(), to.to_string(), kind.to_string()))
+    }
+
     /// Restores every link, and stops dropping and duplicating.
     pub fn heal(&mut self) {
         self.cut.clear();
+        self.blocked.clear();
         self.drop = 0.0;
         self.dup = 0.0;
     }

@@ -7,13 +7,28 @@
 //! `write KEY`, `read KEY`, `run MS`, `wait-healthy [MS]`, `crash NODE`,
 //! `restart NODE`, `wipe NODE` (crash and delete its data; `restart` brings it back
 //! empty), `kill NODE` (replica.kill_partition of every replica it holds), `cut A B`,
-//! `heal`, `stall NODE MS`, `fail-sync NODE`, `move PIDX NODE`, `meta down|up`,
-//! `meta-store fail|ok`, `force PIDX NODE`, `status`, `ddd`, `check`, `verify`.
+//! `block FROM TO KIND` (lose that kind of message on that link, e.g. `Answer`),
+//! `heal` (every link and block), `stall NODE MS`, `fail-sync NODE`,
+//! `move PIDX NODE` / `copy-primary PIDX NODE` / `copy-secondary PIDX FROM TO`,
+//! `meta down|up`, `meta-store fail|ok`, `actions`, `force PIDX NODE`,
+//! `read-via NODE KEY` (a client with a stale route), `status`, `ddd`, `check`,
+//! `verify`.
 
 use crate::model::Gpid;
 use crate::replica::core::Input;
 use crate::sim::client::version_of;
 use crate::sim::{Sim, SimConfig};
+
+/// Which arguments of a command name nodes (`n1` stands for `n1:1`).
+fn node_args(command: &str) -> &'static [usize] {
+    match command {
+        "crash" | "restart" | "wipe" | "kill" | "stall" | "fail-sync" | "read-via" => &[1],
+        "cut" | "block" => &[1, 2],
+        "move" | "force" | "copy-primary" => &[2],
+        "copy-secondary" => &[2, 3],
+        _ => &[],
+    }
+}
 
 fn words_first(line: &str) -> &str {
     line.split_whitespace().next().unwrap_or("")
@@ -56,19 +71,12 @@ pub fn run_script(script: &str) -> String {
 impl Sim {
     /// Runs one script command; returns what it prints.
     pub fn command(&mut self, line: &str) -> String {
+        let command = words_first(line);
         let words: Vec<String> = line
             .split_whitespace()
             .enumerate()
             .map(|(i, w)| {
-                let takes_node = matches!(
-                    (words_first(line), i),
-                    (
-                        "crash" | "restart" | "wipe" | "kill" | "stall" | "fail-sync",
-                        1
-                    ) | ("cut", 1 | 2)
-                        | ("move" | "force", 2)
-                );
-                if takes_node {
+                if node_args(command).contains(&i) {
                     super::node_name(w)
                 } else {
                     w.to_string()
@@ -117,13 +125,23 @@ impl Sim {
                 String::new()
             }
             "cut" => {
-                self.net.cut(arg(1), arg(2));
+                let name = |n: &str| n.replace("meta:1", "meta");
+                self.net.cut(&name(arg(1)), &name(arg(2)));
+                String::new()
+            }
+            "block" => {
+                let name = |n: &str| n.replace("meta:1", "meta");
+                self.net.block(&name(arg(1)), &name(arg(2)), arg(3));
                 String::new()
             }
             "heal" => {
                 self.net.heal();
                 String::new()
             }
+            "read-via" => self.script_read_via(arg(1), arg(2)),
+            "actions" => format!("actions in flight: {}", self.meta.state.actions_in_flight()),
+            "copy-primary" => self.script_action(num(1, 0) as u32, "copy_pri", "", arg(2)),
+            "copy-secondary" => self.script_action(num(1, 0) as u32, "copy_sec", arg(2), arg(3)),
             "stall" => {
                 let until = self.now + num(2, 1000);
                 if let Some(n) = self.nodes.get_mut(arg(1)) {
@@ -141,7 +159,7 @@ impl Sim {
                 }
                 String::new()
             }
-            "move" => self.script_move(num(1, 0) as u32, arg(2)),
+            "move" => self.script_action(num(1, 0) as u32, "move_pri", "", arg(2)),
             "meta" => {
                 match arg(1) {
                     "down" => self.meta.up = false,
@@ -236,24 +254,56 @@ impl Sim {
         }
     }
 
-    fn script_move(&mut self, pidx: u32, to: &str) -> String {
+    /// Proposes a balancer action (`move_pri`, `copy_pri` from the primary; `copy_sec`
+    /// from `from`) on partition `pidx`, carried out at once.
+    fn script_action(&mut self, pidx: u32, kind: &str, from: &str, to: &str) -> String {
         let gpid = Gpid::new(self.app_id, pidx);
         let now = self.meta.at(self.now);
         let Ok(config) = self.meta.state.partition(gpid).cloned() else {
             return format!("no partition {gpid}");
         };
-        let Some(from) = config.primary else {
+        let Some(primary) = config.primary.clone() else {
             return format!("{gpid} has no primary");
         };
-        let action = crate::meta::snapshot::Action::MovePrimary {
-            gpid,
-            from,
-            to: to.to_string(),
+        let from = if from.is_empty() { primary } else { from.to_string() };
+        let action = match crate::meta::proposal::proposal_action(kind, gpid, &from, to, &config) {
+            Ok(a) => a,
+            Err(e) => return format!("error: {e}"),
         };
         match self.meta.state.propose(action.clone(), true, now) {
             Ok(_) => format!("proposed {action}"),
             Err(e) => format!("error: {e}"),
         }
+    }
+
+    /// Reads `key` directly from `node`, as a client whose route still names it.
+    fn script_read_via(&mut self, node: &str, key: &str) -> String {
+        let gpid = self.gpid_of(key.as_bytes());
+        let Some(n) = self.nodes.get(node).filter(|n| n.up) else {
+            return format!("{node} is down");
+        };
+        let lease = self.now < n.lease_until;
+        let Some(r) = n.replicas.get(&gpid) else {
+            return format!("{node} holds no replica of {gpid}");
+        };
+        if !lease {
+            return format!("{node} refuses: its lease ran out");
+        }
+        if !r.core.serving() {
+            return format!("{node} refuses: not the serving primary of {gpid}");
+        }
+        let value = r
+            .disk
+            .volatile
+            .records
+            .get(&crate::sim::client::store_key(key.as_bytes()))
+            .and_then(|v| version_of(v))
+            .unwrap_or(0);
+        let now = self.now;
+        if let Err(v) = self.history.check_read(key.as_bytes(), value, now, now) {
+            self.violation(v);
+        }
+        format!("{node} serves {key} = v{value}")
     }
 
     fn script_ddd(&mut self) -> String {

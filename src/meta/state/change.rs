@@ -162,7 +162,11 @@ impl MetaState {
         {
             for p in &app.partitions {
                 let gpid = Gpid::new(app.record.app_id, p.pidx);
-                let invalid = state.replicas.get(&gpid).is_some_and(|r| !r.is_valid());
+                // A fresh configuration's members may start empty: a report older than
+                // the configuration is of a replica about to be created.
+                let invalid = state.replicas.get(&gpid).is_some_and(|r| {
+                    !r.is_valid() && !(p.fresh && r.ballot < p.ballot)
+                });
                 if invalid && p.members().any(|m| m == node) {
                     lost.push((gpid, p.ballot));
                 }

@@ -177,6 +177,8 @@ pub struct Core {
     acks: Vec<PendingAck>,
     reorder: BTreeMap<u64, (Prepare, ReplyId, u64)>,
     meta_pending: Option<(i64, ConfigRequest, u64)>,
+    /// After a refused configuration change, none is asked before this time.
+    meta_backoff_until: u64,
     /// When a primary's prepare was last accepted.
     heard_at: u64,
     out: Vec<Effect>,
@@ -212,6 +214,7 @@ impl Core {
             acks: Vec::new(),
             reorder: BTreeMap::new(),
             meta_pending: None,
+            meta_backoff_until: 0,
             heard_at: now,
             out: Vec::new(),
         }
@@ -254,9 +257,15 @@ impl Core {
 
     /// What the replica reports of itself.
     pub fn status(&self) -> Status {
+        let ballot = match self.data {
+            // A lost replica reports the ballot it was lost at: the meta server tells a
+            // stale report from a new loss by it.
+            DataState::Lost(at) => at.max(self.hard_durable),
+            _ => self.hard_durable,
+        };
         Status {
             data: self.data.clone(),
-            ballot: self.hard_durable,
+            ballot,
             committed: self.committed,
             prepared: self.log.durable().max(self.store_applied),
             applied: self.store_applied,

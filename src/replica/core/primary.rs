@@ -530,6 +530,8 @@ impl Core {
             c.expire_writes(p);
             c.cut_entries(p);
             c.pump(p);
+            c.maybe_upgrade(p);
+            c.maybe_handover(p);
         });
     }
 
@@ -725,7 +727,11 @@ impl Core {
 
     /// Asks for a learner's upgrade once it is loaded and holds every committed entry.
     fn maybe_upgrade(&mut self, p: &mut Primary) {
-        if p.stage != PrimaryStage::Serving || self.meta_pending.is_some() || p.proposal.is_some() {
+        if p.stage != PrimaryStage::Serving
+            || self.meta_pending.is_some()
+            || p.proposal.is_some()
+            || self.now < self.meta_backoff_until
+        {
             return;
         }
         let caught_up = p
@@ -742,7 +748,10 @@ impl Core {
     /// Carries a handover on: starts a proposal when serving; asks the meta server once
     /// every entry is committed and the target holds them all.
     fn maybe_handover(&mut self, p: &mut Primary) {
-        if p.stage == PrimaryStage::Serving && self.meta_pending.is_none() {
+        if p.stage == PrimaryStage::Serving
+            && self.meta_pending.is_none()
+            && self.now >= self.meta_backoff_until
+        {
             let request = match p.proposal.clone() {
                 Some(Proposal::MovePrimary(to)) if p.secondaries.contains(&to) => {
                     Some(ConfigRequest::MovePrimary(to))
@@ -783,14 +792,17 @@ impl Core {
             Ok(answer) => answer,
             Err(e) if !e.is_retryable() && !matches!(e, Error::Timeout(_) | Error::Internal(_)) => {
                 // A definite no (the action ended, the level forbids, the store failed):
-                // nothing changed, so the primary carries on as it was.
+                // nothing changed, so the primary carries on as it was, and asks again
+                // (if the change is still wanted) only after the retry interval.
                 tracing::info!(gpid = %self.gpid, ?request, "configuration change refused: {e}");
+                let transient = matches!(e, Error::Storage(_));
+                self.meta_backoff_until = self.now + self.cfg.meta_retry_ms;
                 self.with_primary(|c, p| {
                     match &request {
-                        ConfigRequest::UpgradeLearner(l) => {
+                        ConfigRequest::UpgradeLearner(l) if !transient => {
                             p.peers.remove(l);
                         }
-                        ConfigRequest::MovePrimary(_) | ConfigRequest::Downgrade => {
+                        ConfigRequest::MovePrimary(_) | ConfigRequest::Downgrade if !transient => {
                             p.proposal = None;
                         }
                         _ => {}
