@@ -180,8 +180,22 @@ impl Sim {
             return;
         };
         let (action, kind) = match self.rng.range(0, 4) {
-            0 => (Action::CopyPrimary { gpid, from, to: out }, "primary copy"),
-            1 => (Action::CopySecondary { gpid, from: to, to: out }, "secondary copy"),
+            0 => (
+                Action::CopyPrimary {
+                    gpid,
+                    from,
+                    to: out,
+                },
+                "primary copy",
+            ),
+            1 => (
+                Action::CopySecondary {
+                    gpid,
+                    from: to,
+                    to: out,
+                },
+                "secondary copy",
+            ),
             _ => (Action::MovePrimary { gpid, from, to }, "primary move"),
         };
         if self.meta.up && self.meta.state.propose(action.clone(), false, now).is_ok() {

@@ -415,7 +415,12 @@ impl Sim {
     pub fn all_serving(&self) -> bool {
         (0..self.cfg.partitions).all(|p| {
             let gpid = Gpid::new(self.app_id, p);
-            let primary = self.meta.state.partition(gpid).ok().and_then(|c| c.primary.clone());
+            let primary = self
+                .meta
+                .state
+                .partition(gpid)
+                .ok()
+                .and_then(|c| c.primary.clone());
             primary.is_some_and(|n| {
                 self.nodes
                     .get(&n)

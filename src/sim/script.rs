@@ -265,7 +265,11 @@ impl Sim {
         let Some(primary) = config.primary.clone() else {
             return format!("{gpid} has no primary");
         };
-        let from = if from.is_empty() { primary } else { from.to_string() };
+        let from = if from.is_empty() {
+            primary
+        } else {
+            from.to_string()
+        };
         let action = match crate::meta::proposal::proposal_action(kind, gpid, &from, to, &config) {
             Ok(a) => a,
             Err(e) => return format!("error: {e}"),

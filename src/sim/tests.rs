@@ -38,7 +38,8 @@ fn scenario(name: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/sim")
         .join(format!("{name}.txt"));
-    let original = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let original =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let actual = script::run_script(&original);
     if std::env::var_os("UPDATE_GOLDENFILES").is_some() {
         std::fs::write(&path, &actual).unwrap();

@@ -164,9 +164,10 @@ impl MetaState {
                 let gpid = Gpid::new(app.record.app_id, p.pidx);
                 // A fresh configuration's members may start empty: a report older than
                 // the configuration is of a replica about to be created.
-                let invalid = state.replicas.get(&gpid).is_some_and(|r| {
-                    !r.is_valid() && !(p.fresh && r.ballot < p.ballot)
-                });
+                let invalid = state
+                    .replicas
+                    .get(&gpid)
+                    .is_some_and(|r| !r.is_valid() && !(p.fresh && r.ballot < p.ballot));
                 if invalid && p.members().any(|m| m == node) {
                     lost.push((gpid, p.ballot));
                 }

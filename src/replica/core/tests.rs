@@ -517,3 +517,106 @@ fn a_disk_failure_makes_the_replica_step_down_and_never_acknowledge() {
         Reply::Prepare(PrepareReply::Refused(Refusal::Failed(_)))
     ));
 }
+
+#[test]
+fn a_killed_replica_is_not_recreated_by_an_assignment_it_already_had() {
+    let mut h = Harness::serving_group();
+    h.step("b", Input::Kill);
+    assert_eq!(h.core("b").status().data, DataState::Lost(1));
+    assert!(matches!(
+        h.nodes["b"].other.last(),
+        Some(Effect::Destroy(1))
+    ));
+    // A beacon reply computed before the meta server saw the loss still says the
+    // partition is fresh at ballot 1: the replica stays lost, and refuses prepares.
+    let Input::Assign(mut a) = assign(AssignedRole::Secondary, 1, "a", &["b", "c"]) else {
+        unreachable!()
+    };
+    a.create_empty = true;
+    h.step("b", Input::Assign(a.clone()));
+    assert_eq!(h.core("b").status().data, DataState::Lost(1));
+    // An operator's decision (a new ballot) may create it empty.
+    a.ballot = 5;
+    a.role = AssignedRole::Primary;
+    a.primary = Some("b".into());
+    a.secondaries = vec![];
+    h.step("b", Input::Assign(a));
+    assert_eq!(h.core("b").status().data, DataState::Valid);
+    assert!(h.nodes["b"].other.contains(&Effect::CreateEmpty));
+}
+
+#[test]
+fn a_primary_asking_for_a_change_that_may_move_it_does_not_serve() {
+    let mut h = Harness::serving_group();
+    let Input::Assign(mut a) = assign(AssignedRole::Primary, 1, "a", &["b", "c"]) else {
+        unreachable!()
+    };
+    a.proposal = Some(Proposal::MovePrimary("b".into()));
+    h.step("a", Input::Assign(a));
+    h.deliver_all();
+    assert_eq!(
+        h.nodes["a"].asks.last(),
+        Some(&(1, ConfigRequest::MovePrimary("b".into())))
+    );
+    assert!(
+        !h.core("a").serving(),
+        "no reads while the move may be made"
+    );
+    // The answer is lost: it asks again, still not serving.
+    h.step(
+        "a",
+        Input::MetaAnswer(Err(Error::Unavailable("no answer".into()))),
+    );
+    assert!(!h.core("a").serving());
+    // Refused (the action ended): it serves again.
+    h.now += 2000;
+    h.step("a", Input::Tick);
+    h.step(
+        "a",
+        Input::MetaAnswer(Err(Error::Refused("not in flight".into()))),
+    );
+    assert!(h.core("a").serving());
+}
+
+#[test]
+fn a_new_ballot_is_durable_before_anything_is_acknowledged_under_it() {
+    let mut h = Harness::serving_group();
+    h.auto_sync = false;
+    // c becomes primary at ballot 2 and confirms with an empty prepare: b answers only
+    // once its promise (ballot 2, primary c) is on disk.
+    let confirm = Prepare {
+        ballot: 2,
+        from: "c".into(),
+        prev_decree: 1,
+        prev_ballot: 1,
+        entries: vec![],
+        committed: 1,
+        last_prepared: 1,
+    };
+    h.step("b", Input::Prepare(confirm, 9));
+    assert!(
+        !h.nodes["b"].replies.iter().any(|(id, _)| *id == 9),
+        "answered before the promise was durable"
+    );
+    let pending = &h.nodes["b"].pending;
+    assert!(
+        pending.iter().any(|(_, r)| r
+            .iter()
+            .any(|r| matches!(r, LogRecord::Hard(hs) if hs.ballot == 2))),
+        "{pending:?}"
+    );
+    let input = sync_input(h.nodes.get_mut("b").unwrap()).unwrap();
+    h.step("b", input);
+    assert_eq!(
+        h.nodes["b"].replies.last(),
+        Some(&(
+            9,
+            Reply::Prepare(PrepareReply::Ack {
+                ballot: 2,
+                prepared: 1,
+                ready: true
+            })
+        ))
+    );
+    assert_eq!(h.core("b").status().ballot, 2);
+}
