@@ -167,7 +167,7 @@ impl MetaState {
                 let invalid = state
                     .replicas
                     .get(&gpid)
-                    .is_some_and(|r| !r.is_valid() && !(p.fresh && r.ballot < p.ballot));
+                    .is_some_and(|r| !(r.is_valid() || p.fresh && r.ballot < p.ballot));
                 if invalid && p.members().any(|m| m == node) {
                     lost.push((gpid, p.ballot));
                 }
