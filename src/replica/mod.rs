@@ -10,6 +10,8 @@
 pub mod core;
 pub mod lease;
 pub mod limiter;
+pub mod plog;
+pub mod reads;
 pub mod remote_commands;
 pub mod storage;
 pub mod wire;

@@ -1,8 +1,10 @@
 //! One replica's data: an embedded store (a single redb file in the replica's own
-//! directory, so a replica can be snapshotted, copied and deleted whole), holding the
-//! records in Pegasus's key encoding ([`crate::data`]) and the decree of the last write
-//! applied. Only committed writes are applied, a batch per transaction, each with the
-//! decree it brings the replica to; on restart the store is reopened as it was.
+//! directory, so a replica can be snapshotted, copied and deleted whole) holding the
+//! records in Pegasus's key encoding ([`crate::data`]), the client sessions, the decree
+//! of the last write applied, and whether the data is complete. Only committed entries
+//! are applied, many per transaction, each recording its decree; a learner's snapshot is
+//! loaded as incomplete and sealed complete in one durable commit. The file carries a
+//! format version: a newer one is refused by name. Reads are in [`super::reads`].
 //!
 //! Why redb, not an LSM such as fjall — measured by `benches/store-choice` (`cargo run
 //! --release` there; both stores, the replica's workloads, one run): redb applies
@@ -17,59 +19,26 @@
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::data::{decode_key, decode_value, encode_key, encode_value, expired, hash_key_range};
+use crate::data::{encode_key, encode_value};
 use crate::error::{Error, Result};
+use crate::replica::core::Entry;
+use crate::replica::core::sessions::{Session, Sessions};
 
-const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
+pub(super) const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
 const LAST_APPLIED: &str = "last_applied_decree";
-
-/// One write, as the primary orders it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Mutation {
-    /// Set a record (expiry in Unix seconds; 0 = never).
-    Put {
-        /// The hash key.
-        hash_key: Vec<u8>,
-        /// The sort key.
-        sort_key: Vec<u8>,
-        /// The value.
-        value: Vec<u8>,
-        /// When it expires.
-        expire_ts: u32,
-    },
-    /// Delete a record.
-    Del {
-        /// The hash key.
-        hash_key: Vec<u8>,
-        /// The sort key.
-        sort_key: Vec<u8>,
-    },
-}
+const VALID: &str = "valid";
+const FORMAT_KEY: &str = "format";
+/// The format of `data.redb` this binary writes and reads.
+pub const FORMAT: u64 = 1;
+/// The store's file in a replica's directory.
+pub const FILE: &str = "data.redb";
 
 /// A record read back: sort key, value, expiry.
 pub type Record = (Vec<u8>, Vec<u8>, u32);
-
-impl Mutation {
-    /// The mutation a log entry carries.
-    pub fn from_pb(m: &crate::pb::Mutation) -> Mutation {
-        if m.delete {
-            Mutation::Del {
-                hash_key: m.hash_key.clone(),
-                sort_key: m.sort_key.clone(),
-            }
-        } else {
-            Mutation::Put {
-                hash_key: m.hash_key.clone(),
-                sort_key: m.sort_key.clone(),
-                value: m.value.clone(),
-                expire_ts: m.expire_ts,
-            }
-        }
-    }
-}
 
 /// A consistent point-in-time view of a store (for streaming it to a learner): writes
 /// applied after it was taken are not seen.
@@ -77,6 +46,8 @@ pub struct StoreSnapshot {
     records: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
     /// The decree the view reflects.
     pub decree: u64,
+    /// The client sessions as of `decree`.
+    pub sessions: Sessions,
 }
 
 impl StoreSnapshot {
@@ -102,66 +73,130 @@ impl StoreSnapshot {
 
 /// A replica's store.
 pub struct ReplicaStore {
-    db: Database,
+    pub(super) db: Database,
     path: PathBuf,
 }
 
-fn storage<E: std::fmt::Display>(e: E) -> Error {
+pub(super) fn storage<E: std::fmt::Display>(e: E) -> Error {
     Error::Storage(e.to_string())
 }
 
+/// What a store holds on opening.
+#[derive(Debug, Clone, Default)]
+pub struct StoreState {
+    /// The data is complete (not a snapshot being loaded).
+    pub valid: bool,
+    /// The last decree applied.
+    pub applied: u64,
+    /// The client sessions as of it.
+    pub sessions: Sessions,
+}
+
 impl ReplicaStore {
-    /// Opens (creating if needed) the store in `dir`.
+    /// Opens (creating if needed, as incomplete) the store in `dir`. Refuses, by name, a
+    /// file in a format this binary does not read.
     pub fn open(dir: &Path) -> Result<ReplicaStore> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join("data.redb");
+        let path = dir.join(FILE);
         let db = Database::create(&path).map_err(storage)?;
         let tx = db.begin_write().map_err(storage)?;
         {
             tx.open_table(RECORDS).map_err(storage)?;
-            tx.open_table(META).map_err(storage)?;
+            tx.open_table(SESSIONS).map_err(storage)?;
+            let mut meta = tx.open_table(META).map_err(storage)?;
+            let format = meta.get(FORMAT_KEY).map_err(storage)?.map(|v| v.value());
+            let applied = meta.get(LAST_APPLIED).map_err(storage)?.is_some();
+            match format {
+                Some(FORMAT) => {}
+                Some(f) => {
+                    return Err(Error::Storage(format!(
+                        "{} is in format {f}; this binary reads format {FORMAT}",
+                        path.display()
+                    )));
+                }
+                None if applied => {
+                    return Err(Error::Storage(format!(
+                        "{} is in format 0 (written before formats were versioned); this binary reads format {FORMAT}",
+                        path.display()
+                    )));
+                }
+                None => {
+                    meta.insert(FORMAT_KEY, FORMAT).map_err(storage)?;
+                    meta.insert(LAST_APPLIED, 0).map_err(storage)?;
+                    meta.insert(VALID, 0).map_err(storage)?;
+                }
+            }
         }
         tx.commit().map_err(storage)?;
         Ok(ReplicaStore { db, path })
     }
 
-    /// Applies a batch of committed writes atomically, recording `decree` as the last
-    /// applied. `durable` syncs it to disk before returning (otherwise the prepare log
-    /// is what makes it durable, and a later durable commit covers it).
-    pub fn apply(&self, decree: u64, mutations: &[Mutation], durable: bool) -> Result<()> {
+    /// Whether the data is complete, the last decree applied, and the sessions.
+    pub fn state(&self) -> Result<StoreState> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let meta = tx.open_table(META).map_err(storage)?;
+        let get =
+            |k: &str| -> Result<u64> { Ok(meta.get(k).map_err(storage)?.map_or(0, |v| v.value())) };
+        Ok(StoreState {
+            valid: get(VALID)? == 1,
+            applied: get(LAST_APPLIED)?,
+            sessions: read_sessions(&tx.open_table(SESSIONS).map_err(storage)?)?,
+        })
+    }
+
+    fn write(&self, durable: bool) -> Result<redb::WriteTransaction> {
         let mut tx = self.db.begin_write().map_err(storage)?;
         if !durable {
             tx.set_durability(Durability::None).map_err(storage)?;
         }
+        Ok(tx)
+    }
+
+    /// Applies committed entries in one transaction, recording the last one's decree and
+    /// the sessions they change (`sessions` is the store's copy, kept in step). `durable`
+    /// syncs it (otherwise the prepare log keeps the entries, and a later durable commit
+    /// covers them). Returns the last decree applied.
+    pub fn apply(&self, entries: &[Entry], sessions: &mut Sessions, durable: bool) -> Result<u64> {
+        let tx = self.write(durable)?;
+        let mut last = None;
         {
             let mut records = tx.open_table(RECORDS).map_err(storage)?;
-            for m in mutations {
-                match m {
-                    Mutation::Put {
-                        hash_key,
-                        sort_key,
-                        value,
-                        expire_ts,
-                    } => {
-                        let key = encode_key(hash_key, sort_key)?;
+            let mut table = tx.open_table(SESSIONS).map_err(storage)?;
+            for e in entries {
+                for m in &e.mutations {
+                    let key = encode_key(&m.hash_key, &m.sort_key)?;
+                    if m.delete {
+                        records.remove(key.as_slice()).map_err(storage)?;
+                    } else {
+                        let value = encode_value(m.expire_ts, &m.value);
                         records
-                            .insert(key.as_slice(), encode_value(*expire_ts, value).as_slice())
-                            .map_err(storage)?;
-                    }
-                    Mutation::Del { hash_key, sort_key } => {
-                        records
-                            .remove(encode_key(hash_key, sort_key)?.as_slice())
+                            .insert(key.as_slice(), value.as_slice())
                             .map_err(storage)?;
                     }
                 }
+                let changes = sessions.apply(e.decree, &e.requests);
+                for client in changes.touched {
+                    let bytes = serde_json::to_vec(&sessions.clients[&client]).map_err(storage)?;
+                    table.insert(client, bytes.as_slice()).map_err(storage)?;
+                }
+                for client in changes.removed {
+                    table.remove(client).map_err(storage)?;
+                }
+                last = Some(e.decree);
             }
-            let mut meta = tx.open_table(META).map_err(storage)?;
-            meta.insert(LAST_APPLIED, decree).map_err(storage)?;
+            if let Some(decree) = last {
+                let mut meta = tx.open_table(META).map_err(storage)?;
+                meta.insert(LAST_APPLIED, decree).map_err(storage)?;
+            }
         }
-        tx.commit().map_err(storage)
+        tx.commit().map_err(storage)?;
+        match last {
+            Some(d) => Ok(d),
+            None => self.state().map(|s| s.applied),
+        }
     }
 
-    /// A consistent view of the store as of now.
+    /// A consistent view of the store as of now, with its sessions.
     pub fn snapshot(&self) -> Result<StoreSnapshot> {
         let tx = self.db.begin_read().map_err(storage)?;
         let decree = tx
@@ -170,19 +205,46 @@ impl ReplicaStore {
             .get(LAST_APPLIED)
             .map_err(storage)?
             .map_or(0, |v| v.value());
+        let sessions = read_sessions(&tx.open_table(SESSIONS).map_err(storage)?)?;
         let records = tx.open_table(RECORDS).map_err(storage)?;
-        Ok(StoreSnapshot { records, decree })
+        Ok(StoreSnapshot {
+            records,
+            decree,
+            sessions,
+        })
+    }
+
+    /// Empties the store, marked incomplete, durably (a learner starting over).
+    pub fn reset(&self) -> Result<()> {
+        let tx = self.write(true)?;
+        tx.delete_table(RECORDS).map_err(storage)?;
+        tx.delete_table(SESSIONS).map_err(storage)?;
+        tx.open_table(RECORDS).map_err(storage)?;
+        tx.open_table(SESSIONS).map_err(storage)?;
+        {
+            let mut meta = tx.open_table(META).map_err(storage)?;
+            meta.insert(LAST_APPLIED, 0).map_err(storage)?;
+            meta.insert(VALID, 0).map_err(storage)?;
+        }
+        tx.commit().map_err(storage)
+    }
+
+    /// Marks an empty store complete, durably (a brand-new partition).
+    pub fn create_empty(&self) -> Result<()> {
+        self.reset()?;
+        let tx = self.write(true)?;
+        tx.open_table(META)
+            .map_err(storage)?
+            .insert(VALID, 1)
+            .map_err(storage)?;
+        tx.commit().map_err(storage)
     }
 
     /// Loads raw pairs from a snapshot chunk. Durable or not, a load is not valid data
-    /// until [`ReplicaStore::apply`] with `durable` at the snapshot's decree seals it
-    /// (the learner's marker file says so meanwhile); a durable load bounds how much the
-    /// sealing commit, or the next durable one, must write.
+    /// until [`ReplicaStore::seal`]; a durable load bounds how much the sealing commit
+    /// must write.
     pub fn load_raw(&self, pairs: &[(Vec<u8>, Vec<u8>)], durable: bool) -> Result<()> {
-        let mut tx = self.db.begin_write().map_err(storage)?;
-        if !durable {
-            tx.set_durability(Durability::None).map_err(storage)?;
-        }
+        let tx = self.write(durable)?;
         {
             let mut records = tx.open_table(RECORDS).map_err(storage)?;
             for (k, v) in pairs {
@@ -194,187 +256,100 @@ impl ReplicaStore {
         tx.commit().map_err(storage)
     }
 
-    /// Deletes every record and the applied decree (a learner starting over).
-    pub fn clear(&self) -> Result<()> {
-        let tx = self.db.begin_write().map_err(storage)?;
-        tx.delete_table(RECORDS).map_err(storage)?;
-        tx.open_table(RECORDS).map_err(storage)?;
-        tx.open_table(META)
-            .map_err(storage)?
-            .insert(LAST_APPLIED, 0)
-            .map_err(storage)?;
+    /// Seals a loaded snapshot: complete, at `decree`, with `sessions`, in one durable
+    /// commit.
+    pub fn seal(&self, decree: u64, sessions: &Sessions) -> Result<()> {
+        let tx = self.write(true)?;
+        {
+            let mut table = tx.open_table(SESSIONS).map_err(storage)?;
+            for (client, session) in &sessions.clients {
+                let bytes = serde_json::to_vec(session).map_err(storage)?;
+                table.insert(*client, bytes.as_slice()).map_err(storage)?;
+            }
+            let mut meta = tx.open_table(META).map_err(storage)?;
+            meta.insert(LAST_APPLIED, decree).map_err(storage)?;
+            meta.insert(VALID, 1).map_err(storage)?;
+        }
         tx.commit().map_err(storage)
     }
 
-    /// The decree of the last write applied (0 for an empty replica).
-    pub fn last_applied(&self) -> Result<u64> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        let meta = tx.open_table(META).map_err(storage)?;
-        Ok(meta
-            .get(LAST_APPLIED)
-            .map_err(storage)?
-            .map_or(0, |v| v.value()))
-    }
-
-    /// One record's value and expiry, unless absent or expired at `now_secs`.
-    pub fn get(
-        &self,
-        hash_key: &[u8],
-        sort_key: &[u8],
-        now_secs: u64,
-    ) -> Result<Option<(Vec<u8>, u32)>> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        let records = tx.open_table(RECORDS).map_err(storage)?;
-        let Some(stored) = records
-            .get(encode_key(hash_key, sort_key)?.as_slice())
-            .map_err(storage)?
-        else {
-            return Ok(None);
-        };
-        let (expire_ts, value) = decode_value(stored.value())?;
-        Ok((!expired(expire_ts, now_secs)).then(|| (value.to_vec(), expire_ts)))
-    }
-
-    /// Up to `limit` live records of `hash_key` with sort keys in `[start, stop)` (an
-    /// empty `stop` means no upper bound), in sort-key order.
-    pub fn scan_hash_key(
-        &self,
-        hash_key: &[u8],
-        start: &[u8],
-        stop: &[u8],
-        limit: usize,
-        now_secs: u64,
-    ) -> Result<Vec<Record>> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        let records = tx.open_table(RECORDS).map_err(storage)?;
-        let from = encode_key(hash_key, start)?;
-        let (_, end) = hash_key_range(hash_key)?;
-        let to = if stop.is_empty() {
-            end
-        } else {
-            Some(encode_key(hash_key, stop)?)
-        };
-        let iter = match &to {
-            Some(to) => records.range(from.as_slice()..to.as_slice()),
-            None => records.range(from.as_slice()..),
-        }
-        .map_err(storage)?;
-        let mut out = Vec::new();
-        for entry in iter {
-            let (k, v) = entry.map_err(storage)?;
-            let (_, sort_key) = decode_key(k.value())?;
-            let (expire_ts, value) = decode_value(v.value())?;
-            if !expired(expire_ts, now_secs) {
-                out.push((sort_key.to_vec(), value.to_vec(), expire_ts));
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Up to `limit` live records after the encoded key `after` (all from the start if
-    /// empty), as (hash key, sort key, value, expiry), in key order; for full scans and
-    /// for streaming a consistent snapshot to a learner.
-    pub fn scan_all(
-        &self,
-        after: &[u8],
-        limit: usize,
-        now_secs: u64,
-    ) -> Result<Vec<(Vec<u8>, Record)>> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        let records = tx.open_table(RECORDS).map_err(storage)?;
-        let iter = records.range(after..).map_err(storage)?;
-        let mut out = Vec::new();
-        for entry in iter {
-            let (k, v) = entry.map_err(storage)?;
-            if k.value() == after {
-                continue;
-            }
-            let (hash_key, sort_key) = decode_key(k.value())?;
-            let (expire_ts, value) = decode_value(v.value())?;
-            if !expired(expire_ts, now_secs) {
-                out.push((
-                    hash_key.to_vec(),
-                    (sort_key.to_vec(), value.to_vec(), expire_ts),
-                ));
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// How many records the store holds, expired ones included (an estimate, as
-    /// Pegasus's `count_data` without `-c`).
-    pub fn estimate_count(&self) -> Result<u64> {
-        let tx = self.db.begin_read().map_err(storage)?;
-        tx.open_table(RECORDS)
-            .map_err(storage)?
-            .len()
-            .map_err(storage)
+    /// Makes everything applied so far durable.
+    pub fn sync(&self) -> Result<()> {
+        self.write(true)?.commit().map_err(storage)
     }
 
     /// The store's size on disk, in bytes.
     pub fn disk_usage(&self) -> u64 {
         std::fs::metadata(&self.path).map_or(0, |m| m.len())
     }
+}
 
-    /// Closes the store and deletes its files.
-    pub fn destroy(self) -> Result<()> {
-        let dir = self.path.parent().map(Path::to_path_buf);
-        drop(self.db);
-        if let Some(dir) = dir {
-            std::fs::remove_dir_all(dir)?;
-        }
-        Ok(())
+fn read_sessions(table: &redb::ReadOnlyTable<u64, &[u8]>) -> Result<Sessions> {
+    use redb::ReadableTable;
+    let mut sessions = Sessions::default();
+    for entry in table.iter().map_err(storage)? {
+        let (client, bytes) = entry.map_err(storage)?;
+        let session: Session = serde_json::from_slice(bytes.value()).map_err(storage)?;
+        sessions.clients.insert(client.value(), session);
     }
+    Ok(sessions)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    fn put(hk: &str, sk: &str, v: &str, ttl: u32) -> Mutation {
-        Mutation::Put {
-            hash_key: hk.into(),
-            sort_key: sk.into(),
-            value: v.into(),
-            expire_ts: ttl,
-        }
+    use super::*;
+    use crate::pb;
+
+    fn put(decree: u64, hk: &str, sk: &str, v: &str, ttl: u32) -> Entry {
+        Arc::new(pb::LogEntry {
+            ballot: 1,
+            decree,
+            mutations: vec![pb::Mutation {
+                hash_key: hk.into(),
+                sort_key: sk.into(),
+                value: v.into(),
+                expire_ts: ttl,
+                delete: false,
+            }],
+            requests: vec![pb::RequestId {
+                client: 7,
+                seq: decree,
+                acked_below: 0,
+            }],
+        })
+    }
+
+    fn del(decree: u64, hk: &str, sk: &str) -> Entry {
+        Arc::new(pb::LogEntry {
+            ballot: 1,
+            decree,
+            mutations: vec![pb::Mutation {
+                hash_key: hk.into(),
+                sort_key: sk.into(),
+                delete: true,
+                ..Default::default()
+            }],
+            requests: vec![],
+        })
     }
 
     #[test]
-    fn applies_batches_reads_scans_and_survives_reopen() {
+    fn applies_entries_reads_scans_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let store = ReplicaStore::open(dir.path()).unwrap();
-        assert_eq!(store.last_applied().unwrap(), 0);
-        store
-            .apply(
-                1,
-                &[
-                    put("u1", "a", "1", 0),
-                    put("u1", "b", "2", 0),
-                    put("u2", "a", "3", 0),
-                ],
-                true,
-            )
-            .unwrap();
-        store
-            .apply(
-                2,
-                &[
-                    Mutation::Del {
-                        hash_key: "u1".into(),
-                        sort_key: "a".into(),
-                    },
-                    put("u1", "c", "old", 50),
-                ],
-                true,
-            )
-            .unwrap();
+        assert!(!store.state().unwrap().valid, "a new store is incomplete");
+        store.create_empty().unwrap();
+        let mut sessions = Sessions::default();
+        let batch = [
+            put(1, "u1", "a", "1", 0),
+            put(2, "u1", "b", "2", 0),
+            put(3, "u2", "a", "3", 0),
+        ];
+        assert_eq!(store.apply(&batch, &mut sessions, true).unwrap(), 3);
+        let later = [del(4, "u1", "a"), put(5, "u1", "c", "old", 50)];
+        store.apply(&later, &mut sessions, true).unwrap();
         assert_eq!(store.get(b"u1", b"b", 0).unwrap(), Some((b"2".to_vec(), 0)));
         assert_eq!(store.get(b"u1", b"a", 0).unwrap(), None, "deleted");
         assert_eq!(store.get(b"u1", b"c", 60).unwrap(), None, "expired");
@@ -393,31 +368,64 @@ mod tests {
         assert_eq!(store.estimate_count().unwrap(), 3);
         drop(store);
         let store = ReplicaStore::open(dir.path()).unwrap();
-        assert_eq!(store.last_applied().unwrap(), 2);
+        let state = store.state().unwrap();
+        assert!(state.valid);
+        assert_eq!(state.applied, 5);
+        assert_eq!(state.sessions, sessions, "sessions survive with the data");
+        assert_eq!(state.sessions.clients[&7].applied.get(&3), Some(&3));
         assert!(store.disk_usage() > 0);
-        store.destroy().unwrap();
-        assert!(!dir.path().join("data.redb").exists());
     }
 
     #[test]
-    fn full_scans_page_through_every_record() {
+    fn a_snapshot_is_consistent_and_a_learner_seals_it_complete() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ReplicaStore::open(dir.path()).unwrap();
-        let batch: Vec<Mutation> = (0..25)
-            .map(|i| put(&format!("h{i:02}"), "s", "v", 0))
+        let source = ReplicaStore::open(dir.path().join("a").as_path()).unwrap();
+        source.create_empty().unwrap();
+        let mut sessions = Sessions::default();
+        let batch: Vec<Entry> = (1..=25)
+            .map(|d| put(d, &format!("h{d:02}"), "s", "v", 0))
             .collect();
-        store.apply(1, &batch, false).unwrap();
-        let mut seen = 0;
+        source.apply(&batch, &mut sessions, false).unwrap();
+        let snap = source.snapshot().unwrap();
+        source
+            .apply(&[put(26, "late", "s", "v", 0)], &mut sessions, false)
+            .unwrap();
+        let learner = ReplicaStore::open(dir.path().join("b").as_path()).unwrap();
+        learner.reset().unwrap();
         let mut after = Vec::new();
         loop {
-            let page = store.scan_all(&after, 10, 0).unwrap();
-            if page.is_empty() {
-                break;
-            }
-            seen += page.len();
-            let (hk, (sk, _, _)) = page.last().unwrap();
-            after = encode_key(hk, sk).unwrap();
+            let pairs = snap.chunk(&after, 100).unwrap();
+            let Some((last, _)) = pairs.last() else { break };
+            after = last.clone();
+            learner.load_raw(&pairs, false).unwrap();
         }
-        assert_eq!(seen, 25);
+        assert!(!learner.state().unwrap().valid, "incomplete until sealed");
+        learner.seal(snap.decree, &snap.sessions).unwrap();
+        let state = learner.state().unwrap();
+        assert!(state.valid);
+        assert_eq!(state.applied, 25);
+        assert_eq!(
+            learner.estimate_count().unwrap(),
+            25,
+            "the later write is not in it"
+        );
+        assert_eq!(state.sessions.clients[&7].applied.len(), 25);
+        learner.reset().unwrap();
+        assert_eq!(learner.estimate_count().unwrap(), 0);
+        assert!(!learner.state().unwrap().valid);
+    }
+
+    #[test]
+    fn a_store_of_another_format_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(ReplicaStore::open(dir.path()).unwrap());
+        {
+            let db = Database::create(dir.path().join(FILE)).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META).unwrap().insert(FORMAT_KEY, 9).unwrap();
+            tx.commit().unwrap();
+        }
+        let err = ReplicaStore::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("data.redb is in format 9"), "{err}");
     }
 }

@@ -1,0 +1,395 @@
+//! A replica's durable prepare log: segment files in `<replica>/log/`, each opening with
+//! a header (magic, format version) and the promise in force when it was started, then
+//! frames `[u32 length][u64 CRC-64 of the payload][payload]` (little-endian), the
+//! payload a protobuf [`pb::LogRecord`] (an entry, or a promise).
+//!
+//! - **Replay** reads the segments in order with the core's rule
+//!   ([`crate::replica::core::log::replay`]): the last promise wins, an entry replaces
+//!   every entry at its decree and after.
+//! - **A torn tail** — a crash mid-append: a partial frame, or zeros, at the very end
+//!   of the last segment — is cut. **Corruption anywhere else** is never silently
+//!   truncated: opening fails, and the replica is treated as lost (it learns again).
+//! - **A failed write** is cut back to where the log ended, so no partial frame sits in
+//!   front of later ones; a failed sync is returned (the replica then trusts nothing it
+//!   wrote, and steps down).
+//! - **Compaction** deletes whole segments whose entries are all below a decree: nothing
+//!   is rewritten, so a crash never leaves half a log. New segments, deletions and the
+//!   directory are synced.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use prost::Message;
+
+use crate::data::crc64;
+use crate::error::{Error, Result};
+use crate::pb;
+use crate::replica::core::log::replay;
+use crate::replica::core::{Entry, HardState, LogRecord};
+
+/// The log format this binary writes and reads.
+pub const FORMAT: u32 = 1;
+const MAGIC: &[u8; 8] = b"BALLASTL";
+const HEADER: u64 = 16;
+const FRAME_HEADER: usize = 12;
+/// Frames longer than this are corruption, not data.
+const MAX_FRAME: usize = 256 << 20;
+/// A segment is closed (a new one started) once it is this big.
+const SEGMENT_BYTES: u64 = 32 << 20;
+
+/// One segment file.
+#[derive(Debug, Clone)]
+struct Segment {
+    path: PathBuf,
+    seq: u64,
+    /// The highest decree of an entry in it (0: none).
+    max_decree: u64,
+}
+
+/// A replica's log on disk.
+#[derive(Debug)]
+pub struct PrepareLog {
+    dir: PathBuf,
+    segments: Vec<Segment>,
+    file: File,
+    len: u64,
+    hard: Option<HardState>,
+    bytes: u64,
+    /// Test hook: the next write writes only this many bytes, then fails.
+    fail_write_after: Option<usize>,
+    /// Segments are closed at this size.
+    segment_bytes: u64,
+}
+
+/// What the log held when opened.
+#[derive(Debug, Clone, Default)]
+pub struct Replayed {
+    /// The last promise.
+    pub hard: HardState,
+    /// The entries, consecutive where replay kept them, oldest first.
+    pub entries: Vec<Entry>,
+}
+
+fn record_to_pb(r: &LogRecord) -> pb::LogRecord {
+    use pb::log_record::Record;
+    let record = match r {
+        LogRecord::Entry(e) => Record::Entry((**e).clone()),
+        LogRecord::Hard(h) => Record::Hard(pb::HardState {
+            ballot: h.ballot,
+            primary: h.primary.clone().unwrap_or_default(),
+        }),
+    };
+    pb::LogRecord {
+        record: Some(record),
+    }
+}
+
+fn record_from_pb(r: pb::LogRecord) -> Option<LogRecord> {
+    use pb::log_record::Record;
+    Some(match r.record? {
+        Record::Entry(e) => LogRecord::Entry(Arc::new(e)),
+        Record::Hard(h) => LogRecord::Hard(HardState {
+            ballot: h.ballot,
+            primary: (!h.primary.is_empty()).then_some(h.primary),
+        }),
+    })
+}
+
+fn frame(r: &LogRecord, out: &mut Vec<u8>) {
+    let payload = record_to_pb(r).encode_to_vec();
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc64(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+}
+
+/// Syncs a directory (after creating, renaming or deleting a file in it).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// How reading one segment ended.
+enum Tail {
+    /// Every byte was a good frame.
+    Clean,
+    /// A torn frame starts at this offset (only acceptable at the end of the last segment).
+    Torn(u64),
+}
+
+/// Reads a segment's frames into `records`.
+fn read_segment(path: &Path, records: &mut Vec<LogRecord>) -> Result<(Tail, u64)> {
+    let raw = std::fs::read(path)?;
+    let bad = |what: String| Error::Storage(format!("{}: {what}", path.display()));
+    if raw.len() < HEADER as usize || &raw[..8] != MAGIC {
+        if raw.iter().all(|b| *b == 0) {
+            return Ok((Tail::Torn(0), 0));
+        }
+        return Err(bad("not a Ballast prepare log segment".into()));
+    }
+    let format = u32::from_le_bytes(raw[8..12].try_into().expect("4 bytes"));
+    if format != FORMAT {
+        return Err(bad(format!(
+            "prepare log format {format}; this binary reads format {FORMAT}"
+        )));
+    }
+    let mut at = HEADER as usize;
+    let mut max_decree = 0;
+    while at < raw.len() {
+        let rest = &raw[at..];
+        let torn = || Ok((Tail::Torn(at as u64), max_decree));
+        if rest.len() < FRAME_HEADER {
+            return torn();
+        }
+        let len = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u64::from_le_bytes(rest[4..12].try_into().expect("8 bytes"));
+        if len == 0 || len > MAX_FRAME {
+            if rest.iter().all(|b| *b == 0) {
+                return torn();
+            }
+            return Err(bad(format!("corrupt frame at offset {at}")));
+        }
+        let end = FRAME_HEADER + len;
+        if end > rest.len() {
+            return torn();
+        }
+        let payload = &rest[FRAME_HEADER..end];
+        if crc64(payload) != crc {
+            if end == rest.len() {
+                return torn();
+            }
+            return Err(bad(format!(
+                "corrupt frame at offset {at} (checksum), with more frames after it"
+            )));
+        }
+        let record = pb::LogRecord::decode(payload)
+            .ok()
+            .and_then(record_from_pb)
+            .ok_or_else(|| bad(format!("undecodable record at offset {at}")))?;
+        if let LogRecord::Entry(e) = &record {
+            max_decree = max_decree.max(e.decree);
+        }
+        records.push(record);
+        at += end;
+    }
+    Ok((Tail::Clean, max_decree))
+}
+
+impl PrepareLog {
+    /// Opens (creating if needed) the log in `replica_dir/log`, replaying it. A torn tail
+    /// is cut; corruption elsewhere, or a segment of another format, is an error.
+    pub fn open(replica_dir: &Path) -> Result<(PrepareLog, Replayed)> {
+        let dir = replica_dir.join("log");
+        std::fs::create_dir_all(&dir)?;
+        let mut seqs: Vec<u64> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".seg")?.parse().ok())
+            .collect();
+        seqs.sort_unstable();
+        let mut segments = Vec::new();
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        for (i, seq) in seqs.iter().enumerate() {
+            let path = dir.join(format!("{seq:020}.seg"));
+            let (tail, max_decree) = read_segment(&path, &mut records)?;
+            if let Tail::Torn(at) = tail {
+                if i + 1 != seqs.len() {
+                    return Err(Error::Storage(format!(
+                        "{}: torn at offset {at}, with later segments after it",
+                        path.display()
+                    )));
+                }
+                tracing::warn!(path = %path.display(), kept = at, "prepare log: torn tail cut off");
+                let file = OpenOptions::new().write(true).open(&path)?;
+                file.set_len(at.max(HEADER).min(std::fs::metadata(&path)?.len()))?;
+                if at < HEADER {
+                    file.write_all_at(&header(), 0)?;
+                }
+                file.sync_all()?;
+            }
+            bytes += std::fs::metadata(&path)?.len();
+            segments.push(Segment {
+                path,
+                seq: *seq,
+                max_decree,
+            });
+        }
+        let (hard, entries) = replay(records);
+        let hard_kept = (hard != HardState::default()).then(|| hard.clone());
+        let mut log = match segments.last().cloned() {
+            Some(last) => {
+                let file = OpenOptions::new().read(true).write(true).open(&last.path)?;
+                let len = file.metadata()?.len();
+                PrepareLog {
+                    dir,
+                    segments,
+                    file,
+                    len,
+                    hard: hard_kept,
+                    bytes,
+                    fail_write_after: None,
+                    segment_bytes: SEGMENT_BYTES,
+                }
+            }
+            None => PrepareLog::start(dir, 1, None)?,
+        };
+        log.bytes = log.bytes.max(log.len);
+        Ok((log, Replayed { hard, entries }))
+    }
+
+    /// A new, empty segment `seq` in `dir`, opening with `hard`.
+    fn start(dir: PathBuf, seq: u64, hard: Option<HardState>) -> Result<PrepareLog> {
+        let path = dir.join(format!("{seq:020}.seg"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        let mut buf = header().to_vec();
+        if let Some(h) = &hard {
+            frame(&LogRecord::Hard(h.clone()), &mut buf);
+        }
+        file.write_all_at(&buf, 0)?;
+        file.sync_all()?;
+        sync_dir(&dir)?;
+        Ok(PrepareLog {
+            dir,
+            segments: vec![Segment {
+                path,
+                seq,
+                max_decree: 0,
+            }],
+            file,
+            len: buf.len() as u64,
+            hard,
+            bytes: buf.len() as u64,
+            fail_write_after: None,
+            segment_bytes: SEGMENT_BYTES,
+        })
+    }
+
+    /// Appends records and syncs them (one write, one sync). A failed write is cut back
+    /// to where the log ended; any error means the records may not be durable.
+    pub fn append(&mut self, records: &[LogRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        if self.len >= self.segment_bytes {
+            self.roll()?;
+        }
+        let mut buf = Vec::new();
+        for r in records {
+            frame(r, &mut buf);
+        }
+        let written = match self.fail_write_after.take() {
+            Some(n) => {
+                let n = n.min(buf.len());
+                self.file.write_all_at(&buf[..n], self.len)?;
+                Err(Error::Storage("injected: write failed (EIO)".into()))
+            }
+            None => self.file.write_all_at(&buf, self.len).map_err(Error::from),
+        };
+        if let Err(e) = written {
+            // Leave no partial frame in front of later appends.
+            if let Err(cut) = self.file.set_len(self.len) {
+                return Err(Error::Storage(format!(
+                    "{e}; and cutting the partial write back failed: {cut}"
+                )));
+            }
+            return Err(e);
+        }
+        self.file.sync_data()?;
+        self.len += buf.len() as u64;
+        self.bytes += buf.len() as u64;
+        let current = self.segments.last_mut().expect("an active segment");
+        for r in records {
+            match r {
+                LogRecord::Entry(e) => current.max_decree = current.max_decree.max(e.decree),
+                LogRecord::Hard(h) => self.hard = Some(h.clone()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a new segment (opening with the current promise).
+    fn roll(&mut self) -> Result<()> {
+        let seq = self.segments.last().map_or(1, |s| s.seq + 1);
+        let mut next = PrepareLog::start(self.dir.clone(), seq, self.hard.clone())?;
+        let mut segments = std::mem::take(&mut self.segments);
+        segments.append(&mut next.segments);
+        next.segments = segments;
+        next.bytes += self.bytes;
+        next.segment_bytes = self.segment_bytes;
+        *self = next;
+        Ok(())
+    }
+
+    /// Deletes every closed segment whose entries are all below `decree`.
+    pub fn compact(&mut self, decree: u64) -> Result<()> {
+        if self.len >= self.segment_bytes / 2 {
+            self.roll()?;
+        }
+        let active = self.segments.len() - 1;
+        let mut keep = Vec::new();
+        let mut deleted = false;
+        for (i, s) in std::mem::take(&mut self.segments).into_iter().enumerate() {
+            if i < active && s.max_decree < decree {
+                let len = std::fs::metadata(&s.path).map_or(0, |m| m.len());
+                std::fs::remove_file(&s.path)?;
+                self.bytes = self.bytes.saturating_sub(len);
+                deleted = true;
+            } else {
+                keep.push(s);
+            }
+        }
+        self.segments = keep;
+        if deleted {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Empties the log, keeping the promise (a learner starting over).
+    pub fn reset(&mut self) -> Result<()> {
+        for s in &self.segments {
+            std::fs::remove_file(&s.path)?;
+        }
+        let seq = self.segments.last().map_or(1, |s| s.seq + 1);
+        let segment_bytes = self.segment_bytes;
+        *self = PrepareLog::start(self.dir.clone(), seq, self.hard.clone())?;
+        self.segment_bytes = segment_bytes;
+        Ok(())
+    }
+
+    /// The log's size on disk.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Closes segments at `bytes` (tests use small segments).
+    pub fn set_segment_bytes(&mut self, bytes: u64) {
+        self.segment_bytes = bytes.max(HEADER + 1);
+    }
+
+    /// The number of segment files.
+    pub fn segments(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Test hook: the next write stops after `bytes` bytes and fails.
+    pub fn fail_next_write_after(&mut self, bytes: usize) {
+        self.fail_write_after = Some(bytes);
+    }
+}
+
+fn header() -> [u8; HEADER as usize] {
+    let mut h = [0u8; HEADER as usize];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&FORMAT.to_le_bytes());
+    h
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,177 @@
+//! The prepare log's disk rules: replay, torn tails, corruption, failed writes,
+//! compaction and reset.
+
+use std::fs::OpenOptions;
+
+use super::*;
+
+fn entry(ballot: i64, decree: u64, tag: &str) -> LogRecord {
+    LogRecord::Entry(Arc::new(pb::LogEntry {
+        ballot,
+        decree,
+        mutations: vec![pb::Mutation {
+            hash_key: tag.as_bytes().to_vec(),
+            ..Default::default()
+        }],
+        requests: vec![],
+    }))
+}
+
+fn hard(ballot: i64) -> LogRecord {
+    LogRecord::Hard(HardState {
+        ballot,
+        primary: Some("p:1".into()),
+    })
+}
+
+fn tags(r: &Replayed) -> Vec<(i64, u64)> {
+    r.entries.iter().map(|e| (e.ballot, e.decree)).collect()
+}
+
+fn segment(dir: &Path, i: usize) -> PathBuf {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files[i].clone()
+}
+
+#[test]
+fn the_promise_and_entries_survive_reopen_and_a_rewritten_entry_replaces_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert!(replayed.entries.is_empty());
+    log.append(&[
+        hard(1),
+        entry(1, 1, "a"),
+        entry(1, 2, "b"),
+        entry(1, 3, "c"),
+    ])
+    .unwrap();
+    log.append(&[hard(2), entry(2, 2, "B")]).unwrap();
+    drop(log);
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(replayed.hard.ballot, 2);
+    assert_eq!(tags(&replayed), [(1, 1), (2, 2)]);
+    assert_eq!(replayed.entries[1].mutations[0].hash_key, b"B");
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_appends_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PrepareLog::open(dir.path()).unwrap();
+    log.append(&[entry(1, 1, "a"), entry(1, 2, "b")]).unwrap();
+    drop(log);
+    let path = segment(dir.path(), 0);
+    let len = std::fs::metadata(&path).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    let (mut log, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(tags(&replayed), [(1, 1)]);
+    log.append(&[entry(1, 2, "b2")]).unwrap();
+    drop(log);
+    // A crash that extended the file with zeros (no data written) is a torn tail too.
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    let len = file.metadata().unwrap().len();
+    file.set_len(len + 4096).unwrap();
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(tags(&replayed), [(1, 1), (1, 2)]);
+    assert_eq!(replayed.entries[1].mutations[0].hash_key, b"b2");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        len,
+        "the zeros were cut"
+    );
+}
+
+#[test]
+fn corruption_before_the_end_is_an_error_never_a_silent_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PrepareLog::open(dir.path()).unwrap();
+    log.append(&[
+        entry(1, 1, "aaaa"),
+        entry(1, 2, "bbbb"),
+        entry(1, 3, "cccc"),
+    ])
+    .unwrap();
+    drop(log);
+    let path = segment(dir.path(), 0);
+    let mut raw = std::fs::read(&path).unwrap();
+    raw[HEADER as usize + FRAME_HEADER + 2] ^= 0xFF;
+    std::fs::write(&path, &raw).unwrap();
+    let err = PrepareLog::open(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("corrupt frame") && err.contains(".seg"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), raw, "nothing was changed");
+}
+
+#[test]
+fn a_failed_write_leaves_no_partial_frame_in_front_of_later_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PrepareLog::open(dir.path()).unwrap();
+    log.append(&[entry(1, 1, "a")]).unwrap();
+    log.fail_next_write_after(7);
+    assert!(log.append(&[entry(1, 2, "lost")]).is_err());
+    log.append(&[entry(1, 2, "kept"), entry(1, 3, "after")])
+        .unwrap();
+    drop(log);
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(tags(&replayed), [(1, 1), (1, 2), (1, 3)]);
+    assert_eq!(replayed.entries[1].mutations[0].hash_key, b"kept");
+}
+
+#[test]
+fn compaction_deletes_only_closed_segments_below_the_decree_and_keeps_the_promise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PrepareLog::open(dir.path()).unwrap();
+    log.set_segment_bytes(200);
+    log.append(&[hard(3)]).unwrap();
+    for d in 1..=30 {
+        log.append(&[entry(3, d, "xxxxxxxxxxxxxxxx")]).unwrap();
+    }
+    let before = log.segments();
+    assert!(before > 3, "{before} segments");
+    log.compact(20).unwrap();
+    assert!(log.segments() < before);
+    drop(log);
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(
+        replayed.hard.ballot, 3,
+        "each segment opens with the promise"
+    );
+    let first = replayed.entries.first().unwrap().decree;
+    assert!(first > 1 && first <= 20, "{first}");
+    assert_eq!(replayed.entries.last().unwrap().decree, 30);
+}
+
+#[test]
+fn reset_empties_the_log_but_keeps_the_promise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PrepareLog::open(dir.path()).unwrap();
+    log.append(&[hard(4), entry(4, 1, "a")]).unwrap();
+    log.reset().unwrap();
+    log.append(&[entry(4, 9, "z")]).unwrap();
+    drop(log);
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(replayed.hard.ballot, 4);
+    assert_eq!(tags(&replayed), [(4, 9)]);
+}
+
+#[test]
+fn a_segment_of_another_format_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(PrepareLog::open(dir.path()).unwrap());
+    let path = segment(dir.path(), 0);
+    let mut raw = std::fs::read(&path).unwrap();
+    raw[8] = 7;
+    std::fs::write(&path, &raw).unwrap();
+    let err = PrepareLog::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("format 7") && err.contains(".seg"), "{err}");
+}
