@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::meta::Meta;
 use crate::meta::config::MetaConfig;
 use crate::model::{AppStatus, HealthCounts};
+use crate::replica::faults::Faults;
 use crate::replica::{Replica, ReplicaConfig};
 use crate::server::{ServerHandle, bind};
 
@@ -35,6 +36,7 @@ pub fn local_meta_config(nodes: usize) -> MetaConfig {
 struct LocalNode {
     address: String,
     data_dir: PathBuf,
+    faults: Arc<Faults>,
     running: Option<(ServerHandle, Arc<Replica>)>,
 }
 
@@ -119,16 +121,17 @@ impl LocalCluster {
 
     async fn add_node_at(&mut self, listen: &str, data_dir: PathBuf) -> Result<String> {
         let listener = bind(listen).await?;
+        let faults = Arc::new(Faults::default());
         let config = ReplicaConfig {
-            meta: vec![self.meta_addr.clone()],
-            data_dir: data_dir.clone(),
-            initial_beacon_interval: self.beacon,
+            faults: faults.clone(),
+            ..ReplicaConfig::new(vec![self.meta_addr.clone()], data_dir.clone(), self.beacon)
         };
         let (handle, replica) = crate::replica::start(config, listener).await?;
         let address = handle.addr().to_string();
         self.nodes.push(LocalNode {
             address: address.clone(),
             data_dir,
+            faults,
             running: Some((handle, replica)),
         });
         Ok(address)
@@ -150,6 +153,22 @@ impl LocalCluster {
     /// The replica servers' addresses, in start order.
     pub fn node_addrs(&self) -> Vec<String> {
         self.nodes.iter().map(|n| n.address.clone()).collect()
+    }
+
+    /// The disk faults injected into node `address` (tests).
+    pub fn faults(&self, address: &str) -> Option<Arc<Faults>> {
+        self.nodes
+            .iter()
+            .find(|n| n.address == address)
+            .map(|n| n.faults.clone())
+    }
+
+    /// The running replica server at `address` (tests).
+    pub fn replica(&self, address: &str) -> Option<Arc<Replica>> {
+        self.nodes
+            .iter()
+            .find(|n| n.address == address)
+            .and_then(|n| n.running.as_ref().map(|(_, r)| r.clone()))
     }
 
     /// The in-process meta server, for tests that inspect its state.
@@ -205,9 +224,8 @@ impl LocalCluster {
         }
         let listener = bind(address).await?;
         let config = ReplicaConfig {
-            meta: vec![meta_addr],
-            data_dir: node.data_dir.clone(),
-            initial_beacon_interval: beacon,
+            faults: node.faults.clone(),
+            ..ReplicaConfig::new(vec![meta_addr], node.data_dir.clone(), beacon)
         };
         node.running = Some(crate::replica::start(config, listener).await?);
         Ok(())

@@ -38,11 +38,11 @@ fn main() -> std::process::ExitCode {
 async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     ballast::server::init_logging(&args.log_level)?;
-    let config = ReplicaConfig {
-        meta: args.meta,
-        data_dir: args.data_dir.clone(),
-        initial_beacon_interval: Duration::from_millis(args.beacon_interval_ms.max(1)),
-    };
+    let config = ReplicaConfig::new(
+        args.meta,
+        args.data_dir.clone(),
+        Duration::from_millis(args.beacon_interval_ms.max(1)),
+    );
     let listener = ballast::server::bind(&args.listen).await?;
     let (handle, _replica) = ballast::replica::start(config, listener)
         .await

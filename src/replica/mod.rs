@@ -2,31 +2,57 @@
 //! commands.
 //!
 //! - [`core`] is the PacificA state machine of one replica (pure, one owner);
-//! - [`wire`] converts its messages to and from the gRPC contract;
-//! - [`storage`] is a replica's store, [`lease`] decides whether the node may serve,
-//!   [`limiter`] paces snapshot streams;
-//! - [`service`] and [`remote_commands`] are the gRPC and `remote_command` adapters.
+//! - [`worker`] is the task that owns a replica's core; [`io`] its I/O thread, the only
+//!   place its [`plog`] (prepare log) and [`storage`] (store) are written;
+//! - [`transport`] carries its messages to peers and the meta server, [`wire`] converts
+//!   them to and from the gRPC contract;
+//! - [`node`] is what the replicas share (lease, peers, limits), [`node_dir`] the data
+//!   directory (lock, identity, format);
+//! - [`beacon`] is the loop that reports and takes assignments;
+//! - [`data_service`], [`service`] and [`remote_commands`] are the gRPC and
+//!   `remote_command` adapters.
 
+pub mod beacon;
 pub mod core;
+pub mod data_service;
+pub mod faults;
+pub mod io;
 pub mod lease;
 pub mod limiter;
+pub mod node;
+pub mod node_dir;
 pub mod plog;
 pub mod reads;
 pub mod remote_commands;
+pub mod service;
 pub mod storage;
+pub mod transport;
 pub mod wire;
+pub mod worker;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 
+use crate::client::MetaClient;
 use crate::error::{Error, Result};
 use crate::model::Gpid;
+use crate::pb;
+use crate::replica::core::{Core, CoreConfig, Input};
 use crate::server::ServerHandle;
-use limiter::CopyLimiter;
+use crate::timeutil::{format_ms, now_ms};
+use faults::Faults;
+use node::Node;
+use node_dir::NodeDir;
+use worker::{Msg, Shared};
+
+/// How long a replica server waits for the meta server on a configuration change.
+const META_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a replica server is started with.
 #[derive(Debug, Clone)]
@@ -37,47 +63,308 @@ pub struct ReplicaConfig {
     pub data_dir: PathBuf,
     /// The beacon interval to use until the meta server hands out its own.
     pub initial_beacon_interval: Duration,
+    /// Disk faults a test injects (none in production).
+    pub faults: Arc<Faults>,
 }
 
-/// A running replica server.
+impl ReplicaConfig {
+    /// A configuration with no injected faults.
+    pub fn new(meta: Vec<String>, data_dir: PathBuf, initial_beacon_interval: Duration) -> Self {
+        ReplicaConfig {
+            meta,
+            data_dir,
+            initial_beacon_interval,
+            faults: Arc::default(),
+        }
+    }
+}
+
+/// A running replica: its worker's queue, what it publishes, its I/O thread.
+pub struct Handle {
+    tx: mpsc::UnboundedSender<Msg>,
+    shared: Arc<Shared>,
+    io: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Handle {
+    /// Sends a message to the replica's worker.
+    pub fn send(&self, msg: Msg) -> Result<()> {
+        self.tx.send(msg).map_err(|_| {
+            Error::Unavailable(format!("the replica of {} is closed", self.shared.gpid))
+        })
+    }
+
+    /// What the worker publishes.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+/// A replica server.
 pub struct Replica {
-    address: String,
-    limiter: CopyLimiter,
+    node: Arc<Node>,
+    dir: NodeDir,
+    started: Instant,
+    started_ms: u64,
+    replicas: Mutex<BTreeMap<Gpid, Arc<Handle>>>,
 }
 
 impl Replica {
     /// The node's address: its name in the cluster.
     pub fn address(&self) -> &str {
-        &self.address
+        self.node.address()
+    }
+
+    /// What the replicas share.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// The data directory's identity.
+    pub fn incarnation(&self) -> &str {
+        self.dir.incarnation()
+    }
+
+    /// How long the server has run.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// The snapshot copy budget.
-    pub fn limiter(&self) -> &CopyLimiter {
-        &self.limiter
+    pub fn limiter(&self) -> &limiter::CopyLimiter {
+        &self.node.limiter
     }
 
-    /// Deletes replicas (all, a table's, or one partition's); returns the gpids.
-    pub fn kill_partitions(&self, _app_id: Option<u32>, _pidx: Option<u32>) -> Vec<Gpid> {
-        Vec::new()
+    /// The disk faults tests inject.
+    pub fn faults(&self) -> &Faults {
+        &self.node.faults
+    }
+
+    /// The running replica of `gpid`.
+    pub fn handle(&self, gpid: Gpid) -> Result<Arc<Handle>> {
+        self.replicas
+            .lock()
+            .expect("replicas")
+            .get(&gpid)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("this node holds no replica of {gpid}")))
+    }
+
+    /// Every replica this node runs.
+    pub fn held_gpids(&self) -> Vec<Gpid> {
+        self.replicas
+            .lock()
+            .expect("replicas")
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Replicas holding verified data (the embedded cluster waits on this).
+    pub fn held(&self) -> usize {
+        self.reports()
+            .iter()
+            .filter(|r| r.data == pb::ReplicaData::Valid as i32)
+            .count()
+    }
+
+    /// Opens replica `gpid` (replaying its log, off the runtime), unless it runs.
+    pub async fn open(self: &Arc<Self>, gpid: Gpid) -> Result<Arc<Handle>> {
+        if let Ok(handle) = self.handle(gpid) {
+            return Ok(handle);
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.open_blocking(gpid))
+            .await
+            .map_err(|e| Error::Internal(format!("opening {gpid} failed: {e}")))
+    }
+
+    fn open_blocking(&self, gpid: Gpid) -> Arc<Handle> {
+        if let Ok(handle) = self.handle(gpid) {
+            return handle;
+        }
+        let shared = Arc::new(Shared::new(gpid));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let dir = self.dir.replica_dir(gpid);
+        let (io, recovered) = io::Io::open(
+            gpid,
+            dir,
+            shared.clone(),
+            self.node.faults.clone(),
+            tx.clone(),
+        );
+        let now = self.node.now_ms();
+        let core = Core::new(
+            gpid,
+            self.address(),
+            self.node.core_config.clone(),
+            recovered,
+            now,
+        );
+        let (io_tx, io_thread) = io::spawn(io);
+        let handle = Arc::new(Handle {
+            tx: tx.clone(),
+            shared: shared.clone(),
+            io: Mutex::new(Some(io_thread)),
+        });
+        let node = self.node.clone();
+        tokio::runtime::Handle::current().spawn(worker::run(core, node, shared, io_tx, tx, rx));
+        self.replicas
+            .lock()
+            .expect("replicas")
+            .insert(gpid, handle.clone());
+        handle
+    }
+
+    /// Closes replica `gpid` and deletes its files (nothing needs it any more).
+    pub fn delete(&self, gpid: Gpid) {
+        let handle = self.replicas.lock().expect("replicas").remove(&gpid);
+        if let Some(handle) = handle {
+            tracing::info!(%gpid, "replica deleted as garbage");
+            let _ = handle.send(Msg::Delete);
+        }
+    }
+
+    /// What every replica reports (for the beacon).
+    pub fn reports(&self) -> Vec<pb::ReplicaReport> {
+        let handles: Vec<Arc<Handle>> = self
+            .replicas
+            .lock()
+            .expect("replicas")
+            .values()
+            .cloned()
+            .collect();
+        handles.iter().map(|h| h.shared.report()).collect()
+    }
+
+    /// `replica.kill_partition`: deletes replicas (all, a table's, or one partition's)
+    /// and keeps a marker that they were lost; returns the gpids.
+    pub fn kill_partitions(&self, app_id: Option<u32>, pidx: Option<u32>) -> Vec<Gpid> {
+        let handles: Vec<(Gpid, Arc<Handle>)> = self
+            .replicas
+            .lock()
+            .expect("replicas")
+            .iter()
+            .filter(|(g, _)| {
+                app_id.is_none_or(|a| g.app_id == a) && pidx.is_none_or(|p| g.pidx == p)
+            })
+            .map(|(g, h)| (*g, h.clone()))
+            .collect();
+        for (gpid, handle) in &handles {
+            tracing::warn!(%gpid, "replica.kill_partition: deleting the replica");
+            let _ = handle.send(Msg::Step(Input::Kill));
+        }
+        handles.into_iter().map(|(g, _)| g).collect()
+    }
+
+    /// Stops every replica and waits for their I/O threads (their files closed).
+    pub async fn close_all(&self) {
+        let handles: Vec<Arc<Handle>> =
+            std::mem::take(&mut *self.replicas.lock().expect("replicas"))
+                .into_values()
+                .collect();
+        for h in &handles {
+            let _ = h.send(Msg::Stop);
+        }
+        let threads: Vec<_> = handles
+            .iter()
+            .filter_map(|h| h.io.lock().expect("io").take())
+            .collect();
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
     }
 
     /// The `server-info` reply.
     pub fn server_info(&self) -> Value {
-        json!({ "error": "ok", "role": "replica-server", "address": self.address })
-    }
-
-    /// Replicas held, with their assigned roles (for tests of the embedded cluster).
-    pub fn held(&self) -> usize {
-        0
+        let reports = self.reports();
+        let primaries = reports
+            .iter()
+            .filter(|r| r.role == pb::ReplicaRole::Primary as i32)
+            .count();
+        let learned = self.node.learned();
+        json!({
+            "error": "ok",
+            "role": "replica-server",
+            "version": env!("CARGO_PKG_VERSION"),
+            "address": self.address(),
+            "incarnation": self.incarnation(),
+            "start_time": format_ms(self.started_ms),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "serving": self.node.lease_valid(),
+            "replica_count": reports.len(),
+            "primary_count": primaries,
+            "max_copy_rate_megabytes_per_disk": self.node.limiter.rate_mb(),
+            "last_learned_bytes": learned.map_or(0, |l| l.0),
+            "last_learned_seconds": learned.map_or(0.0, |l| l.1),
+        })
     }
 }
 
-/// Starts a replica server on `listener`.
+/// Starts a replica server on `listener`; its address in the cluster is the listener's.
+/// Refuses (changing nothing) if another process holds `data_dir`.
 pub async fn start(
-    _config: ReplicaConfig,
-    _listener: TcpListener,
+    config: ReplicaConfig,
+    listener: TcpListener,
 ) -> Result<(ServerHandle, Arc<Replica>)> {
-    Err(Error::Internal(
-        "the replica server is being rebuilt".into(),
-    ))
+    let address = listener.local_addr()?.to_string();
+    if config.meta.is_empty() {
+        return Err(Error::InvalidInput("a replica server needs --meta".into()));
+    }
+    let data_dir = config.data_dir.clone();
+    let dir = tokio::task::spawn_blocking(move || NodeDir::open(&data_dir))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+    let held = dir.held()?;
+    let meta = MetaClient::new(&config.meta, META_TIMEOUT)?;
+    let node = Arc::new(Node::new(
+        address,
+        meta,
+        config.faults.clone(),
+        CoreConfig {
+            resend_ms: 1000,
+            ..CoreConfig::default()
+        },
+    ));
+    let replica = Arc::new(Replica {
+        node,
+        dir,
+        started: Instant::now(),
+        started_ms: now_ms(),
+        replicas: Mutex::new(BTreeMap::new()),
+    });
+    // Held replicas are recovered before serving: a secondary must answer prepares as
+    // soon as it is back. Their roles come with the first beacon reply.
+    for gpid in held {
+        replica.open(gpid).await?;
+    }
+    let timeout = config.initial_beacon_interval * 2 / 3;
+    let client = MetaClient::new(&config.meta, timeout.max(Duration::from_millis(50)))?;
+    let service = service::ReplicaService::new(replica.clone());
+    let data = data_service::DataService::new(replica.clone());
+    let router = tonic::transport::Server::builder()
+        .add_service(pb::cli_server::CliServer::new(service))
+        .add_service(
+            pb::replica_server::ReplicaServer::new(data)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX),
+        );
+    let beacon_replica = replica.clone();
+    let stop_replica = replica.clone();
+    let interval = config.initial_beacon_interval;
+    let handle = ServerHandle::start(router, listener, move |signal| {
+        let stop_signal = signal.clone();
+        vec![
+            tokio::spawn(beacon::run(beacon_replica, client, interval, signal)),
+            tokio::spawn(async move {
+                crate::server::stopped(stop_signal).await;
+                stop_replica.close_all().await;
+            }),
+        ]
+    })?;
+    tracing::info!(address = replica.address(), "replica server serving");
+    Ok((handle, replica))
 }

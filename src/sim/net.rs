@@ -21,8 +21,14 @@ pub enum Body {
     PrepareReply(Gpid, Option<PrepareReply>),
     /// Learner to primary.
     Learn(Gpid, LearnRequest),
-    /// Primary to learner: the plan, and a snapshot's records and sessions if any.
-    LearnAnswer(Gpid, Result<LearnPlan, Error>, Option<(Chunk, Sessions)>),
+    /// Primary to learner, for its attempt: the plan, and a snapshot's records and
+    /// sessions if any.
+    LearnAnswer(
+        Gpid,
+        u64,
+        Result<LearnPlan, Error>,
+        Option<(Chunk, Sessions)>,
+    ),
     /// Node to meta server, with the time it was sent.
     Beacon(pb::BeaconRequest, u64),
     /// Meta server to node, for the beacon sent at that time.

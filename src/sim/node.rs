@@ -24,8 +24,8 @@ enum Route {
     Peer(String, Gpid),
     /// A write's answer, to a client operation.
     Client(String, u64),
-    /// A learn request's answer, to the learner.
-    Learner(String, Gpid),
+    /// A learn request's answer, to the learner's attempt.
+    Learner(String, Gpid, u64),
 }
 
 /// One replica of a simulated node.
@@ -158,8 +158,8 @@ impl Sim {
             (Route::Client(to, op), Reply::Write(r)) => {
                 self.send(node, &to, Body::WriteReply(op, r))
             }
-            (Route::Learner(to, g), Reply::Learn(r)) => {
-                self.send(node, &to, Body::LearnAnswer(g, r, None))
+            (Route::Learner(to, g, attempt), Reply::Learn(r)) => {
+                self.send(node, &to, Body::LearnAnswer(g, attempt, r, None))
             }
             (route, reply) => self.violation(format!("{node}: reply {reply:?} for {route:?}")),
         }
@@ -270,13 +270,10 @@ impl Sim {
                 .nodes
                 .get_mut(node)
                 .and_then(|n| n.routes.remove(&reply));
-            if let Some(Route::Learner(to, g)) = route {
+            if let Some(Route::Learner(to, g, attempt)) = route {
                 let data = (records.into_iter().collect(), sessions);
-                self.send(
-                    node,
-                    &to,
-                    Body::LearnAnswer(g, Ok(LearnPlan::Snapshot(decree)), Some(data)),
-                );
+                let plan = Ok(LearnPlan::Snapshot(decree));
+                self.send(node, &to, Body::LearnAnswer(g, attempt, plan, Some(data)));
             }
         }
         for input in inputs {
@@ -307,17 +304,18 @@ impl Sim {
             Body::Learn(gpid, req) => {
                 if !n.replicas.contains_key(&gpid) {
                     let err = Error::NotFound(format!("{node} holds no replica of {gpid}"));
-                    self.send(node, from, Body::LearnAnswer(gpid, Err(err), None));
+                    let attempt = req.attempt;
+                    self.send(node, from, Body::LearnAnswer(gpid, attempt, Err(err), None));
                     return;
                 }
-                let id = n.route(Route::Learner(from.to_string(), gpid));
+                let id = n.route(Route::Learner(from.to_string(), gpid, req.attempt));
                 self.step_core(node, gpid, Input::Learn(req, id));
             }
-            Body::LearnAnswer(gpid, result, data) => {
-                self.step_core(node, gpid, Input::LearnAnswer(result));
+            Body::LearnAnswer(gpid, attempt, result, data) => {
+                self.step_core(node, gpid, Input::LearnAnswer(attempt, result));
                 if let Some((chunk, sessions)) = data {
-                    self.step_core(node, gpid, Input::SnapshotChunk(chunk));
-                    self.step_core(node, gpid, Input::SnapshotEnd(sessions));
+                    self.step_core(node, gpid, Input::SnapshotChunk(attempt, chunk));
+                    self.step_core(node, gpid, Input::SnapshotEnd(attempt, sessions));
                 }
             }
             Body::Answer(gpid, result) => self.step_core(node, gpid, Input::MetaAnswer(result)),

@@ -227,10 +227,12 @@ impl Core {
             Stage::Idle(at) if now >= at && !primary.is_empty() => {
                 let primary = primary.clone();
                 *stage = Stage::Requested(now);
+                self.learn_attempt += 1;
                 let request = LearnRequest {
                     ballot: self.view.as_ref().map_or(self.hard.ballot, |v| v.ballot),
                     learner: self.me.clone(),
                     committed: (self.data == DataState::Valid).then_some(self.committed),
+                    attempt: self.learn_attempt,
                 };
                 self.emit(Effect::Learn(primary, request));
             }

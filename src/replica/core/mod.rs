@@ -181,6 +181,8 @@ pub struct Core {
     meta_backoff_until: u64,
     /// When a primary's prepare was last accepted.
     heard_at: u64,
+    /// The learner's current attempt.
+    learn_attempt: u64,
     out: Vec<Effect>,
 }
 
@@ -216,6 +218,7 @@ impl Core {
             meta_pending: None,
             meta_backoff_until: 0,
             heard_at: now,
+            learn_attempt: 0,
             out: Vec::new(),
         }
     }
@@ -237,10 +240,22 @@ impl Core {
             Input::Prepare(p, reply) => self.on_prepare(p, reply),
             Input::PrepareReply(from, reply) => self.on_prepare_reply(&from, reply),
             Input::Learn(req, reply) => self.on_learn(req, reply),
-            Input::LearnAnswer(answer) => self.on_learn_answer(answer),
-            Input::SnapshotChunk(chunk) => self.on_snapshot_chunk(chunk),
-            Input::SnapshotEnd(sessions) => self.on_snapshot_end(sessions),
-            Input::SnapshotFailed(why) => self.on_snapshot_failed(&why),
+            Input::LearnAnswer(a, answer) if a == self.learn_attempt => {
+                self.on_learn_answer(answer)
+            }
+            Input::SnapshotChunk(a, chunk) if a == self.learn_attempt => {
+                self.on_snapshot_chunk(chunk)
+            }
+            Input::SnapshotEnd(a, sessions) if a == self.learn_attempt => {
+                self.on_snapshot_end(sessions)
+            }
+            Input::SnapshotFailed(a, why) if a == self.learn_attempt => {
+                self.on_snapshot_failed(&why)
+            }
+            Input::LearnAnswer(..)
+            | Input::SnapshotChunk(..)
+            | Input::SnapshotEnd(..)
+            | Input::SnapshotFailed(..) => {}
             Input::Sealed(decree) => self.on_sealed(decree),
             Input::Persisted(id) => self.on_persisted(id),
             Input::PersistFailed(why) | Input::ApplyFailed(why) => self.on_disk_failed(why),

@@ -171,6 +171,8 @@ pub struct LearnRequest {
     pub learner: NodeId,
     /// Its commit point, if it holds verified data (it may then catch up from the log).
     pub committed: Option<u64>,
+    /// The learner's attempt (not sent: what comes back of an older attempt is ignored).
+    pub attempt: u64,
 }
 
 /// How a primary will teach a learner.
@@ -224,14 +226,15 @@ pub enum Input {
     PrepareReply(NodeId, Option<PrepareReply>),
     /// A learner asks to be taught (primary).
     Learn(LearnRequest, ReplyId),
-    /// The primary answered this learner's request (`Err` if it could not be reached).
-    LearnAnswer(Result<LearnPlan, Error>),
-    /// A snapshot chunk arrived (learner).
-    SnapshotChunk(Chunk),
-    /// The snapshot ended, with the client sessions as of its decree (learner).
-    SnapshotEnd(Sessions),
-    /// The snapshot stream failed (learner).
-    SnapshotFailed(String),
+    /// The primary answered this learner's request of attempt `.0` (`Err` if it could
+    /// not be reached).
+    LearnAnswer(u64, Result<LearnPlan, Error>),
+    /// A snapshot chunk of attempt `.0` arrived (learner).
+    SnapshotChunk(u64, Chunk),
+    /// Attempt `.0`'s snapshot ended, with the client sessions as of its decree.
+    SnapshotEnd(u64, Sessions),
+    /// Attempt `.0`'s snapshot stream failed (learner).
+    SnapshotFailed(u64, String),
     /// The snapshot is loaded and durable at this decree (learner).
     Sealed(u64),
     /// Every persist up to this id is durable.

@@ -1,0 +1,45 @@
+//! Disk faults a test can inject into a replica server it runs in-process: stall one
+//! replica's I/O (its fsyncs and store commits), or fail its next log sync. Production
+//! servers carry an empty set; the I/O thread checks it before each batch.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::model::Gpid;
+
+/// The faults injected into one replica server.
+#[derive(Debug, Default)]
+pub struct Faults {
+    stalls: Mutex<BTreeMap<Gpid, Instant>>,
+    fail_sync: Mutex<BTreeSet<Gpid>>,
+}
+
+impl Faults {
+    /// `gpid`'s I/O makes no progress for `how_long`.
+    pub fn stall(&self, gpid: Gpid, how_long: Duration) {
+        let until = Instant::now() + how_long;
+        self.stalls.lock().expect("faults").insert(gpid, until);
+    }
+
+    /// `gpid`'s next log sync fails (as EIO would).
+    pub fn fail_next_sync(&self, gpid: Gpid) {
+        self.fail_sync.lock().expect("faults").insert(gpid);
+    }
+
+    /// Blocks the calling I/O thread while `gpid` is stalled.
+    pub fn wait_if_stalled(&self, gpid: Gpid) {
+        loop {
+            let until = self.stalls.lock().expect("faults").get(&gpid).copied();
+            match until {
+                Some(t) if t > Instant::now() => std::thread::sleep(Duration::from_millis(10)),
+                _ => return,
+            }
+        }
+    }
+
+    /// Whether `gpid`'s sync must fail now (the fault is used up).
+    pub fn take_failed_sync(&self, gpid: Gpid) -> bool {
+        self.fail_sync.lock().expect("faults").remove(&gpid)
+    }
+}

@@ -1,0 +1,109 @@
+//! What every replica of a server shares: its name, its clock, its lease with the meta
+//! server, its connections to peers and the meta server, the copy-rate limit, the
+//! core's timings, injected disk faults (tests), and the last learning's numbers.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tonic::transport::Channel;
+
+use crate::client::MetaClient;
+use crate::error::Result;
+use crate::pb;
+use crate::replica::core::CoreConfig;
+use crate::replica::faults::Faults;
+use crate::replica::lease::Lease;
+use crate::replica::limiter::CopyLimiter;
+
+/// How long a replica server waits on another one to connect.
+const PEER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A replica server's shared context.
+pub struct Node {
+    address: String,
+    epoch: Instant,
+    lease: Mutex<Lease>,
+    peers: Mutex<HashMap<String, Channel>>,
+    meta: MetaClient,
+    /// The snapshot copy budget (`nfs.max_copy_rate_megabytes_per_disk`).
+    pub limiter: CopyLimiter,
+    /// Disk faults injected by a test.
+    pub faults: std::sync::Arc<Faults>,
+    /// The cores' timings.
+    pub core_config: CoreConfig,
+    learned: Mutex<Option<(u64, f64)>>,
+}
+
+impl Node {
+    /// The context of the server at `address`.
+    pub fn new(
+        address: String,
+        meta: MetaClient,
+        faults: std::sync::Arc<Faults>,
+        core_config: CoreConfig,
+    ) -> Node {
+        Node {
+            address,
+            epoch: Instant::now(),
+            lease: Mutex::new(Lease::default()),
+            peers: Mutex::new(HashMap::new()),
+            meta,
+            limiter: CopyLimiter::default(),
+            faults,
+            core_config,
+            learned: Mutex::new(None),
+        }
+    }
+
+    /// The node's address: its name in the cluster.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The cores' clock: milliseconds since the server started (monotonic).
+    pub fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether the lease allows serving now.
+    pub fn lease_valid(&self) -> bool {
+        self.lease.lock().expect("lease").is_valid(Instant::now())
+    }
+
+    /// Renews the lease after an acknowledged beacon sent at `sent`.
+    pub fn renew_lease(&self, sent: Instant, length: Duration) {
+        self.lease.lock().expect("lease").renew(sent, length);
+    }
+
+    /// The meta client for configuration changes.
+    pub fn meta(&self) -> &MetaClient {
+        &self.meta
+    }
+
+    /// A data-plane client of the replica server at `addr` (channels are reused).
+    pub fn peer(&self, addr: &str) -> Result<pb::replica_client::ReplicaClient<Channel>> {
+        let mut peers = self.peers.lock().expect("peers");
+        let channel = match peers.get(addr) {
+            Some(c) => c.clone(),
+            None => {
+                let c = crate::client::channel(addr, PEER_TIMEOUT)?;
+                peers.insert(addr.to_string(), c.clone());
+                c
+            }
+        };
+        Ok(pb::replica_client::ReplicaClient::new(channel)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX))
+    }
+
+    /// Records a completed learning (for `server-info`).
+    pub fn record_learned(&self, bytes: u64, elapsed: Duration) {
+        *self.learned.lock().expect("learned") = Some((bytes, elapsed.as_secs_f64()));
+    }
+
+    /// (bytes, seconds) of the last snapshot learned.
+    pub fn learned(&self) -> Option<(u64, f64)> {
+        *self.learned.lock().expect("learned")
+    }
+}

@@ -1,0 +1,179 @@
+//! The network side of a worker's effects, each a task that reports back to the worker
+//! as a core input: a prepare to a peer (its answer, or `None` if it did not arrive), a
+//! configuration change asked of the meta server (its answer, or why there was none),
+//! and a learner's request to its primary (the plan, then the snapshot's chunks — at
+//! most a few ahead of what the I/O thread has loaded — and the sessions).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::data::{decode_key, decode_value};
+use crate::error::{Error, Result};
+use crate::model::Gpid;
+use crate::pb;
+use crate::replica::core::sessions::Sessions;
+use crate::replica::core::{ConfigRequest, Input, LearnPlan, LearnRequest, Prepare};
+use crate::replica::node::Node;
+use crate::replica::wire;
+use crate::replica::worker::{LEARN_READ_AHEAD, Msg};
+
+/// How long a peer has to answer a prepare before it counts as not arrived.
+const PREPARE_RPC_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sends a prepare to `to`; its answer (or `None`) goes back to the worker.
+pub fn send_prepare(
+    node: &Arc<Node>,
+    gpid: Gpid,
+    to: String,
+    prepare: Prepare,
+    tx: mpsc::UnboundedSender<Msg>,
+) {
+    let node = node.clone();
+    tokio::spawn(async move {
+        let request = wire::prepare_to_pb(gpid, &prepare);
+        let answer = match node.peer(&to) {
+            Ok(mut client) => {
+                match tokio::time::timeout(PREPARE_RPC_TIMEOUT, client.prepare(request)).await {
+                    Ok(Ok(reply)) => Some(wire::prepare_reply_from_pb(reply.into_inner())),
+                    _ => None,
+                }
+            }
+            Err(_) => None,
+        };
+        let _ = tx.send(Msg::Step(Input::PrepareReply(to, answer)));
+    });
+}
+
+/// Asks the meta server for a configuration change; its answer goes back to the worker.
+pub fn ask_meta(
+    node: &Arc<Node>,
+    gpid: Gpid,
+    ballot: i64,
+    request: ConfigRequest,
+    tx: mpsc::UnboundedSender<Msg>,
+) {
+    let node = node.clone();
+    tokio::spawn(async move {
+        let req = wire::config_request_to_pb(gpid, ballot, node.address(), &request);
+        let answer = match node.meta().update_partition(req).await {
+            Ok(reply) => wire::config_answer_from_pb(reply),
+            Err(e) => Err(e),
+        };
+        let _ = tx.send(Msg::Step(Input::MetaAnswer(answer)));
+    });
+}
+
+/// A snapshot chunk's records, checked to be well-formed before they are loaded as they
+/// are.
+fn raw_pairs(keys: Vec<Vec<u8>>, values: Vec<Vec<u8>>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    if keys.len() != values.len() {
+        return Err(Error::Internal(format!(
+            "a snapshot chunk has {} keys and {} values",
+            keys.len(),
+            values.len()
+        )));
+    }
+    for (k, v) in keys.iter().zip(&values) {
+        decode_key(k)?;
+        decode_value(v)?;
+    }
+    Ok(keys.into_iter().zip(values).collect())
+}
+
+/// Asks `primary` to teach this replica, and feeds the plan and the snapshot to the
+/// worker.
+pub fn learn(
+    node: &Arc<Node>,
+    gpid: Gpid,
+    primary: String,
+    request: LearnRequest,
+    tx: mpsc::UnboundedSender<Msg>,
+    permits: Arc<Semaphore>,
+) {
+    let node = node.clone();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let attempt = request.attempt;
+        let step = |input: Input| {
+            let _ = tx.send(Msg::Step(input));
+        };
+        // A new attempt starts with its full read-ahead (an abandoned one may have kept
+        // permits).
+        let missing = LEARN_READ_AHEAD.saturating_sub(permits.available_permits());
+        permits.add_permits(missing);
+        let req = pb::LearnRequest {
+            app_id: gpid.app_id,
+            pidx: gpid.pidx,
+            ballot: request.ballot,
+            learner: request.learner,
+            committed: request.committed,
+        };
+        let stream = match node.peer(&primary) {
+            Ok(mut client) => client.learn(req).await.map_err(Error::from),
+            Err(e) => Err(e),
+        };
+        let mut stream = match stream {
+            Ok(s) => s.into_inner(),
+            Err(e) => return step(Input::LearnAnswer(attempt, Err(e))),
+        };
+        let first = match stream.message().await {
+            Ok(Some(first)) => first,
+            Ok(None) => {
+                return step(Input::LearnAnswer(
+                    attempt,
+                    Err(Error::Unavailable(
+                        "the primary ended the learning stream at once".into(),
+                    )),
+                ));
+            }
+            Err(status) => return step(Input::LearnAnswer(attempt, Err(status.into()))),
+        };
+        if first.incremental {
+            return step(Input::LearnAnswer(attempt, Ok(LearnPlan::Incremental)));
+        }
+        let plan = LearnPlan::Snapshot(first.snapshot_decree);
+        step(Input::LearnAnswer(attempt, Ok(plan)));
+        let mut bytes = 0u64;
+        loop {
+            let chunk = match stream.message().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => {
+                    return step(Input::SnapshotFailed(
+                        attempt,
+                        "the stream ended early".into(),
+                    ));
+                }
+                Err(status) => {
+                    return step(Input::SnapshotFailed(attempt, status.message().to_string()));
+                }
+            };
+            if chunk.end {
+                let sessions: Sessions = match serde_json::from_slice(&chunk.sessions) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        return step(Input::SnapshotFailed(attempt, format!("bad sessions: {e}")));
+                    }
+                };
+                node.record_learned(bytes, started.elapsed());
+                return step(Input::SnapshotEnd(attempt, sessions));
+            }
+            let pairs = match raw_pairs(chunk.keys, chunk.values) {
+                Ok(p) => p,
+                Err(e) => return step(Input::SnapshotFailed(attempt, e.to_string())),
+            };
+            bytes += pairs
+                .iter()
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum::<u64>();
+            // At most a few chunks ahead of the loads: the I/O thread gives the permit
+            // back once it has loaded one.
+            match permits.acquire().await {
+                Ok(p) => p.forget(),
+                Err(_) => return,
+            }
+            step(Input::SnapshotChunk(attempt, pairs));
+        }
+    });
+}
