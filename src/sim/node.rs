@@ -122,6 +122,8 @@ impl Sim {
             return;
         };
         r.core.step(now, input);
+        // As the real worker does after every burst of inputs.
+        r.core.step(now, Input::Flush);
         let effects = r.core.take_effects();
         for e in effects {
             self.dispatch(node, gpid, e);
@@ -336,7 +338,6 @@ impl Sim {
                 }
                 let id = n.route(Route::Client(from.to_string(), op));
                 self.step_core(node, gpid, Input::Write(write, id));
-                self.step_core(node, gpid, Input::Flush);
             }
             Body::Read(gpid, key, op) => {
                 let answer = match n.replicas.get(&gpid) {

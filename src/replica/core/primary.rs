@@ -196,8 +196,11 @@ impl Core {
     /// Runs `f` on the primary's state; afterwards the role is the primary again, or
     /// what it resigned to.
     fn with_primary(&mut self, f: impl FnOnce(&mut Core, &mut Primary)) {
-        let Role::Primary(mut p) = std::mem::replace(&mut self.role, Role::Inactive) else {
+        if !matches!(self.role, Role::Primary(_)) {
             return;
+        }
+        let Role::Primary(mut p) = std::mem::replace(&mut self.role, Role::Inactive) else {
+            unreachable!("checked above");
         };
         f(self, &mut p);
         match p.resign.take() {

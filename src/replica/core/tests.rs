@@ -625,3 +625,29 @@ fn a_new_ballot_is_durable_before_anything_is_acknowledged_under_it() {
     );
     assert_eq!(h.core("b").status().ballot, 2);
 }
+#[test]
+fn inputs_meant_for_a_primary_leave_a_follower_as_it_is() {
+    let mut h = Harness::serving_group();
+    for input in [
+        Input::Flush,
+        Input::PrepareReply("a".into(), None),
+        Input::MetaAnswer(Err(Error::Refused("no".into()))),
+        Input::Tick,
+    ] {
+        h.step("b", input);
+        assert!(
+            matches!(h.core("b").role(), Role::Secondary(p) if p == "a"),
+            "{:?}",
+            h.core("b").role()
+        );
+    }
+    let mut c = Core::new(G, "d", CoreConfig::default(), Recovered::default(), 0);
+    c.step(10, assign(AssignedRole::Learner, 1, "a", &["b", "c"]));
+    c.step(20, Input::Flush);
+    c.step(30, Input::LearnAnswer(1, Ok(LearnPlan::Snapshot(0))));
+    assert!(
+        c.take_effects().contains(&Effect::ResetData),
+        "{:?}",
+        c.role()
+    );
+}
