@@ -31,6 +31,9 @@ _shell() {
             shell,create)
                 cmd="shell__subcmd__create"
                 ;;
+            shell,ddd_diagnose)
+                cmd="shell__subcmd__ddd_diagnose"
+                ;;
             shell,del)
                 cmd="shell__subcmd__del"
                 ;;
@@ -122,7 +125,7 @@ _shell() {
 
     case "${cmd}" in
         shell)
-            opts="-V -e -h --version --meta --execute --local --data-dir --completions --help help version exit cluster_info nodes ls app create drop recall get_meta_level set_meta_level balance propose wait remote_command server_info local sleep use timeout set get del multi_set multi_get multi_del hash_scan full_scan count_data"
+            opts="-V -e -h --version --meta --execute --local --data-dir --completions --help help version exit cluster_info nodes ls app create drop recall get_meta_level set_meta_level balance propose ddd_diagnose wait remote_command server_info local sleep use timeout set get del multi_set multi_get multi_del hash_scan full_scan count_data"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -299,6 +302,40 @@ _shell() {
                     return 0
                     ;;
                 -e)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__ddd_diagnose)
+            opts="-h -g -j -o --help --gpid --force-primary --yes --json --output"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --gpid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -g)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --force-primary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -49,6 +49,7 @@ complete -c shell -n "__fish_shell_needs_command" -f -a "get_meta_level" -d 'Pri
 complete -c shell -n "__fish_shell_needs_command" -f -a "set_meta_level" -d 'Set the meta level: what the meta server may change'
 complete -c shell -n "__fish_shell_needs_command" -f -a "balance" -d 'Move one replica or primary role: move_pri, copy_pri, copy_sec'
 complete -c shell -n "__fish_shell_needs_command" -f -a "propose" -d 'Send one manual configuration change for a partition'
+complete -c shell -n "__fish_shell_needs_command" -f -a "ddd_diagnose" -d 'The output flags most listing verbs share: `-j` and `-o FILE`'
 complete -c shell -n "__fish_shell_needs_command" -f -a "wait" -d 'Wait until every partition is healthy, or the cluster is balanced'
 complete -c shell -n "__fish_shell_needs_command" -f -a "remote_command" -d 'Which processes a remote command goes to'
 complete -c shell -n "__fish_shell_needs_command" -f -a "server_info" -d 'Which processes a remote command goes to'
@@ -119,6 +120,12 @@ complete -c shell -n "__fish_shell_using_subcommand propose" -s t -l target -d '
 complete -c shell -n "__fish_shell_using_subcommand propose" -s n -l node -d 'The node affected' -r
 complete -c shell -n "__fish_shell_using_subcommand propose" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand propose" -s f -l force -d 'Carry it out now instead of at the next cure round'
+complete -c shell -n "__fish_shell_using_subcommand ddd_diagnose" -s g -l gpid -d 'Only this table (APP_ID) or partition (APP_ID.PIDX)' -r
+complete -c shell -n "__fish_shell_using_subcommand ddd_diagnose" -l force-primary -d 'Make ADDR the primary of partition GPID (it starts empty if ADDR holds nothing)' -r
+complete -c shell -n "__fish_shell_using_subcommand ddd_diagnose" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
+complete -c shell -n "__fish_shell_using_subcommand ddd_diagnose" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand ddd_diagnose" -l yes -d 'Confirm a force, which may lose writes'
+complete -c shell -n "__fish_shell_using_subcommand ddd_diagnose" -s j -l json -d 'Print JSON (typed values, documented shape) instead of tables'
 complete -c shell -n "__fish_shell_using_subcommand wait" -l timeout -d 'Give up after this many seconds (exit code 5)' -r
 complete -c shell -n "__fish_shell_using_subcommand wait" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand remote_command" -s t -l type -d 'Which servers: every meta server, every ALIVE replica server, or both' -r -f -a "all\t''

@@ -93,12 +93,15 @@ fn real_processes_join_die_and_survive_a_meta_kill() {
         || (alive_count(&meta_addr) == 3).then_some(()),
     );
     wait_node_status(&meta_addr, &victim_addr, "UNALIVE", Duration::from_secs(10));
-    // The replica servers kept their records on disk.
-    let record = dir.path().join("replica-1").join("replicas.json");
-    assert!(
-        crate::util::file_contains(&record, "\"gpid\""),
-        "replica record on disk"
-    );
+    // The replica servers keep each replica in its own directory, beside the data
+    // directory's identity.
+    let data = dir.path().join("replica-1");
+    assert!(crate::util::file_contains(
+        &data.join("node.json"),
+        "\"incarnation\""
+    ));
+    let held = std::fs::read_dir(data.join("replicas")).unwrap().count();
+    assert!(held > 0, "replica directories on disk");
     let info = shell(
         &["--meta", &meta_addr, "-e", "server_info -t replica-server"],
         None,

@@ -173,6 +173,7 @@ transcripts!(
     balance,
     cluster_info,
     create,
+    ddd_diagnose,
     drop,
     exit,
     get_meta_level,

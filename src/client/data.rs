@@ -1,14 +1,19 @@
 //! The data client: routes each request to its partition's primary. It hashes the key
 //! to a partition ([`crate::data::partition_index`]), caches each table's partition
-//! configuration from the meta server, and on an answer that says the node is not the
-//! serving primary (wrong primary, stale ballot, lease ran out, replica not here) or on
-//! an unreachable node, refreshes the configuration and retries until its timeout.
-//! Writes are retried whole; they are idempotent puts and deletes, so a write that was
-//! committed before its answer was lost is harmless to repeat.
+//! configuration from the meta server, and when a replica answers that it is not the one
+//! to ask (not the serving primary, a stale ballot, its lease ran out, its data is not
+//! loaded, it holds no such replica) or cannot be reached, refreshes the configuration
+//! and tries again until its timeout. A partition that lost every replica fails at once.
+//!
+//! Every write carries a request id (this client's random id and a sequence number), kept
+//! across retries: a write whose outcome was unknown (sent, then no answer) is sent again
+//! and applied once. A write that runs out of time after it was sent reports "outcome
+//! unknown", never "failed".
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tonic::Status;
@@ -25,6 +30,8 @@ use crate::pb::replica_client::ReplicaClient;
 struct Route {
     app_id: u32,
     primaries: Vec<String>,
+    /// Partitions that lost every replica.
+    lost: Vec<u32>,
 }
 
 /// A client of one cluster's data.
@@ -33,20 +40,30 @@ pub struct DataClient {
     timeout: Duration,
     routes: Mutex<HashMap<String, Route>>,
     channels: Mutex<HashMap<String, Channel>>,
+    /// This client's id for request ids.
+    id: u64,
+    next_seq: AtomicU64,
+    /// Writes sent and not yet answered, by sequence number.
+    in_flight: Mutex<BTreeSet<u64>>,
 }
 
-fn retryable(status: &Status) -> bool {
-    use tonic::Code;
-    matches!(
-        status.code(),
-        Code::FailedPrecondition
-            | Code::NotFound
-            | Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Cancelled
-            | Code::Unknown
-            | Code::Internal
-    )
+/// A random client id (64 bits of the system's random source).
+fn client_id() -> u64 {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    match random {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => crate::timeutil::now_ms() ^ (u64::from(std::process::id()) << 40),
+    }
+}
+
+/// How a failed attempt is treated.
+enum Next {
+    /// Refresh the route and try again.
+    Retry(String),
+    /// The write was sent and its outcome is unknown: try again with the same id.
+    Unknown(String),
 }
 
 impl DataClient {
@@ -57,6 +74,9 @@ impl DataClient {
             timeout,
             routes: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
+            id: client_id(),
+            next_seq: AtomicU64::new(1),
+            in_flight: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -74,6 +94,7 @@ impl DataClient {
         let route = Route {
             app_id: info.app_id,
             primaries: app.partitions.iter().map(|p| p.primary.clone()).collect(),
+            lost: reply.ddd_partitions.clone(),
         };
         self.routes
             .lock()
@@ -108,9 +129,20 @@ impl DataClient {
         F: Fn(ReplicaClient<Channel>, u32, u32) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
+        self.attempts(table, pidx, false, op).await
+    }
+
+    /// [`DataClient::on_partition`], for a write when `write`: once an attempt was sent
+    /// and not answered, running out of time is an unknown outcome.
+    async fn attempts<T, F, Fut>(&self, table: &str, pidx: u32, write: bool, op: F) -> Result<T>
+    where
+        F: Fn(ReplicaClient<Channel>, u32, u32) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
+    {
         let deadline = Instant::now() + self.timeout;
         let mut refresh = false;
         let mut pause = Duration::from_millis(20);
+        let mut unknown = false;
         let mut last: String;
         loop {
             let attempt = async {
@@ -120,34 +152,70 @@ impl DataClient {
                     .get(pidx as usize)
                     .ok_or_else(|| Error::InvalidInput(format!("{table} has no partition {pidx}")))?
                     .clone();
-                if primary.is_empty() {
-                    return Ok(Err(format!(
-                        "partition {}.{pidx} has no primary",
+                if primary.is_empty() && route.lost.contains(&pidx) {
+                    return Err(Error::PartitionLost(format!(
+                        "partition {}.{pidx} of {table} lost every replica: it serves nothing until its last member is back or an operator chooses a primary (ddd_diagnose)",
                         route.app_id
                     )));
+                }
+                if primary.is_empty() {
+                    return Ok(Err(Next::Retry(format!(
+                        "partition {}.{pidx} has no primary",
+                        route.app_id
+                    ))));
                 }
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 let call = op(self.client(&primary)?, route.app_id, pidx);
                 Ok(match tokio::time::timeout(remaining, call).await {
                     Ok(Ok(reply)) => Ok(reply.into_inner()),
-                    Ok(Err(status)) if retryable(&status) => {
-                        Err(format!("{primary}: {}", status.message()))
+                    Ok(Err(status)) => {
+                        let err = Error::from(status);
+                        let why = format!("{primary}: {err}");
+                        match err {
+                            Error::OutcomeUnknown(_) => Err(Next::Unknown(why)),
+                            Error::Unavailable(_) | Error::Timeout(_) | Error::Internal(_)
+                                if write =>
+                            {
+                                Err(Next::Unknown(why))
+                            }
+                            e if e.needs_reroute()
+                                || matches!(e, Error::Timeout(_) | Error::Internal(_)) =>
+                            {
+                                Err(Next::Retry(why))
+                            }
+                            e => return Err(e),
+                        }
                     }
-                    Ok(Err(status)) => return Err(Error::from(status)),
-                    Err(_) => Err(format!("{primary} did not answer")),
+                    Err(_) if write => Err(Next::Unknown(format!("{primary} did not answer"))),
+                    Err(_) => Err(Next::Retry(format!("{primary} did not answer"))),
                 })
             };
             match attempt.await {
                 Ok(Ok(value)) => return Ok(value),
-                Ok(Err(why)) => last = why,
-                Err(e @ (Error::InvalidInput(_) | Error::NotFound(_))) => return Err(e),
+                Ok(Err(Next::Retry(why))) => last = why,
+                Ok(Err(Next::Unknown(why))) => {
+                    unknown = true;
+                    last = why;
+                }
+                Err(
+                    e @ (Error::InvalidInput(_) | Error::NotFound(_) | Error::PartitionLost(_)),
+                ) => {
+                    return Err(e);
+                }
                 Err(e) => last = e.to_string(),
             }
             if Instant::now() + pause >= deadline {
-                return Err(Error::Timeout(format!(
+                let why = format!(
                     "{table} partition {pidx}: no answer within {:?} ({last})",
                     self.timeout
-                )));
+                );
+                return Err(if unknown {
+                    Error::OutcomeUnknown(format!(
+                        "{why}; the write was sent and may have been applied (sending it again with its request id applies it once)"
+                    ))
+                } else {
+                    Error::Timeout(why)
+                });
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(500));
@@ -168,18 +236,32 @@ impl DataClient {
         mutations: Vec<pb::Mutation>,
     ) -> Result<u64> {
         let pidx = self.pidx(table, hash_key).await?;
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let acked_below = {
+            let mut in_flight = self.in_flight.lock().expect("in flight");
+            in_flight.insert(seq);
+            *in_flight.first().expect("just inserted")
+        };
+        let request = pb::RequestId {
+            client: self.id,
+            seq,
+            acked_below,
+        };
         let reply = self
-            .on_partition(table, pidx, |mut c, app_id, pidx| {
+            .attempts(table, pidx, true, |mut c, app_id, pidx| {
                 let req = pb::WriteRequest {
                     app_id,
                     pidx,
                     mutations: mutations.clone(),
-                    request: None,
+                    request: Some(request),
                 };
                 async move { c.write(req).await }
             })
-            .await?;
-        Ok(reply.decree)
+            .await;
+        // Answered, or given up: this id is not sent again (a caller's retry is a new
+        // write), so the replicas may forget it.
+        self.in_flight.lock().expect("in flight").remove(&seq);
+        Ok(reply?.decree)
     }
 
     /// Sets records of one hash key: (sort key, value) pairs, expiring after `ttl`

@@ -196,6 +196,15 @@ impl MetaClient {
         .await
     }
 
+    /// Partitions that lost every replica; with a force, an operator's decision.
+    pub async fn ddd_diagnose(&self, req: pb::DddDiagnoseRequest) -> Result<pb::DddDiagnoseReply> {
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.ddd_diagnose(req).await }
+        })
+        .await
+    }
+
     /// A primary's configuration change (compare-and-set on the ballot).
     pub async fn update_partition(
         &self,

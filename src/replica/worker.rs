@@ -81,7 +81,7 @@ impl Shared {
 
     /// What the beacon reports of the replica.
     pub fn report(&self) -> pb::ReplicaReport {
-        let mut r = self.report.lock().expect("report").clone();
+        let mut r = *self.report.lock().expect("report");
         r.disk_bytes = self.disk.load(Ordering::Relaxed);
         r
     }

@@ -43,7 +43,7 @@ impl ShellError {
             ShellError::Cluster(e) => match e {
                 Error::Unavailable(_) | Error::NotLeader { .. } => exit_code::UNREACHABLE,
                 Error::Unsafe(_) => exit_code::UNSAFE,
-                Error::Timeout(_) => exit_code::TIMEOUT,
+                Error::Timeout(_) | Error::OutcomeUnknown(_) => exit_code::TIMEOUT,
                 _ => exit_code::FAILED,
             },
         }
@@ -90,5 +90,14 @@ mod tests {
             5
         );
         assert_eq!(ShellError::Failed("disk".into()).exit_code(), 1);
+        assert_eq!(
+            ShellError::Cluster(Error::OutcomeUnknown("sent".into())).exit_code(),
+            5,
+            "a write that timed out after it was sent is a timeout"
+        );
+        assert_eq!(
+            ShellError::Cluster(Error::PartitionLost("ddd".into())).exit_code(),
+            1
+        );
     }
 }

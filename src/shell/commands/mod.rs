@@ -7,6 +7,7 @@ mod balance;
 mod cluster_info;
 mod count_data;
 mod create;
+mod ddd_diagnose;
 mod del;
 mod drop;
 mod exit;
@@ -56,6 +57,7 @@ pub static VERBS: &[&dyn Verb] = &[
     &set_meta_level::SetMetaLevel,
     &balance::Balance,
     &propose::Propose,
+    &ddd_diagnose::DddDiagnose,
     &wait::Wait,
     &remote_command::RemoteCommand,
     &server_info::ServerInfo,
