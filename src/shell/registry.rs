@@ -126,11 +126,16 @@ fn value_hint(arg: &Arg) -> Option<String> {
                 .join("|"),
         );
     }
-    let name = arg
-        .get_value_names()
-        .and_then(|v| v.first())
-        .map(|s| s.to_string());
-    Some(name.unwrap_or_else(|| arg.get_id().to_string().to_uppercase()))
+    // Every value an option takes (`--force-primary GPID ADDR`); a positional's one.
+    let names = arg.get_value_names().map(|v| {
+        let shown = if arg.is_positional() { &v[..1] } else { v };
+        shown
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    Some(names.unwrap_or_else(|| arg.get_id().to_string().to_uppercase()))
 }
 
 /// Turns clap's multi-line error into one line: the message, then the verb's usage.
