@@ -1,8 +1,13 @@
 //! The meta server's gRPC API against malformed requests: every one gets an error
-//! status and the server keeps answering. Also the in-process view of node death.
+//! status and the server keeps answering. Also the in-process view of node death, and
+//! a stalled or failing meta store: beacons and reads still answer, and a refused
+//! write is reported and undone.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use ballast::client::MetaClient;
+use ballast::meta::config::MetaConfig;
+use ballast::meta::faulty_store::FaultyStore;
 use ballast::pb;
 use tonic::Code;
 
@@ -129,4 +134,135 @@ fn a_stopped_node_turns_unalive_and_back() {
     );
     c.start_node(&victim);
     wait_node_status(&meta, &victim, "ALIVE", Duration::from_secs(10));
+}
+
+/// A beacon from a stand-in replica server (nothing connects back to it).
+fn beacon_of(address: &str) -> pb::BeaconRequest {
+    pb::BeaconRequest {
+        address: address.to_string(),
+        incarnation: format!("inc-{address}"),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn with_the_meta_store_stalled_beacons_and_reads_still_answer() {
+    // The server runs on its own runtime: if a stalled write blocked its workers, the
+    // test's deadlines (on another runtime) still fire and say so.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = FaultyStore::new();
+    let _unstall = Unstall(store.clone());
+    let (handle, _meta) = server_rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        ballast::meta::start_with_store(MetaConfig::fast(), Box::new(store.clone()), listener)
+            .await
+            .unwrap()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client =
+            MetaClient::new(&[handle.addr().to_string()], Duration::from_secs(30)).unwrap();
+        // Stand-in nodes on ports nothing listens on: the meta server never calls them.
+        let nodes: Vec<String> = (1..=3).map(|i| format!("127.0.0.1:{}", 9 + i)).collect();
+        for n in &nodes {
+            client.beacon(beacon_of(n)).await.unwrap();
+        }
+        let create = |name: &str| pb::CreateAppRequest {
+            app_name: name.to_string(),
+            partition_count: 2,
+            replica_count: 3,
+            ..Default::default()
+        };
+        client.create_app(create("before")).await.unwrap();
+        let answer = Duration::from_secs(2);
+
+        store.stall(true);
+        let writes = store.writes();
+        let attempts = store.attempts();
+        let stalled = {
+            let client = client.clone();
+            let req = create("during");
+            tokio::spawn(async move { client.create_app(req).await })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.attempts() == attempts {
+            assert!(
+                Instant::now() < deadline,
+                "the create never reached the store"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for _ in 0..3 {
+            for n in &nodes {
+                let reply = tokio::time::timeout(answer, client.beacon(beacon_of(n)))
+                    .await
+                    .expect("a beacon answers while the store is stalled")
+                    .unwrap();
+                assert_eq!(reply.assignments.len(), 2, "assigned what is durable");
+            }
+            let listed = tokio::time::timeout(answer, client.list_nodes(pb::NodeStatus::Alive))
+                .await
+                .expect("nodes answers")
+                .unwrap();
+            assert_eq!(listed.len(), 3);
+            let apps = tokio::time::timeout(answer, client.list_apps(pb::AppStatus::Available))
+                .await
+                .expect("ls answers")
+                .unwrap();
+            let names: Vec<String> = apps
+                .iter()
+                .map(|a| a.info.as_ref().unwrap().app_name.clone())
+                .collect();
+            assert_eq!(names, ["before"], "a table not yet durable is not shown");
+            tokio::time::timeout(answer, client.query_app("before"))
+                .await
+                .expect("app answers")
+                .unwrap();
+        }
+        assert!(!stalled.is_finished(), "the create waits for its write");
+        assert_eq!(store.writes(), writes);
+
+        let tables = || async {
+            client
+                .list_apps(pb::AppStatus::Available)
+                .await
+                .unwrap()
+                .len()
+        };
+        store.stall(false);
+        let reply = stalled.await.unwrap().unwrap();
+        assert!(!reply.existed);
+        assert_eq!(tables().await, 2);
+
+        // A refused write is reported to the caller and undone.
+        store.fail(true);
+        let err = client.create_app(create("refused")).await.unwrap_err();
+        assert!(err.to_string().contains("meta store"), "{err}");
+        store.fail(false);
+        assert_eq!(tables().await, 2);
+        let again = client.create_app(create("refused")).await.unwrap();
+        assert!(
+            !again.existed,
+            "the refused create was undone, not half-kept"
+        );
+    });
+    // The client's connections live on `rt`: close them, or a graceful shutdown waits.
+    drop(rt);
+    server_rt.block_on(handle.shutdown());
+}
+
+/// Lets a stalled store go when the test ends, passed or not.
+struct Unstall(FaultyStore);
+
+impl Drop for Unstall {
+    fn drop(&mut self) {
+        self.0.stall(false);
+    }
 }

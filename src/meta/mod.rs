@@ -1,7 +1,8 @@
 //! The meta server: owner of membership and partition placement.
 //!
 //! - [`state`] holds everything (nodes, tables, level, settings) behind one lock;
-//! - [`store`] makes tables and placements durable before a change is acknowledged;
+//! - [`store`] makes tables and placements durable before a change is acknowledged or
+//!   shown, written by [`writer`]'s thread and never under the state's lock;
 //! - [`placement`] and [`levels`] are pure decision logic;
 //! - [`service`] and [`remote_commands`] are thin adapters for gRPC and `remote_command`;
 //! - [`start`] wires them up with the failure detector's ticker.
@@ -9,6 +10,7 @@
 pub mod app;
 pub mod balancer;
 pub mod config;
+pub mod faulty_store;
 pub mod guardian;
 pub mod levels;
 pub mod placement;
@@ -19,6 +21,7 @@ pub mod service;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod writer;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::error::Result;
 use crate::pb;
@@ -34,33 +38,70 @@ use crate::timeutil::{format_ms, now_ms};
 use config::MetaConfig;
 use state::MetaState;
 use store::{MetaStore, RedbStore};
+use writer::Progress;
 
-/// The meta server's shared core: the state behind its lock, and process facts.
+/// The meta server's shared core: the state behind its lock, the store writer's
+/// progress, and process facts.
 pub struct Meta {
-    state: Mutex<MetaState>,
+    state: Arc<Mutex<MetaState>>,
+    progress: watch::Sender<Progress>,
     address: String,
     started: Instant,
     started_ms: u64,
 }
 
 impl Meta {
-    /// Opens the state over `store`; `address` is what this server answers as.
+    /// Opens the state over `store`, which a writer thread owns from then on; `address`
+    /// is what this server answers as.
     pub fn new(config: MetaConfig, store: Box<dyn MetaStore>, address: String) -> Result<Meta> {
         let started = Instant::now();
-        let state = MetaState::open(config, store, started)?;
+        let mut state = MetaState::open(config, store, started)?;
+        let (store, queue) = state
+            .detach_store()
+            .expect("a freshly opened state owns its store");
+        let state = Arc::new(Mutex::new(state));
+        let (progress, _) = watch::channel(Progress::default());
+        writer::spawn(Arc::downgrade(&state), store, queue, progress.clone())?;
         Ok(Meta {
-            state: Mutex::new(state),
+            state,
+            progress,
             address,
             started,
             started_ms: now_ms(),
         })
     }
 
-    /// Locks the state. Holders do no network I/O; durable writes are the only I/O.
+    /// Locks the state. Holders do no I/O: durable writes are queued for the writer.
     pub fn lock(&self) -> MutexGuard<'_, MetaState> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `change` on the state and answers once what it queued is durable.
+    pub async fn change<T>(&self, change: impl FnOnce(&mut MetaState) -> Result<T>) -> Result<T> {
+        let (value, seq) = {
+            let mut state = self.lock();
+            let value = change(&mut state)?;
+            (value, state.submitted())
+        };
+        self.durable(seq).await?;
+        Ok(value)
+    }
+
+    /// Waits until every store batch up to `seq` (see [`MetaState::submitted`]) is
+    /// durable, or fails with the store's error if one was refused (the change is then
+    /// undone).
+    pub async fn durable(&self, seq: u64) -> Result<()> {
+        if seq == 0 {
+            return Ok(());
+        }
+        let mut rx = self.progress.subscribe();
+        let progress = rx
+            .wait_for(|p| p.outcome(seq).is_some())
+            .await
+            .map_err(|_| crate::error::Error::Storage("the meta store writer stopped".into()))?;
+        progress.outcome(seq).unwrap_or(Ok(()))
     }
 
     /// The address this server answers as.

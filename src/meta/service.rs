@@ -143,13 +143,18 @@ impl pb::meta_server::Meta for MetaService {
     ) -> Result<Response<pb::CreateAppReply>, Status> {
         let r = req.into_inner();
         let envs: BTreeMap<String, String> = r.envs.into_iter().collect();
-        let (app_id, existed) = self.meta.lock().create_app(
-            &r.app_name,
-            r.partition_count,
-            r.replica_count,
-            r.fail_if_exist,
-            envs,
-        )?;
+        let (app_id, existed) = self
+            .meta
+            .change(|s| {
+                s.create_app(
+                    &r.app_name,
+                    r.partition_count,
+                    r.replica_count,
+                    r.fail_if_exist,
+                    envs,
+                )
+            })
+            .await?;
         Ok(Response::new(pb::CreateAppReply { app_id, existed }))
     }
 
@@ -159,7 +164,10 @@ impl pb::meta_server::Meta for MetaService {
     ) -> Result<Response<pb::DropAppReply>, Status> {
         let r = req.into_inner();
         let reserve = r.reserve_seconds.map(Duration::from_secs);
-        let (app_id, drop_expire_ms) = self.meta.lock().drop_app(&r.app_name, reserve)?;
+        let (app_id, drop_expire_ms) = self
+            .meta
+            .change(|s| s.drop_app(&r.app_name, reserve))
+            .await?;
         Ok(Response::new(pb::DropAppReply {
             app_id,
             drop_expire_ms,
@@ -172,7 +180,10 @@ impl pb::meta_server::Meta for MetaService {
     ) -> Result<Response<pb::RecallAppReply>, Status> {
         let r = req.into_inner();
         let new_name = (!r.new_app_name.is_empty()).then_some(r.new_app_name.as_str());
-        let record = self.meta.lock().recall_app(r.app_id, new_name)?;
+        let record = self
+            .meta
+            .change(|s| s.recall_app(r.app_id, new_name))
+            .await?;
         Ok(Response::new(pb::RecallAppReply {
             info: Some(record.to_pb()),
         }))
@@ -245,10 +256,14 @@ impl pb::meta_server::Meta for MetaService {
             .as_ref()
             .map(Gpid::from_pb)
             .ok_or_else(|| Error::InvalidInput("gpid is missing".into()))?;
-        let mut state = self.meta.lock();
-        let config = state.partition(gpid)?.clone();
-        let action = proposal_action(&r.kind, gpid, &r.from, &r.to, &config)?;
-        let action = state.propose(action, r.force, Instant::now())?;
+        let action = self
+            .meta
+            .change(|state| {
+                let config = state.partition(gpid)?.clone();
+                let action = proposal_action(&r.kind, gpid, &r.from, &r.to, &config)?;
+                state.propose(action, r.force, Instant::now())
+            })
+            .await?;
         Ok(Response::new(pb::ProposeReply {
             action: action.to_string(),
         }))
@@ -264,10 +279,10 @@ impl pb::meta_server::Meta for MetaService {
             pidx: r.pidx,
         };
         let change = primary_request_from_pb(r.kind, r.node)?;
-        let (applied, config) =
-            self.meta
-                .lock()
-                .update_partition(gpid, r.ballot, &r.from, change, Instant::now())?;
+        let (applied, config) = self
+            .meta
+            .change(|s| s.update_partition(gpid, r.ballot, &r.from, change, Instant::now()))
+            .await?;
         Ok(Response::new(pb::UpdatePartitionReply {
             applied,
             config: Some(config.to_pb()),
@@ -280,9 +295,13 @@ impl pb::meta_server::Meta for MetaService {
     ) -> Result<Response<pb::DddDiagnoseReply>, Status> {
         let r = req.into_inner();
         let now = Instant::now();
-        let mut state = self.meta.lock();
         let forced = match (&r.force_gpid, r.force_node.is_empty()) {
-            (Some(g), false) => state.force_primary(Gpid::from_pb(g), &r.force_node, now)?,
+            (Some(g), false) => {
+                let gpid = Gpid::from_pb(g);
+                self.meta
+                    .change(|s| s.force_primary(gpid, &r.force_node, now))
+                    .await?
+            }
             (None, true) => String::new(),
             _ => {
                 return Err(
@@ -290,6 +309,7 @@ impl pb::meta_server::Meta for MetaService {
                 );
             }
         };
+        let state = self.meta.lock();
         let partitions = state
             .ddd_partitions(now)
             .into_iter()

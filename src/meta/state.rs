@@ -14,7 +14,7 @@ use crate::meta::balancer::OperationCount;
 use crate::meta::config::MetaConfig;
 use crate::meta::levels::{FreezeThresholds, effective_level};
 use crate::meta::snapshot::Action;
-use crate::meta::store::{MetaStore, StoreOp};
+use crate::meta::store::{MetaStore, StoreOp, StoredState};
 use crate::model::{AppStatus, Gpid, MetaLevel, ReplicaReport, ReplicaRole, validate_address};
 use crate::timeutil::now_ms;
 
@@ -136,7 +136,9 @@ pub struct InFlight {
 /// The meta server's state.
 pub struct MetaState {
     config: MetaConfig,
-    store: Box<dyn MetaStore>,
+    sink: Sink,
+    /// What the store holds: the tables, partitions and nodes shown outside.
+    durable: StoredState,
     nodes: BTreeMap<String, NodeState>,
     apps: BTreeMap<u32, App>,
     next_app_id: u32,
@@ -165,7 +167,8 @@ impl MetaState {
     /// that a meta server restart does not declare the whole cluster dead at once.
     pub fn open(config: MetaConfig, store: Box<dyn MetaStore>, now: Instant) -> Result<MetaState> {
         config.validate()?;
-        let stored = store.load()?;
+        let mut stored = store.load()?;
+        stored.next_app_id = stored.next_app_id.max(1);
         let mut known = stored.nodes.clone();
         for app in stored.apps.values() {
             for p in &app.partitions {
@@ -201,10 +204,11 @@ impl MetaState {
         Ok(MetaState {
             level: config.level_on_start,
             config,
-            store,
+            sink: Sink::Direct(store),
             nodes,
-            apps: stored.apps,
-            next_app_id: stored.next_app_id.max(1),
+            apps: stored.apps.clone(),
+            next_app_id: stored.next_app_id,
+            durable: stored,
             settings,
             inflight: BTreeMap::new(),
             proposals: BTreeMap::new(),
@@ -246,7 +250,7 @@ impl MetaState {
             .map(|n| (n.alive, n.incarnation.clone()));
         match &known {
             None => {
-                self.store.apply(&[StoreOp::PutNode(
+                self.persist(vec![StoreOp::PutNode(
                     address.to_string(),
                     incarnation.to_string(),
                 )])?;
@@ -255,7 +259,7 @@ impl MetaState {
             }
             Some((alive, old)) => {
                 if old != incarnation {
-                    self.store.apply(&[StoreOp::PutNode(
+                    self.persist(vec![StoreOp::PutNode(
                         address.to_string(),
                         incarnation.to_string(),
                     )])?;
@@ -291,10 +295,20 @@ impl MetaState {
         })
     }
 
-    /// Every replica the configurations (and learners in flight) place on `address`.
+    /// Every replica the durable configurations (and learners in flight) place on
+    /// `address`. A node whose new data directory is not yet durably known is assigned
+    /// nothing: its old replicas are gone.
     pub fn assignments(&self, address: &str) -> Vec<NodeAssignment> {
         let mut out = Vec::new();
-        for app in self.apps.values() {
+        let known = self.durable.nodes.get(address);
+        if self
+            .nodes
+            .get(address)
+            .is_some_and(|n| known.is_some_and(|k| !k.is_empty() && *k != n.incarnation))
+        {
+            return out;
+        }
+        for app in self.durable.apps.values() {
             for p in &app.partitions {
                 let gpid = Gpid {
                     app_id: app.record.app_id,
@@ -350,11 +364,30 @@ impl MetaState {
                 dead.push(addr.clone());
             }
         }
-        for addr in &dead {
+        // A dead node still in a configuration: its removal was not made durable (a
+        // failed store write), so it is tried again.
+        let stranded: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(addr, n)| {
+                !n.alive && !dead.contains(addr) && !self.pending_dead.contains(*addr)
+            })
+            .map(|(addr, _)| addr.clone())
+            .filter(|addr| self.is_member(addr))
+            .collect();
+        for addr in dead.iter().chain(&stranded) {
             self.lb_counts = None;
             self.on_node_dead(addr, now)?;
         }
         Ok(dead)
+    }
+
+    /// Whether `address` is a member of any partition's configuration.
+    fn is_member(&self, address: &str) -> bool {
+        self.apps
+            .values()
+            .flat_map(|a| &a.partitions)
+            .any(|p| p.members().any(|m| m == address))
     }
 
     /// Whether `address` is ALIVE now.
@@ -412,6 +445,9 @@ impl MetaState {
 
 mod change;
 mod ddl;
+mod persist;
+pub use persist::Batch;
+use persist::Sink;
 
 pub use change::PrimaryRequest;
 mod ddd;

@@ -45,6 +45,48 @@ pub struct StoredState {
     pub nodes: BTreeMap<String, String>,
 }
 
+impl StoredState {
+    /// Applies a batch of changes in memory, as a store applies them on disk (the meta
+    /// state keeps its image of what is durable this way).
+    pub fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
+        for op in ops {
+            match op {
+                StoreOp::PutApp(record) => {
+                    self.apps
+                        .entry(record.app_id)
+                        .or_insert_with(|| App {
+                            record: record.clone(),
+                            partitions: Vec::new(),
+                        })
+                        .record = record.clone();
+                }
+                StoreOp::PutPartition(app_id, config) => {
+                    let app = self.apps.get_mut(app_id).ok_or_else(|| {
+                        Error::Storage(format!("partition of unknown app {app_id}"))
+                    })?;
+                    let idx = config.pidx as usize;
+                    if idx < app.partitions.len() {
+                        app.partitions[idx] = config.clone();
+                    } else {
+                        app.partitions.push(config.clone());
+                    }
+                }
+                StoreOp::DeleteApp(app_id) => {
+                    self.apps.remove(app_id);
+                }
+                StoreOp::PutNextAppId(id) => self.next_app_id = *id,
+                StoreOp::PutNode(addr, incarnation) => {
+                    self.nodes.insert(addr.clone(), incarnation.clone());
+                }
+                StoreOp::DeleteNode(addr) => {
+                    self.nodes.remove(addr);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Durable storage for the meta server's state.
 pub trait MetaStore: Send {
     /// Reads everything.
@@ -250,42 +292,7 @@ impl MetaStore for MemStore {
     }
 
     fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
-        let s = &mut self.state;
-        for op in ops {
-            match op {
-                StoreOp::PutApp(record) => {
-                    s.apps
-                        .entry(record.app_id)
-                        .or_insert_with(|| App {
-                            record: record.clone(),
-                            partitions: Vec::new(),
-                        })
-                        .record = record.clone();
-                }
-                StoreOp::PutPartition(app_id, config) => {
-                    let app = s.apps.get_mut(app_id).ok_or_else(|| {
-                        Error::Storage(format!("partition of unknown app {app_id}"))
-                    })?;
-                    let idx = config.pidx as usize;
-                    if idx < app.partitions.len() {
-                        app.partitions[idx] = config.clone();
-                    } else {
-                        app.partitions.push(config.clone());
-                    }
-                }
-                StoreOp::DeleteApp(app_id) => {
-                    s.apps.remove(app_id);
-                }
-                StoreOp::PutNextAppId(id) => s.next_app_id = *id,
-                StoreOp::PutNode(addr, incarnation) => {
-                    s.nodes.insert(addr.clone(), incarnation.clone());
-                }
-                StoreOp::DeleteNode(addr) => {
-                    s.nodes.remove(addr);
-                }
-            }
-        }
-        Ok(())
+        self.state.apply(ops)
     }
 }
 

@@ -143,10 +143,7 @@ impl Sim {
                 self.count("meta restart");
             }
             68..71 => {
-                self.meta
-                    .store
-                    .failing
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                self.meta.store.fail(true);
                 let at = self.now + self.rng.range(100, 1000);
                 self.schedule(at, Event::Heal(Heal::MetaStore));
                 self.count("meta store failure");
@@ -234,10 +231,7 @@ impl Sim {
                 self.trace("meta: restarted".into());
             }
             Heal::MetaStore => {
-                self.meta
-                    .store
-                    .failing
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                self.meta.store.fail(false);
             }
         }
     }
@@ -249,10 +243,7 @@ impl Sim {
         self.chaos = false;
         self.net.heal();
         self.net.max_delay = 5;
-        self.meta
-            .store
-            .failing
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.meta.store.fail(false);
         if !self.meta.up {
             let now = self.now;
             self.meta.restart(now);

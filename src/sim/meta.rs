@@ -1,39 +1,12 @@
 //! The simulation's meta server: the real [`MetaState`] over a store that survives its
 //! restarts and can be made to fail, driven on the simulation's clock.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
 use crate::meta::config::MetaConfig;
+use crate::meta::faulty_store::FaultyStore;
 use crate::meta::state::MetaState;
-use crate::meta::store::{MemStore, MetaStore, StoreOp, StoredState};
 use crate::model::MetaLevel;
-
-/// A store shared by every life of the simulated meta server; writes fail while
-/// `failing` is set.
-#[derive(Clone)]
-pub struct SharedStore {
-    inner: Arc<Mutex<MemStore>>,
-    /// Writes fail while set.
-    pub failing: Arc<AtomicBool>,
-}
-
-impl MetaStore for SharedStore {
-    fn load(&self) -> Result<StoredState> {
-        self.inner.lock().expect("store").load()
-    }
-
-    fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
-        if self.failing.load(Ordering::Relaxed) {
-            return Err(Error::Storage(
-                "injected: the meta store write failed".into(),
-            ));
-        }
-        self.inner.lock().expect("store").apply(ops)
-    }
-}
 
 /// The simulated meta server.
 pub struct SimMeta {
@@ -42,7 +15,7 @@ pub struct SimMeta {
     /// Running.
     pub up: bool,
     /// Its store.
-    pub store: SharedStore,
+    pub store: FaultyStore,
     /// The instant the simulation's time 0 maps to.
     base: Instant,
 }
@@ -72,10 +45,7 @@ impl Default for SimMeta {
 impl SimMeta {
     /// A fresh meta server at simulated time 0.
     pub fn new() -> SimMeta {
-        let store = SharedStore {
-            inner: Arc::new(Mutex::new(MemStore::new())),
-            failing: Arc::new(AtomicBool::new(false)),
-        };
+        let store = FaultyStore::new();
         let base = Instant::now();
         let state = MetaState::open(sim_config(), Box::new(store.clone()), base).expect("opens");
         SimMeta {

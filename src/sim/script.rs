@@ -172,10 +172,7 @@ impl Sim {
             }
             "meta-store" => {
                 let failing = arg(1) == "fail";
-                self.meta
-                    .store
-                    .failing
-                    .store(failing, std::sync::atomic::Ordering::Relaxed);
+                self.meta.store.fail(failing);
                 String::new()
             }
             "force" => {

@@ -59,13 +59,10 @@ impl MetaState {
         expected: i64,
         change: impl FnOnce(&mut PartitionConfig) -> bool,
     ) -> Result<bool> {
-        let app = self
+        let current = self
             .apps
-            .get_mut(&gpid.app_id)
-            .ok_or_else(|| Error::NotFound(format!("partition {gpid}")))?;
-        let current = app
-            .partitions
-            .get(gpid.pidx as usize)
+            .get(&gpid.app_id)
+            .and_then(|app| app.partitions.get(gpid.pidx as usize))
             .ok_or_else(|| Error::NotFound(format!("partition {gpid}")))?;
         if current.ballot != expected {
             return Ok(false);
@@ -76,10 +73,11 @@ impl MetaState {
             return Ok(false);
         }
         next.ballot = next.ballot.max(expected + 1);
-        self.store
-            .apply(&[StoreOp::PutPartition(gpid.app_id, next.clone())])?;
+        self.persist(vec![StoreOp::PutPartition(gpid.app_id, next.clone())])?;
         tracing::info!(%gpid, ballot = next.ballot, primary = ?next.primary, secondaries = ?next.secondaries, "configuration changed");
-        app.partitions[gpid.pidx as usize] = next;
+        if let Some(app) = self.apps.get_mut(&gpid.app_id) {
+            app.partitions[gpid.pidx as usize] = next;
+        }
         self.lb_counts = None;
         Ok(true)
     }
@@ -121,9 +119,7 @@ impl MetaState {
             .iter()
             .map(|(g, c)| StoreOp::PutPartition(g.app_id, c.clone()))
             .collect();
-        if !ops.is_empty() {
-            self.store.apply(&ops)?;
-        }
+        self.persist(ops)?;
         self.inflight.retain(|_, f| !f.action.involves(node));
         self.proposals.retain(|_, a| !a.involves(node));
         let now_ms = self.unix_ms(now);
@@ -284,7 +280,7 @@ impl MetaState {
 
     /// Inactive replicas `node` holds that nothing needs any more: their table is gone, or
     /// their partition is fully healthy without them (`assignments` is what the node is
-    /// assigned now). Only at level lively.
+    /// assigned now), by the durable configurations. Only at level lively.
     pub(super) fn garbage(&self, node: &str, assignments: &[NodeAssignment]) -> Vec<Gpid> {
         if self.level().effective < MetaLevel::Lively {
             return Vec::new();
@@ -297,7 +293,7 @@ impl MetaState {
             .replicas
             .keys()
             .filter(|g| !assigned.contains(g))
-            .filter(|g| match self.apps.get(&g.app_id) {
+            .filter(|g| match self.durable.apps.get(&g.app_id) {
                 None => true,
                 Some(app) if app.record.status != AppStatus::Available => false,
                 Some(app) => app.partitions.get(g.pidx as usize).is_none_or(|p| {

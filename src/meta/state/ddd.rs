@@ -88,7 +88,7 @@ impl MetaState {
 
     /// The partitions of table `app_id` that lost every replica.
     pub fn ddd_pidxs(&self, app_id: u32) -> Vec<u32> {
-        let Some(app) = self.apps.get(&app_id) else {
+        let Some(app) = self.durable.apps.get(&app_id) else {
             return Vec::new();
         };
         app.partitions

@@ -23,7 +23,7 @@ impl MetaState {
             .collect();
         if !expired.is_empty() {
             let ops: Vec<StoreOp> = expired.iter().map(|id| StoreOp::DeleteApp(*id)).collect();
-            self.store.apply(&ops)?;
+            self.persist(ops)?;
             for id in &expired {
                 self.apps.remove(id);
                 tracing::info!(app_id = id, "dropped table expired and is gone");
@@ -58,7 +58,7 @@ impl MetaState {
         envs: BTreeMap<String, String>,
     ) -> Result<(u32, bool)> {
         validate_app_name(name)?;
-        if let Ok(app) = self.app_by_name(name) {
+        if let Ok(app) = self.planned_app_by_name(name) {
             if fail_if_exist {
                 return Err(Error::AlreadyExists(format!(
                     "table '{name}' already exists"
@@ -107,7 +107,7 @@ impl MetaState {
                 .iter()
                 .map(|p| StoreOp::PutPartition(app_id, p.clone())),
         );
-        self.store.apply(&ops)?;
+        self.persist(ops)?;
         self.next_app_id = app_id + 1;
         self.lb_counts = None;
         self.apps.insert(app_id, App { record, partitions });
@@ -124,7 +124,7 @@ impl MetaState {
     /// The ALIVE nodes that may take new replicas, with what they hold.
     fn candidate_loads(&self) -> Vec<NodeLoad> {
         let now = Instant::now();
-        self.list_nodes(now)
+        self.node_summaries(&self.apps, now)
             .into_iter()
             .filter(|n| n.alive && !self.settings.black_list.contains(&n.address))
             .map(|n| NodeLoad {
@@ -138,7 +138,7 @@ impl MetaState {
     /// Drops a table: it stays recallable for `reserve` (or the configured default).
     /// Returns its id and when it expires (Unix ms).
     pub fn drop_app(&mut self, name: &str, reserve: Option<Duration>) -> Result<(u32, u64)> {
-        let app_id = self.app_by_name(name)?.record.app_id;
+        let app_id = self.planned_app_by_name(name)?.record.app_id;
         self.require_ddl("drop")?;
         let now = now_ms();
         let reserve = reserve.unwrap_or(self.config.hold_dropped_app);
@@ -146,7 +146,7 @@ impl MetaState {
         record.status = AppStatus::Dropped;
         record.drop_time_ms = now;
         record.drop_expire_ms = now.saturating_add(reserve.as_millis() as u64);
-        self.store.apply(&[StoreOp::PutApp(record.clone())])?;
+        self.persist(vec![StoreOp::PutApp(record.clone())])?;
         let expire = record.drop_expire_ms;
         self.apps.get_mut(&app_id).expect("app exists").record = record;
         tracing::info!(app = name, app_id, "table dropped");
@@ -173,7 +173,7 @@ impl MetaState {
         }
         let name = new_name.unwrap_or(&app.record.app_name).to_string();
         validate_app_name(&name)?;
-        if self.app_by_name(&name).is_ok() {
+        if self.planned_app_by_name(&name).is_ok() {
             return Err(Error::AlreadyExists(format!(
                 "table '{name}' exists; recall {app_id} under another name"
             )));
@@ -184,7 +184,7 @@ impl MetaState {
         record.app_name = name;
         record.drop_time_ms = 0;
         record.drop_expire_ms = 0;
-        self.store.apply(&[StoreOp::PutApp(record.clone())])?;
+        self.persist(vec![StoreOp::PutApp(record.clone())])?;
         self.apps.get_mut(&app_id).expect("app exists").record = record.clone();
         self.lb_counts = None;
         tracing::info!(app = record.app_name.as_str(), app_id, "table recalled");

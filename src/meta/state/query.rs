@@ -1,5 +1,6 @@
 //! Read-only queries on the meta state: nodes with their replica counts, tables, one
-//! partition's configuration.
+//! partition's configuration. What the shell is shown (nodes' counts, tables) is read
+//! from the image of what is durable; planning reads the working copy.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -10,11 +11,19 @@ use crate::meta::app::App;
 use crate::model::{AppStatus, Gpid, PartitionConfig};
 
 impl MetaState {
-    /// Every node with its replica counts over AVAILABLE tables, by address.
+    /// Every node with its durable replica counts over AVAILABLE tables, by address.
     pub fn list_nodes(&self, now: Instant) -> Vec<NodeSummary> {
+        self.node_summaries(&self.durable.apps, now)
+    }
+
+    /// Every node with its replica counts in `apps`, by address.
+    pub(super) fn node_summaries(
+        &self,
+        apps: &BTreeMap<u32, App>,
+        now: Instant,
+    ) -> Vec<NodeSummary> {
         let mut counts: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
-        for app in self
-            .apps
+        for app in apps
             .values()
             .filter(|a| a.record.status == AppStatus::Available)
         {
@@ -58,9 +67,10 @@ impl MetaState {
         out
     }
 
-    /// Tables, optionally of one status, by id.
+    /// Durable tables, optionally of one status, by id.
     pub fn list_apps(&self, status: Option<AppStatus>) -> Vec<&App> {
-        self.apps
+        self.durable
+            .apps
             .values()
             .filter(|a| status.is_none_or(|s| a.record.status == s))
             .collect()
@@ -75,11 +85,19 @@ impl MetaState {
             .ok_or_else(|| Error::NotFound(format!("partition {gpid} does not exist")))
     }
 
-    /// The table called `name` that is not dropped.
+    /// The durable table called `name` that is not dropped.
     pub fn app_by_name(&self, name: &str) -> Result<&App> {
-        self.apps
-            .values()
-            .find(|a| a.record.app_name == name && a.record.status != AppStatus::Dropped)
-            .ok_or_else(|| Error::NotFound(format!("table '{name}' does not exist")))
+        find_by_name(&self.durable.apps, name)
     }
+
+    /// The table called `name` that is not dropped, in the working copy.
+    pub(super) fn planned_app_by_name(&self, name: &str) -> Result<&App> {
+        find_by_name(&self.apps, name)
+    }
+}
+
+fn find_by_name<'a>(apps: &'a BTreeMap<u32, App>, name: &str) -> Result<&'a App> {
+    apps.values()
+        .find(|a| a.record.app_name == name && a.record.status != AppStatus::Dropped)
+        .ok_or_else(|| Error::NotFound(format!("table '{name}' does not exist")))
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::error::Error;
+use crate::meta::faulty_store::FaultyStore;
 use crate::meta::store::{MemStore, RedbStore};
 use crate::model::{Gpid, ReplicaData, ReplicaReport, ReplicaRole};
 
@@ -656,33 +657,11 @@ fn a_primary_move_is_proposed_to_the_primary_and_applied_when_it_asks() {
     assert_eq!(state.actions_in_flight(), 0);
 }
 
-/// A store whose writes fail while `failing` is set.
-struct FlakyStore {
-    inner: MemStore,
-    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl MetaStore for FlakyStore {
-    fn load(&self) -> Result<crate::meta::store::StoredState> {
-        self.inner.load()
-    }
-    fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
-        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::Storage("injected: EIO".into()));
-        }
-        self.inner.apply(ops)
-    }
-}
-
 #[test]
 fn an_action_is_forgotten_only_once_its_configuration_is_durable() {
-    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let store = FlakyStore {
-        inner: MemStore::new(),
-        failing: failing.clone(),
-    };
+    let store = FaultyStore::new();
     let now = Instant::now();
-    let mut state = MetaState::open(MetaConfig::fast(), Box::new(store), now).unwrap();
+    let mut state = MetaState::open(MetaConfig::fast(), Box::new(store.clone()), now).unwrap();
     let addrs = join(&mut state, 4, now);
     state.create_app("t", 1, 3, false, BTreeMap::new()).unwrap();
     beacon_assigned(&mut state, &addrs, now);
@@ -700,7 +679,7 @@ fn an_action_is_forgotten_only_once_its_configuration_is_durable() {
     };
     state.propose(add, true, now).unwrap();
     assert_eq!(state.actions_in_flight(), 1);
-    failing.store(true, std::sync::atomic::Ordering::Relaxed);
+    store.fail(true);
     let upgrade = PrimaryRequest::UpgradeLearner(outsider.clone());
     let err = state.update_partition(gpid, config.ballot, &primary, upgrade.clone(), now);
     assert!(matches!(err, Err(Error::Storage(_))), "{err:?}");
@@ -710,7 +689,7 @@ fn an_action_is_forgotten_only_once_its_configuration_is_durable() {
         "the action survives the failed write"
     );
     assert_eq!(state.partition(gpid).unwrap(), &config);
-    failing.store(false, std::sync::atomic::Ordering::Relaxed);
+    store.fail(false);
     let (applied, after) = state
         .update_partition(gpid, config.ballot, &primary, upgrade, now)
         .unwrap();
@@ -759,4 +738,135 @@ fn a_replica_nobody_needs_is_garbage_only_at_lively_and_only_when_its_partition_
         !unhealthy.garbage.contains(&gpid),
         "a copy may still be needed while the partition is unhealthy"
     );
+}
+
+/// Writes the next queued batch to `store` as the writer thread would, reporting back.
+fn write_next(
+    state: &mut MetaState,
+    queue: &std::sync::mpsc::Receiver<Batch>,
+    store: &mut dyn MetaStore,
+) -> u64 {
+    let batch = queue.try_recv().expect("a batch is queued");
+    assert!(
+        !state.is_failed(batch.seq),
+        "batch {} was failed",
+        batch.seq
+    );
+    match store.apply(&batch.ops) {
+        Ok(()) => state.on_durable(&batch),
+        Err(e) => {
+            state.on_write_failed(batch.seq, &e);
+        }
+    }
+    batch.seq
+}
+
+#[test]
+fn with_a_queued_store_nothing_is_shown_or_assigned_before_it_is_durable() {
+    let faulty = FaultyStore::new();
+    let now = Instant::now();
+    let mut state = MetaState::open(MetaConfig::fast(), Box::new(faulty.clone()), now).unwrap();
+    let addrs = join(&mut state, 4, now);
+    let (mut store, queue) = state.detach_store().unwrap();
+    assert!(state.detach_store().is_none(), "the store moves once");
+    state.create_app("t", 2, 3, false, BTreeMap::new()).unwrap();
+    assert_eq!(state.submitted(), 1);
+    assert!(state.app_by_name("t").is_err(), "not shown before durable");
+    assert!(state.list_apps(None).is_empty());
+    assert!(addrs.iter().all(|a| state.assignments(a).is_empty()));
+    assert!(
+        state.list_nodes(now).iter().all(|n| n.primary_count == 0),
+        "node counts are of durable configurations"
+    );
+    // A second create of the same name sees the planned one: no duplicate table.
+    let (id, existed) = state.create_app("t", 2, 3, false, BTreeMap::new()).unwrap();
+    assert!(existed && id == 1);
+    assert_eq!(write_next(&mut state, &queue, store.as_mut()), 1);
+    assert!(queue.try_recv().is_err());
+    assert_eq!(state.app_by_name("t").unwrap().partitions.len(), 2);
+    assert_eq!(
+        addrs
+            .iter()
+            .map(|a| state.assignments(a).len())
+            .sum::<usize>(),
+        6
+    );
+    beacon_assigned(&mut state, &addrs, now);
+
+    // A node dies: it leaves every configuration in the working copy, and stays in what
+    // is assigned and shown until that is durable.
+    let victim = state.app_by_name("t").unwrap().partitions[0]
+        .primary
+        .clone()
+        .unwrap();
+    let before = state.app_by_name("t").unwrap().clone();
+    let later = now + state.config().grace + Duration::from_millis(1);
+    for a in addrs.iter().filter(|a| **a != victim) {
+        let held = held(&state, a);
+        state.beacon(a, INC, held, later).unwrap();
+    }
+    state.check_nodes(later).unwrap();
+    assert_eq!(state.app_by_name("t").unwrap(), &before);
+    assert!(!state.assignments(&victim).is_empty());
+
+    // The write fails: the working copy returns to what is durable, and the batch
+    // planned on top of it (a drop) fails with it.
+    faulty.fail(true);
+    state.drop_app("t", None).unwrap();
+    let planned = state.submitted();
+    assert_eq!(planned, 3);
+    assert_eq!(write_next(&mut state, &queue, store.as_mut()), 2);
+    assert!(
+        state.is_failed(3),
+        "a batch planned on a failed one is failed"
+    );
+    assert_eq!(
+        state.partition(Gpid::new(1, 0)).unwrap(),
+        &before.partitions[0]
+    );
+    assert_eq!(
+        state.planned_app_by_name("t").unwrap().record.status,
+        AppStatus::Available
+    );
+    let skipped = queue.try_recv().unwrap();
+    assert!(state.is_failed(skipped.seq));
+    // The dead node's removal was undone; the next check removes it again.
+    assert!(
+        state
+            .partition(Gpid::new(1, 0))
+            .unwrap()
+            .members()
+            .any(|m| m == victim)
+    );
+    faulty.fail(false);
+    state.check_nodes(later).unwrap();
+    assert_eq!(write_next(&mut state, &queue, store.as_mut()), 4);
+    let shown = &state.app_by_name("t").unwrap().partitions;
+    assert!(
+        shown.iter().all(|p| !p.members().any(|m| m == victim)),
+        "{shown:?}"
+    );
+
+    // Healed: the next change is planned on what is durable and goes through.
+    let writes = faulty.writes();
+    state.drop_app("t", None).unwrap();
+    assert_eq!(write_next(&mut state, &queue, store.as_mut()), 5);
+    assert_eq!(faulty.writes(), writes + 1);
+    assert!(state.app_by_name("t").is_err(), "dropped, durably");
+}
+
+#[test]
+fn a_replaced_node_is_assigned_nothing_until_its_replacement_is_durable() {
+    let (mut state, now) = fast_state();
+    let addrs = join(&mut state, 4, now);
+    state.create_app("t", 4, 3, false, BTreeMap::new()).unwrap();
+    beacon_assigned(&mut state, &addrs, now);
+    let (_store, queue) = state.detach_store().unwrap();
+    assert!(!state.assignments(&addrs[0]).is_empty());
+    let outcome = state
+        .beacon(&addrs[0], "inc-2", BTreeMap::new(), now)
+        .unwrap();
+    assert!(queue.try_recv().is_ok(), "the replacement is queued");
+    assert!(outcome.assignments.is_empty(), "{:?}", outcome.assignments);
+    assert!(state.garbage(&addrs[0], &[]).is_empty());
 }
