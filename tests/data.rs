@@ -2,7 +2,8 @@
 //! acknowledged writes survive the loss of a primary, a new node learns its replicas'
 //! data (it serves them once made primary), a primary whose lease ran out stops
 //! serving, a short `ballast-bench kill-test` loses nothing, and the learning and
-//! primary-move benchmarks run and report.
+//! primary-move benchmarks run and report. In process: one partition's stalled disk
+//! holds up nothing but that partition's writes.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use ballast::client::{DataClient, MetaClient};
 use ballast::pb;
 
 use crate::scale::ProcCluster;
-use crate::util::wait_node_status;
+use crate::util::{TestCluster, wait_node_status};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_ballast-bench");
 
@@ -297,4 +298,95 @@ fn kill_test_rejects_a_bad_duration() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a duration"));
+}
+
+/// One hash key in each of `count` partitions, by pidx.
+pub(crate) fn keys_by_partition(count: u32) -> Vec<String> {
+    let mut keys: Vec<Option<String>> = vec![None; count as usize];
+    for i in 0.. {
+        let key = format!("k{i}");
+        let pidx = ballast::data::partition_index(key.as_bytes(), b"", count) as usize;
+        keys[pidx].get_or_insert(key);
+        if keys.iter().all(Option::is_some) {
+            return keys.into_iter().flatten().collect();
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn with_one_partitions_disk_stalled_beacons_reads_and_other_partitions_still_answer() {
+    let c = TestCluster::start(3, true);
+    let cluster = c.cluster();
+    let meta = cluster.meta().unwrap().clone();
+    let keys = keys_by_partition(8);
+    let (gpid, primary) = {
+        let state = meta.lock();
+        let app = state.app_by_name("temp").unwrap();
+        let primary = app.partitions[0].primary.clone().unwrap();
+        (ballast::model::Gpid::new(app.record.app_id, 0), primary)
+    };
+    let faults = cluster.faults(&primary).unwrap();
+    c.block_on(async {
+        let client = MetaClient::new(&[c.meta()], Duration::from_secs(5)).unwrap();
+        let data = std::sync::Arc::new(DataClient::new(client, Duration::from_secs(30)));
+        let sort = [b"s".to_vec()];
+        let value = |v: &str| vec![(b"s".to_vec(), v.as_bytes().to_vec())];
+        for k in &keys {
+            data.set("temp", k.as_bytes(), &value("before"), 0)
+                .await
+                .unwrap();
+        }
+        // Three grace periods (1 s each) with partition 0's I/O on its primary stuck.
+        let stall = Duration::from_secs(3);
+        let start = Instant::now();
+        faults.stall(gpid, stall);
+        let stalled = {
+            let data = data.clone();
+            let key = keys[0].clone();
+            tokio::spawn(async move { data.set("temp", key.as_bytes(), &value("during"), 0).await })
+        };
+        let answer = Duration::from_secs(1);
+        let mut rounds = 0;
+        while start.elapsed() < stall - Duration::from_millis(500) {
+            for k in &keys[1..] {
+                tokio::time::timeout(answer, data.set("temp", k.as_bytes(), &value("during"), 0))
+                    .await
+                    .expect("another partition's write answers")
+                    .unwrap();
+            }
+            let read = tokio::time::timeout(answer, data.get("temp", keys[0].as_bytes(), &sort))
+                .await
+                .expect("the stalled partition still serves reads")
+                .unwrap();
+            assert_eq!(
+                read[0].value, b"before",
+                "an unacknowledged write is not read"
+            );
+            let node = meta
+                .lock()
+                .list_nodes(Instant::now())
+                .into_iter()
+                .find(|n| n.address == primary)
+                .unwrap();
+            assert!(node.alive, "the stalled node keeps beaconing");
+            assert!(node.last_beacon_ago < answer, "{:?}", node.last_beacon_ago);
+            rounds += 1;
+        }
+        assert!(rounds >= 2, "only {rounds} rounds in the stall");
+        assert!(
+            !stalled.is_finished(),
+            "a write is not acknowledged before it is durable"
+        );
+        let decree = tokio::time::timeout(Duration::from_secs(20), stalled)
+            .await
+            .expect("the write completes once the disk moves again")
+            .unwrap()
+            .unwrap();
+        assert!(decree > 0);
+        for k in &keys {
+            let read = data.get("temp", k.as_bytes(), &sort).await.unwrap();
+            assert_eq!(read[0].value, b"during", "{k}");
+        }
+    });
 }

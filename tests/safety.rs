@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::data::{assert_all_readable, configs};
+use crate::data::{assert_all_readable, configs, keys_by_partition};
 use crate::scale::ProcCluster;
 use crate::util::{REPLICA_SERVER, shell, wait_for};
 
@@ -91,27 +91,13 @@ fn kill_partition_on_one_node_of_a_restarted_local_cluster_loses_nothing() {
     assert_eq!(total, Some("200"), "{out}");
 }
 
-/// A hash key of table `app` (8 or fewer partitions) in each partition, by pidx.
-fn keys_by_partition(count: u32) -> BTreeMap<u32, String> {
-    let mut keys = BTreeMap::new();
-    for i in 0.. {
-        let key = format!("k{i}");
-        let pidx = ballast::data::partition_index(key.as_bytes(), b"", count);
-        keys.entry(pidx).or_insert(key);
-        if keys.len() == count as usize {
-            return keys;
-        }
-    }
-    unreachable!()
-}
-
 #[test]
 fn a_partition_that_lost_every_replica_waits_for_an_operator_and_says_so() {
     let c = ProcCluster::start(3);
     c.script("create t -p 2 -r 3\nwait healthy --timeout 30\n")
         .ok();
     let keys = keys_by_partition(2);
-    let (lost_key, kept_key) = (&keys[&0], &keys[&1]);
+    let (lost_key, kept_key) = (&keys[0], &keys[1]);
     c.script(&format!(
         "use t\nset {lost_key} s before\nset {kept_key} s kept\n"
     ))
