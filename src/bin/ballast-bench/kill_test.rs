@@ -2,16 +2,18 @@
 //! (`kill_test_hash_key_<id>` → `kill_test_value_<id>`), retrying each id until it is
 //! acknowledged, and record every acknowledged id; readers keep checking that every
 //! acknowledged id reads back with its value; meanwhile the killer — once the table is
-//! healthy again after each step — kills (SIGKILL) and restarts a random replica server,
-//! or runs a scale procedure: add a node at level lively (the balancer moves replicas
-//! to it), or black-list a node and stop it for good (its replicas are copied
-//! elsewhere). One node is down at a time, which a table of 3 replicas survives. At the
-//! end, once healthy, every acknowledged id is read once more. The run passes only if
-//! no acknowledged write is missing or wrong; the last line is the summary.
+//! healthy again after each step — kills (SIGKILL) and restarts a random replica server
+//! (with `--wipe`, one restart in three is on an emptied data directory: a replaced disk
+//! on the same address), kills one replica of a random partition on any of its nodes
+//! (`replica.kill_partition`, Pegasus's partition_killer), or runs a scale procedure:
+//! add a node at level lively (the balancer moves replicas to it), or black-list a node
+//! and stop it for good (its replicas are copied elsewhere). One node is down at a time,
+//! which a table of 3 replicas survives. At the end, once healthy, every acknowledged id
+//! is read once more. The run passes only if no acknowledged write is missing or wrong;
+//! the last line is the summary.
 //!
 //! With `--meta`, against a cluster it did not start, the killer cannot kill processes:
-//! it kills partitions instead (`replica.kill_partition` on a random primary, Pegasus's
-//! partition_killer).
+//! it only kills partitions.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -47,6 +49,9 @@ pub struct KillTestArgs {
     /// Seed for the killer's choices (default: from the clock).
     #[arg(long)]
     seed: Option<u64>,
+    /// Sometimes delete a killed node's data directory before restarting it.
+    #[arg(long)]
+    wipe: bool,
 }
 
 impl KillTestArgs {
@@ -156,16 +161,28 @@ struct Moves {
     scale_outs: u32,
     scale_ins: u32,
     partition_kills: u32,
+    wipes: u32,
 }
 
-async fn kill_one(cluster: &mut ProcCluster, dice: &mut Dice, moves: &mut Moves) -> Result<()> {
+async fn kill_one(
+    cluster: &mut ProcCluster,
+    dice: &mut Dice,
+    moves: &mut Moves,
+    wipe: bool,
+) -> Result<()> {
     let running = cluster.running();
     let victim = running[dice.roll(running.len() as u64) as usize].clone();
     cluster.kill(&victim)?;
+    let wiped = wipe && dice.roll(3) == 0;
+    if wiped {
+        cluster.wipe(&victim)?;
+        moves.wipes += 1;
+    }
     tokio::time::sleep(Duration::from_millis(200 + dice.roll(1300))).await;
     cluster.restart(&victim)?;
     moves.kills += 1;
-    eprintln!("kill-test: killed and restarted {victim}");
+    let how = if wiped { " on an empty data directory" } else { "" };
+    eprintln!("kill-test: killed and restarted {victim}{how}");
     Ok(())
 }
 
@@ -213,9 +230,17 @@ async fn kill_partition(meta: &MetaClient, dice: &mut Dice, moves: &mut Moves) -
         .and_then(|a| a.info)
         .map_or(0, |i| i.app_id);
     let p = &parts[dice.roll(parts.len() as u64) as usize];
+    let members: Vec<&String> = std::iter::once(&p.primary)
+        .chain(&p.secondaries)
+        .filter(|m| !m.is_empty())
+        .collect();
+    let Some(node) = members.get(dice.roll(members.len() as u64) as usize) else {
+        return Ok(());
+    };
     let (id, pidx) = (app_id.to_string(), p.pidx.to_string());
-    ops::remote(&p.primary, "replica.kill_partition", &[&id, &pidx]).await?;
+    ops::remote(node, "replica.kill_partition", &[&id, &pidx]).await?;
     moves.partition_kills += 1;
+    eprintln!("kill-test: killed replica {id}.{pidx} on {node}");
     Ok(())
 }
 
@@ -254,11 +279,12 @@ pub async fn run(args: KillTestArgs) -> Result<bool> {
         let step = match cluster.as_mut() {
             None => kill_partition(&meta, &mut dice, &mut moves).await,
             Some(c) => match dice.roll(10) {
+                6 => kill_partition(&meta, &mut dice, &mut moves).await,
                 7 if moves.scale_outs < 2 => scale_out(c, &meta, &mut moves).await,
                 8 if gone.is_empty() && c.running().len() > 4 => {
                     scale_in(c, &meta, &mut dice, &mut gone, &mut moves).await
                 }
-                _ => kill_one(c, &mut dice, &mut moves).await,
+                _ => kill_one(c, &mut dice, &mut moves, args.wipe).await,
             },
         };
         if let Err(e) = step {
@@ -318,11 +344,12 @@ pub async fn run(args: KillTestArgs) -> Result<bool> {
         let _ = dir.keep();
     }
     println!(
-        "kill-test {}: writes acknowledged {}, reads checked {}, kills {}, scale-outs {}, scale-ins {}, partition kills {}, write retries {}, unverified {unverified}, wrong {}, lost = {}",
+        "kill-test {}: writes acknowledged {}, reads checked {}, kills {}, wipes {}, scale-outs {}, scale-ins {}, partition kills {}, write retries {}, unverified {unverified}, wrong {}, lost = {}",
         if passed { "passed" } else { "FAILED" },
         acked.len(),
         tally.reads.load(Ordering::Relaxed),
         moves.kills,
+        moves.wipes,
         moves.scale_outs,
         moves.scale_ins,
         moves.partition_kills,

@@ -167,6 +167,17 @@ impl ProcCluster {
         Ok(())
     }
 
+    /// Deletes a killed replica server's data directory (a replaced disk, an unmounted
+    /// volume, an `rm -rf` of the wrong node).
+    pub fn wipe(&mut self, addr: &str) -> Result<()> {
+        let node = self.node(addr)?;
+        if node.child.is_some() {
+            bail!("{addr} is running");
+        }
+        std::fs::remove_dir_all(&node.data_dir)
+            .with_context(|| format!("wiping {}", node.data_dir.display()))
+    }
+
     /// Restarts a killed replica server on its address and data.
     pub fn restart(&mut self, addr: &str) -> Result<()> {
         let (data_dir, log) = {
