@@ -94,6 +94,7 @@ scenarios! {
     scenario_kill_partition_after_restart => "kill-partition-after-restart",
     scenario_learner_catches_up_from_the_log => "learner-catches-up-from-the-log",
     scenario_meta_store_failure => "meta-store-failure",
+    scenario_move_to_a_lost_replica => "move-to-a-lost-replica",
     scenario_no_stale_read_after_a_move => "no-stale-read-after-a-move",
     scenario_promise_survives_restart => "promise-survives-restart",
     scenario_restarted_primary_renews => "restarted-primary-renews",

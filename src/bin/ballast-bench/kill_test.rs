@@ -181,7 +181,11 @@ async fn kill_one(
     tokio::time::sleep(Duration::from_millis(200 + dice.roll(1300))).await;
     cluster.restart(&victim)?;
     moves.kills += 1;
-    let how = if wiped { " on an empty data directory" } else { "" };
+    let how = if wiped {
+        " on an empty data directory"
+    } else {
+        ""
+    };
     eprintln!("kill-test: killed and restarted {victim}{how}");
     Ok(())
 }

@@ -68,7 +68,7 @@ impl ProcCluster {
             "--data-dir",
             meta_dir.to_str().context("path")?,
             "--log-level",
-            "warn",
+            "info",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -128,7 +128,7 @@ impl ProcCluster {
             "--beacon-interval-ms",
             &BEACON_MS.to_string(),
             "--log-level",
-            "warn",
+            "info",
         ]
         .iter()
         .map(|s| s.to_string())

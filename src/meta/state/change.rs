@@ -177,7 +177,15 @@ impl MetaState {
             })? {
                 let now_ms = self.unix_ms(now);
                 self.last_drop_ms.insert(gpid, now_ms);
-                if self.partition(gpid)?.primary.is_none() {
+                // An action that moves the partition to or from the node cannot finish
+                // (and without a primary no learner can learn): it ends, so cure can
+                // replace the replica now rather than once the action times out.
+                let orphaned = self.partition(gpid)?.primary.is_none()
+                    || self
+                        .inflight
+                        .get(&gpid)
+                        .is_some_and(|f| f.action.involves(node));
+                if orphaned {
                     self.inflight.remove(&gpid);
                 }
             }

@@ -870,3 +870,46 @@ fn a_replaced_node_is_assigned_nothing_until_its_replacement_is_durable() {
     assert!(outcome.assignments.is_empty(), "{:?}", outcome.assignments);
     assert!(state.garbage(&addrs[0], &[]).is_empty());
 }
+
+#[test]
+fn an_action_whose_node_lost_its_replica_ends_so_cure_can_replace_it() {
+    // Found by the 10-minute kill test: the balancer proposed moving a primary to a
+    // secondary, `replica.kill_partition` then deleted that secondary's replica, and the
+    // move stayed in flight until it timed out (120 s), holding cure off the partition.
+    let (mut state, now) = fast_state();
+    let addrs = join(&mut state, 4, now);
+    state.create_app("t", 1, 3, false, BTreeMap::new()).unwrap();
+    state.set_level(MetaLevel::Lively);
+    beacon_assigned(&mut state, &addrs, now);
+    let gpid = Gpid::new(1, 0);
+    let config = state.partition(gpid).unwrap().clone();
+    let (from, to) = (
+        config.primary.clone().unwrap(),
+        config.secondaries[0].clone(),
+    );
+    let action = Action::MovePrimary {
+        gpid,
+        from,
+        to: to.clone(),
+    };
+    state.propose(action, true, now).unwrap();
+    assert_eq!(state.actions_in_flight(), 1);
+    let mut reports = held(&state, &to);
+    reports.get_mut(&gpid).unwrap().data = ReplicaData::Lost;
+    state.beacon(&to, INC, reports, now).unwrap();
+    assert!(!state.partition(gpid).unwrap().members().any(|m| m == to));
+    assert_eq!(
+        state.actions_in_flight(),
+        0,
+        "the move to a lost replica ended"
+    );
+    let round = state.round(now).unwrap();
+    assert!(
+        round
+            .started
+            .iter()
+            .any(|a| matches!(a, Action::AddSecondary { gpid: g, .. } if *g == gpid)),
+        "cure replaces the lost replica at once: {:?}",
+        round.started
+    );
+}
