@@ -9,10 +9,11 @@ use tonic::{Request, Response, Status};
 
 use crate::error::Error;
 use crate::meta::Meta;
+use crate::meta::config::MetaConfig;
 use crate::meta::proposal::proposal_action;
 use crate::meta::remote_commands::META_COMMANDS;
 use crate::meta::snapshot::Action;
-use crate::meta::state::{DddPartition, NodeAssignment, PrimaryRequest};
+use crate::meta::state::{BeaconOutcome, DddPartition, NodeAssignment, PrimaryRequest};
 use crate::model::{AppStatus, Gpid, MetaLevel, ReplicaData, ReplicaReport};
 use crate::pb;
 
@@ -43,17 +44,7 @@ impl pb::meta_server::Meta for MetaService {
             .collect();
         let mut state = self.meta.lock();
         let outcome = state.beacon(&req.address, &req.incarnation, replicas, Instant::now())?;
-        let config = state.config();
-        Ok(Response::new(pb::BeaconReply {
-            beacon_interval_ms: config.beacon_interval.as_millis() as u64,
-            lease_ms: config.lease.as_millis() as u64,
-            assignments: outcome
-                .assignments
-                .into_iter()
-                .map(assignment_to_pb)
-                .collect(),
-            garbage: outcome.garbage.into_iter().map(Gpid::to_pb).collect(),
-        }))
+        Ok(Response::new(beacon_reply_to_pb(outcome, state.config())))
     }
 
     async fn list_nodes(
@@ -341,6 +332,20 @@ pub fn report_from_pb(r: &pb::ReplicaReport) -> ReplicaReport {
         committed: r.committed,
         prepared: r.prepared,
         disk_bytes: r.disk_bytes,
+    }
+}
+
+/// A beacon's outcome as its reply carries it, with the timings the node is to keep.
+pub fn beacon_reply_to_pb(outcome: BeaconOutcome, config: &MetaConfig) -> pb::BeaconReply {
+    pb::BeaconReply {
+        beacon_interval_ms: config.beacon_interval.as_millis() as u64,
+        lease_ms: config.lease.as_millis() as u64,
+        assignments: outcome
+            .assignments
+            .into_iter()
+            .map(assignment_to_pb)
+            .collect(),
+        garbage: outcome.garbage.into_iter().map(Gpid::to_pb).collect(),
     }
 }
 

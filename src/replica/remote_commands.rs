@@ -17,7 +17,7 @@ pub static REPLICA_COMMANDS: Registry<Replica> = Registry::new(&[
     RemoteCommand {
         name: "replica.kill_partition",
         args: "[app_id [partition_index]]",
-        help: "close and delete replicas on this node: all, a table's, or one partition's",
+        help: "delete replicas on this node (all, a table's, or one partition's); each is reported lost and learned again, never recreated empty",
         run: kill_partition,
     },
     RemoteCommand {

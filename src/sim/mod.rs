@@ -19,17 +19,19 @@
 pub mod client;
 pub mod disk;
 pub mod faults;
+mod invariants;
 pub mod meta;
+mod meta_io;
 pub mod net;
 pub mod node;
+mod node_io;
 pub mod rng;
 pub mod script;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::meta::service::{assignment_to_pb, primary_request_from_pb, report_from_pb};
+use crate::meta::service::{beacon_reply_to_pb, primary_request_from_pb, report_from_pb};
 use crate::model::{Gpid, HealthCounts};
-use crate::pb;
 use crate::replica::core::ConfigView;
 use crate::replica::wire::config_request_to_pb;
 use client::{Client, History};
@@ -322,152 +324,6 @@ impl Sim {
             self.on_client_reply(&to, body);
         } else {
             self.node_receive(&to, &from, body);
-        }
-    }
-
-    fn meta_receive(&mut self, from: &str, body: Body) {
-        if !self.meta.up {
-            return;
-        }
-        let now = self.meta.at(self.now);
-        match body {
-            Body::Beacon(req, sent) => {
-                let reports = req
-                    .replicas
-                    .iter()
-                    .map(|r| (Gpid::new(r.app_id, r.pidx), report_from_pb(r)))
-                    .collect();
-                let outcome = self
-                    .meta
-                    .state
-                    .beacon(&req.address, &req.incarnation, reports, now);
-                let Ok(outcome) = outcome else {
-                    return;
-                };
-                let config = self.meta.state.config();
-                let reply = pb::BeaconReply {
-                    beacon_interval_ms: config.beacon_interval.as_millis() as u64,
-                    lease_ms: config.lease.as_millis() as u64,
-                    assignments: outcome
-                        .assignments
-                        .into_iter()
-                        .map(assignment_to_pb)
-                        .collect(),
-                    garbage: outcome.garbage.into_iter().map(Gpid::to_pb).collect(),
-                };
-                self.send("meta", from, Body::BeaconReply(reply, sent));
-            }
-            Body::Ask(gpid, ballot, request) => {
-                let wire = config_request_to_pb(gpid, ballot, from, &request);
-                let answer = primary_request_from_pb(wire.kind, wire.node).and_then(|change| {
-                    self.meta
-                        .state
-                        .update_partition(gpid, ballot, from, change, now)
-                });
-                let answer = answer.map(|(applied, c)| {
-                    let view = ConfigView {
-                        ballot: c.ballot,
-                        primary: c.primary,
-                        secondaries: c.secondaries,
-                    };
-                    (applied, view)
-                });
-                self.send("meta", from, Body::Answer(gpid, answer));
-            }
-            _ => {}
-        }
-    }
-
-    fn meta_tick(&mut self, n: u64) {
-        let next = self.now + 100;
-        self.schedule(next, Event::MetaTick(n + 1));
-        if !self.meta.up {
-            return;
-        }
-        let now = self.meta.at(self.now);
-        for dead in self.meta.state.check_nodes(now).unwrap_or_default() {
-            self.trace(format!("meta: {dead} is UNALIVE"));
-        }
-        if n.is_multiple_of(2)
-            && let Ok(report) = self.meta.state.round(now)
-        {
-            for action in report.started {
-                self.trace(format!("meta: {action}"));
-            }
-        }
-    }
-
-    /// Whether every partition has a primary and its full replica count, all ALIVE.
-    pub fn healthy(&self) -> bool {
-        if !self.meta.up {
-            return false;
-        }
-        self.meta.state.list_apps(None).iter().all(|app| {
-            HealthCounts::of(&app.partitions, app.record.max_replica_count, |m| {
-                self.meta.state.is_alive(m) && self.nodes.get(m).is_some_and(|n| n.up)
-            })
-            .unhealthy
-                == 0
-        })
-    }
-
-    /// Whether every partition's primary (as the meta server sees it) serves.
-    pub fn all_serving(&self) -> bool {
-        (0..self.cfg.partitions).all(|p| {
-            let gpid = Gpid::new(self.app_id, p);
-            let primary = self
-                .meta
-                .state
-                .partition(gpid)
-                .ok()
-                .and_then(|c| c.primary.clone());
-            primary.is_some_and(|n| {
-                self.nodes
-                    .get(&n)
-                    .and_then(|n| n.replicas.get(&gpid))
-                    .is_some_and(|r| r.core.serving())
-            })
-        })
-    }
-
-    fn check_invariants(&mut self) {
-        let now = self.now;
-        let mut found = Vec::new();
-        let mut serving: BTreeMap<Gpid, Vec<String>> = BTreeMap::new();
-        for (name, node) in &self.nodes {
-            if !node.up {
-                continue;
-            }
-            for (gpid, r) in &node.replicas {
-                let s = r.core.status();
-                if !(s.applied <= s.committed && s.committed <= s.prepared) {
-                    found.push(format!(
-                        "{name} {gpid}: applied {} committed {} prepared {}",
-                        s.applied, s.committed, s.prepared
-                    ));
-                }
-                if s.serving && now < node.lease_until {
-                    serving.entry(*gpid).or_default().push(name.clone());
-                    let acked = self.acked_decree.get(gpid).copied().unwrap_or(0);
-                    if s.applied < acked {
-                        found.push(format!(
-                            "{name} serves {gpid} having applied {} < {acked} acknowledged",
-                            s.applied
-                        ));
-                    }
-                }
-            }
-        }
-        for (gpid, nodes) in serving {
-            if nodes.len() > 1 {
-                found.push(format!(
-                    "{gpid} served by {} primaries: {nodes:?}",
-                    nodes.len()
-                ));
-            }
-        }
-        for f in found {
-            self.violation(f);
         }
     }
 }

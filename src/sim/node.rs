@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use crate::error::Error;
 use crate::model::Gpid;
 use crate::pb;
-use crate::replica::core::{Core, CoreConfig, Effect, Input, LearnPlan, Reply, ReplyId};
+use crate::replica::core::{Core, CoreConfig, Effect, Input, Reply, ReplyId};
 use crate::replica::wire::{Sync, report_to_pb, sync_plan};
 use crate::sim::Sim;
 use crate::sim::disk::Disk;
@@ -19,7 +19,7 @@ pub const TICK_MS: u64 = 50;
 
 /// Where an answer goes.
 #[derive(Debug, Clone)]
-enum Route {
+pub(super) enum Route {
     /// A prepare's answer, to its primary.
     Peer(String, Gpid),
     /// A write's answer, to a client operation.
@@ -35,8 +35,10 @@ pub struct SimReplica {
     pub core: Core,
     /// Its disk.
     pub disk: Disk,
-    queue: VecDeque<Effect>,
-    busy: bool,
+    /// The disk jobs its core asked for, run in order.
+    pub(super) queue: VecDeque<Effect>,
+    /// A job runs now.
+    pub(super) busy: bool,
     /// Its I/O makes no progress until this time.
     pub stall_until: u64,
     /// Its next log sync fails.
@@ -75,7 +77,7 @@ pub struct SimNode {
     /// It may serve until this time.
     pub lease_until: u64,
     next_reply: ReplyId,
-    routes: HashMap<ReplyId, Route>,
+    pub(super) routes: HashMap<ReplyId, Route>,
     /// The send time of the beacon awaiting its reply.
     beacon: Option<u64>,
     last_beacon: u64,
@@ -107,7 +109,7 @@ impl SimNode {
 }
 
 impl Sim {
-    fn replica_mut(&mut self, node: &str, gpid: Gpid) -> Option<&mut SimReplica> {
+    pub(super) fn replica_mut(&mut self, node: &str, gpid: Gpid) -> Option<&mut SimReplica> {
         self.nodes
             .get_mut(node)
             .filter(|n| n.up)?
@@ -165,123 +167,6 @@ impl Sim {
             }
             (route, reply) => self.violation(format!("{node}: reply {reply:?} for {route:?}")),
         }
-    }
-
-    /// Starts the replica's next I/O job if none runs.
-    fn kick_io(&mut self, node: &str, gpid: Gpid) {
-        let now = self.now;
-        let latency = self.rng.range(1, 6);
-        let epoch = match self.nodes.get(node) {
-            Some(n) if n.up => n.epoch,
-            _ => return,
-        };
-        let Some(r) = self.replica_mut(node, gpid) else {
-            return;
-        };
-        if r.busy || r.queue.is_empty() {
-            return;
-        }
-        r.busy = true;
-        if let Some(Effect::Persist { records, .. }) = r.queue.front() {
-            r.disk.unsynced.extend(records.iter().cloned());
-        }
-        let at = now.max(r.stall_until) + latency;
-        self.schedule(at, super::Event::IoDone(node.to_string(), epoch, gpid));
-    }
-
-    /// The replica's current I/O job is done.
-    pub(super) fn io_done(&mut self, node: &str, epoch: u64, gpid: Gpid) {
-        if self
-            .nodes
-            .get(node)
-            .is_none_or(|n| !n.up || n.epoch != epoch)
-        {
-            return;
-        }
-        let now = self.now;
-        let Some(r) = self.replica_mut(node, gpid) else {
-            return;
-        };
-        if r.stall_until > now {
-            let at = r.stall_until;
-            self.schedule(at, super::Event::IoDone(node.to_string(), epoch, gpid));
-            return;
-        }
-        let Some(job) = r.queue.pop_front() else {
-            r.busy = false;
-            return;
-        };
-        r.busy = false;
-        let mut inputs = Vec::new();
-        let mut applied = Vec::new();
-        let mut snapshot = None;
-        match job {
-            Effect::Persist { id, .. } => {
-                if std::mem::take(&mut r.fail_sync) {
-                    inputs.push(Input::PersistFailed("injected: fsync failed (EIO)".into()));
-                } else {
-                    r.disk.sync();
-                    inputs.push(Input::Persisted(id));
-                }
-            }
-            Effect::Apply { entries, durable } => {
-                for e in &entries {
-                    r.disk.volatile.apply(e);
-                    applied.push(e.clone());
-                }
-                if durable {
-                    r.disk.durable = r.disk.volatile.clone();
-                }
-                let upto = r.disk.volatile.applied;
-                inputs.push(Input::Applied { upto, durable });
-            }
-            Effect::Compact(below) => r.disk.compact(below),
-            Effect::StreamSnapshot(reply, decree) => {
-                let store = &r.disk.volatile;
-                snapshot = Some((
-                    reply,
-                    decree,
-                    store.applied,
-                    store.records.clone(),
-                    store.sessions.clone(),
-                ));
-            }
-            Effect::ResetData => r.disk.reset(),
-            Effect::LoadChunk(chunk) => r.disk.volatile.records.extend(chunk),
-            Effect::Seal(decree, sessions) => {
-                r.disk.volatile.applied = decree;
-                r.disk.volatile.sessions = sessions;
-                r.disk.volatile.valid = true;
-                r.disk.durable = r.disk.volatile.clone();
-                inputs.push(Input::Sealed(decree));
-            }
-            Effect::Destroy(ballot) => r.disk.destroy(ballot),
-            Effect::CreateEmpty => r.disk.create_empty(),
-            other => self.violation(format!("{node}: {other:?} queued as I/O")),
-        }
-        for e in applied {
-            self.record_apply(node, gpid, &e);
-        }
-        if let Some((reply, decree, at, records, sessions)) = snapshot {
-            if at != decree {
-                self.violation(format!(
-                    "{node} {gpid}: snapshot for decree {decree} taken at applied decree {at}"
-                ));
-            }
-            let route = self
-                .nodes
-                .get_mut(node)
-                .and_then(|n| n.routes.remove(&reply));
-            if let Some(Route::Learner(to, g, attempt)) = route {
-                let data = (records.into_iter().collect(), sessions);
-                let plan = Ok(LearnPlan::Snapshot(decree));
-                self.send(node, &to, Body::LearnAnswer(g, attempt, plan, Some(data)));
-            }
-        }
-        for input in inputs {
-            self.step_core(node, gpid, input);
-        }
-        self.kick_io(node, gpid);
     }
 
     /// A message for node `node`.
@@ -487,7 +372,7 @@ impl Sim {
 
     /// Records an entry applied at `node`, checking that every replica applies the same
     /// mutations at a decree and each client write once.
-    fn record_apply(&mut self, node: &str, gpid: Gpid, e: &crate::replica::core::Entry) {
+    pub(super) fn record_apply(&mut self, node: &str, gpid: Gpid, e: &crate::replica::core::Entry) {
         let digest = entry_digest(e);
         match self.applied.get(&(gpid, e.decree)) {
             Some(d) if *d != digest => self.violation(format!(

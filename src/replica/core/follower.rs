@@ -266,13 +266,7 @@ impl Core {
             Ok(LearnPlan::Snapshot(decree)) => {
                 *stage = Stage::Loading(decree, now);
                 self.data = DataState::Learning;
-                self.log.reset(decree);
-                self.committed = 0;
-                self.commit_hint = 0;
-                self.applied = 0;
-                self.store_applied = 0;
-                self.store_durable = 0;
-                self.sessions = Sessions::default();
+                self.forget_progress(decree);
                 self.emit(Effect::ResetData);
             }
             Err(e) => {

@@ -1,0 +1,80 @@
+//! What the simulation checks: whether the table is healthy and served, and the
+//! invariants that must hold after every step.
+
+use super::*;
+
+impl Sim {
+    /// Whether every partition has a primary and its full replica count, all ALIVE.
+    pub fn healthy(&self) -> bool {
+        if !self.meta.up {
+            return false;
+        }
+        self.meta.state.list_apps(None).iter().all(|app| {
+            HealthCounts::of(&app.partitions, app.record.max_replica_count, |m| {
+                self.meta.state.is_alive(m) && self.nodes.get(m).is_some_and(|n| n.up)
+            })
+            .unhealthy
+                == 0
+        })
+    }
+
+    /// Whether every partition's primary (as the meta server sees it) serves.
+    pub fn all_serving(&self) -> bool {
+        (0..self.cfg.partitions).all(|p| {
+            let gpid = Gpid::new(self.app_id, p);
+            let primary = self
+                .meta
+                .state
+                .partition(gpid)
+                .ok()
+                .and_then(|c| c.primary.clone());
+            primary.is_some_and(|n| {
+                self.nodes
+                    .get(&n)
+                    .and_then(|n| n.replicas.get(&gpid))
+                    .is_some_and(|r| r.core.serving())
+            })
+        })
+    }
+
+    pub(super) fn check_invariants(&mut self) {
+        let now = self.now;
+        let mut found = Vec::new();
+        let mut serving: BTreeMap<Gpid, Vec<String>> = BTreeMap::new();
+        for (name, node) in &self.nodes {
+            if !node.up {
+                continue;
+            }
+            for (gpid, r) in &node.replicas {
+                let s = r.core.status();
+                if !(s.applied <= s.committed && s.committed <= s.prepared) {
+                    found.push(format!(
+                        "{name} {gpid}: applied {} committed {} prepared {}",
+                        s.applied, s.committed, s.prepared
+                    ));
+                }
+                if s.serving && now < node.lease_until {
+                    serving.entry(*gpid).or_default().push(name.clone());
+                    let acked = self.acked_decree.get(gpid).copied().unwrap_or(0);
+                    if s.applied < acked {
+                        found.push(format!(
+                            "{name} serves {gpid} having applied {} < {acked} acknowledged",
+                            s.applied
+                        ));
+                    }
+                }
+            }
+        }
+        for (gpid, nodes) in serving {
+            if nodes.len() > 1 {
+                found.push(format!(
+                    "{gpid} served by {} primaries: {nodes:?}",
+                    nodes.len()
+                ));
+            }
+        }
+        for f in found {
+            self.violation(f);
+        }
+    }
+}
