@@ -22,6 +22,9 @@ _shell() {
             shell,balance)
                 cmd="shell__subcmd__balance"
                 ;;
+            shell,cancel_decommission)
+                cmd="shell__subcmd__cancel_decommission"
+                ;;
             shell,cluster_info)
                 cmd="shell__subcmd__cluster_info"
                 ;;
@@ -34,11 +37,20 @@ _shell() {
             shell,ddd_diagnose)
                 cmd="shell__subcmd__ddd_diagnose"
                 ;;
+            shell,decommission)
+                cmd="shell__subcmd__decommission"
+                ;;
+            shell,decommission_status)
+                cmd="shell__subcmd__decommission_status"
+                ;;
             shell,del)
                 cmd="shell__subcmd__del"
                 ;;
             shell,drop)
                 cmd="shell__subcmd__drop"
+                ;;
+            shell,drop_node)
+                cmd="shell__subcmd__drop_node"
                 ;;
             shell,exit)
                 cmd="shell__subcmd__exit"
@@ -125,7 +137,7 @@ _shell() {
 
     case "${cmd}" in
         shell)
-            opts="-V -e -h --version --meta --execute --local --data-dir --completions --help help version exit cluster_info nodes ls app create drop recall get_meta_level set_meta_level balance propose ddd_diagnose wait remote_command server_info local sleep use timeout set get del multi_set multi_get multi_del hash_scan full_scan count_data"
+            opts="-V -e -h --version --meta --execute --local --data-dir --completions --help help version exit cluster_info nodes ls app create drop recall get_meta_level set_meta_level balance propose ddd_diagnose decommission decommission_status cancel_decommission drop_node wait remote_command server_info local sleep use timeout set get del multi_set multi_get multi_del hash_scan full_scan count_data"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -223,6 +235,20 @@ _shell() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__cancel_decommission)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -346,6 +372,54 @@ _shell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        shell__subcmd__decommission)
+            opts="-h -j -o --help --dry-run --wait --timeout --yes --json --output"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__decommission_status)
+            opts="-h -j -o --help --json --output"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         shell__subcmd__del)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -375,6 +449,20 @@ _shell() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__drop_node)
+            opts="-h --help --force --yes"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -611,7 +699,7 @@ _shell() {
             return 0
             ;;
         shell__subcmd__nodes)
-            opts="-h -d -s -j -o --help --detailed --status --json --output"
+            opts="-h -d -s -a -j -o --help --detailed --status --all --json --output"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -701,7 +789,7 @@ _shell() {
             return 0
             ;;
         shell__subcmd__remote_command)
-            opts="-h -t -l --help --type --list"
+            opts="-h -t -l --help --type --list --yes --force"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

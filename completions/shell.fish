@@ -50,6 +50,10 @@ complete -c shell -n "__fish_shell_needs_command" -f -a "set_meta_level" -d 'Set
 complete -c shell -n "__fish_shell_needs_command" -f -a "balance" -d 'Move one replica or primary role: move_pri, copy_pri, copy_sec'
 complete -c shell -n "__fish_shell_needs_command" -f -a "propose" -d 'Send one manual configuration change for a partition'
 complete -c shell -n "__fish_shell_needs_command" -f -a "ddd_diagnose" -d 'The output flags most listing verbs share: `-j` and `-o FILE`'
+complete -c shell -n "__fish_shell_needs_command" -f -a "decommission" -d 'The output flags most listing verbs share: `-j` and `-o FILE`'
+complete -c shell -n "__fish_shell_needs_command" -f -a "decommission_status" -d 'The output flags most listing verbs share: `-j` and `-o FILE`'
+complete -c shell -n "__fish_shell_needs_command" -f -a "cancel_decommission" -d 'Return decommissioning nodes to NORMAL; what moved stays moved'
+complete -c shell -n "__fish_shell_needs_command" -f -a "drop_node" -d 'Forget a dead or decommissioned node at once'
 complete -c shell -n "__fish_shell_needs_command" -f -a "wait" -d 'Wait until every partition is healthy, or the cluster is balanced'
 complete -c shell -n "__fish_shell_needs_command" -f -a "remote_command" -d 'Which processes a remote command goes to'
 complete -c shell -n "__fish_shell_needs_command" -f -a "server_info" -d 'Which processes a remote command goes to'
@@ -78,6 +82,7 @@ unalive\t''"
 complete -c shell -n "__fish_shell_using_subcommand nodes" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
 complete -c shell -n "__fish_shell_using_subcommand nodes" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand nodes" -s d -l detailed -d 'Add replica, primary and secondary counts per node'
+complete -c shell -n "__fish_shell_using_subcommand nodes" -s a -l all -d 'Also list nodes that left the cluster (DROPPED)'
 complete -c shell -n "__fish_shell_using_subcommand nodes" -s j -l json -d 'Print JSON (typed values, documented shape) instead of tables'
 complete -c shell -n "__fish_shell_using_subcommand ls" -s s -l status -d 'Only tables of this status' -r -f -a "all\t''
 available\t''
@@ -126,6 +131,20 @@ complete -c shell -n "__fish_shell_using_subcommand ddd_diagnose" -s o -l output
 complete -c shell -n "__fish_shell_using_subcommand ddd_diagnose" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand ddd_diagnose" -l yes -d 'Confirm a force, which may lose writes'
 complete -c shell -n "__fish_shell_using_subcommand ddd_diagnose" -s j -l json -d 'Print JSON (typed values, documented shape) instead of tables'
+complete -c shell -n "__fish_shell_using_subcommand decommission" -l timeout -d 'With --wait: give up after this many seconds (exit 5)' -r
+complete -c shell -n "__fish_shell_using_subcommand decommission" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
+complete -c shell -n "__fish_shell_using_subcommand decommission" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand decommission" -l dry-run -d 'Only run the checks and print the plan; change nothing'
+complete -c shell -n "__fish_shell_using_subcommand decommission" -l wait -d 'Block until every node is DECOMMISSIONED, showing progress'
+complete -c shell -n "__fish_shell_using_subcommand decommission" -l yes -d 'Confirm without being asked (needed in scripts)'
+complete -c shell -n "__fish_shell_using_subcommand decommission" -s j -l json -d 'Print JSON (typed values, documented shape) instead of tables'
+complete -c shell -n "__fish_shell_using_subcommand decommission_status" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
+complete -c shell -n "__fish_shell_using_subcommand decommission_status" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand decommission_status" -s j -l json -d 'Print JSON (typed values, documented shape) instead of tables'
+complete -c shell -n "__fish_shell_using_subcommand cancel_decommission" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand drop_node" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand drop_node" -l force -d 'Drop it even though partitions lose their last replica'
+complete -c shell -n "__fish_shell_using_subcommand drop_node" -l yes -d 'Confirm without being asked (needed in scripts)'
 complete -c shell -n "__fish_shell_using_subcommand wait" -l timeout -d 'Give up after this many seconds (exit code 5)' -r
 complete -c shell -n "__fish_shell_using_subcommand wait" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand remote_command" -s t -l type -d 'Which servers: every meta server, every ALIVE replica server, or both' -r -f -a "all\t''
@@ -133,6 +152,8 @@ meta-server\t''
 replica-server\t''"
 complete -c shell -n "__fish_shell_using_subcommand remote_command" -s l -l list -d 'Exactly these servers' -r
 complete -c shell -n "__fish_shell_using_subcommand remote_command" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand remote_command" -l yes -d 'Confirm a command that destroys data without being asked (needed in scripts). Goes before the command name; everything after the name goes to the server'
+complete -c shell -n "__fish_shell_using_subcommand remote_command" -l force -d 'Run a destructive command even though partitions lose their last replica'
 complete -c shell -n "__fish_shell_using_subcommand server_info" -s t -l type -d 'Which servers: every meta server, every ALIVE replica server, or both' -r -f -a "all\t''
 meta-server\t''
 replica-server\t''"

@@ -316,25 +316,30 @@ impl PartitionConfig {
 /// A partition's health, by Pegasus's rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Health {
-    /// Has a primary and at least `max_replica_count` replicas.
+    /// Has a serving primary, at least `max_replica_count` serving replicas, and no
+    /// member that is not serving.
     pub fully_healthy: bool,
-    /// No primary, or fewer than two replicas: writes cannot commit safely.
+    /// No serving primary, or fewer than two serving replicas: writes cannot commit
+    /// safely.
     pub write_unhealthy: bool,
-    /// No primary: reads cannot be served.
+    /// No serving primary: reads cannot be served.
     pub read_unhealthy: bool,
 }
 
-/// Judges one partition. `alive` says whether a member counts: the meta server passes
-/// its live view, so a member that stopped beaconing does not count as a replica.
+/// Judges one partition: the one rule every health view (`ls -d`, `app -d`,
+/// `cluster_info`, `wait healthy`, the balancer's precondition) applies. `serving` says
+/// whether a member counts; the meta server decides it (ALIVE, beaconing, and its
+/// process connected), so a member on a crashed node stops counting at once.
 pub fn partition_health(
     config: &PartitionConfig,
     max_replica_count: u32,
-    alive: impl Fn(&str) -> bool,
+    serving: impl Fn(&str) -> bool,
 ) -> Health {
-    let has_primary = config.primary.as_deref().is_some_and(&alive);
-    let replicas = config.members().filter(|m| alive(m)).count() as u32;
+    let has_primary = config.primary.as_deref().is_some_and(&serving);
+    let members = config.members().count() as u32;
+    let replicas = config.members().filter(|m| serving(m)).count() as u32;
     Health {
-        fully_healthy: has_primary && replicas >= max_replica_count,
+        fully_healthy: has_primary && replicas >= max_replica_count && replicas == members,
         write_unhealthy: !has_primary || replicas < 2,
         read_unhealthy: !has_primary,
     }
@@ -358,11 +363,11 @@ impl HealthCounts {
     pub fn of<'a>(
         partitions: impl IntoIterator<Item = &'a PartitionConfig>,
         max_replica_count: u32,
-        alive: impl Fn(&str) -> bool,
+        serving: impl Fn(&str) -> bool,
     ) -> HealthCounts {
         let mut counts = HealthCounts::default();
         for p in partitions {
-            let h = partition_health(p, max_replica_count, &alive);
+            let h = partition_health(p, max_replica_count, &serving);
             counts.fully_healthy += u32::from(h.fully_healthy);
             counts.unhealthy += u32::from(!h.fully_healthy);
             counts.write_unhealthy += u32::from(h.write_unhealthy);

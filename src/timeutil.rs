@@ -1,5 +1,5 @@
-//! Wall-clock helpers: Unix milliseconds for records, and Pegasus's printed time
-//! format (`2024-01-01_10:00:00`, UTC) without pulling in a date library.
+//! Formatting helpers: Unix milliseconds for records, Pegasus's printed time
+//! format (`2024-01-01_10:00:00`, UTC) without pulling in a date library, and sizes.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -39,6 +39,22 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// A size in bytes as people read it: `0B`, `512B`, `12.3KB`, `4.5MB`, `1.2GB`
+/// (powers of 1024).
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1}{}", UNITS[unit])
 }
 
 #[cfg(test)]

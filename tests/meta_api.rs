@@ -69,7 +69,10 @@ fn malformed_requests_get_errors_and_never_crash_the_server() {
             raw.control_meta(bad_level).await.unwrap_err().code(),
             Code::InvalidArgument
         );
-        let bad_filter = pb::ListNodesRequest { status: 99 };
+        let bad_filter = pb::ListNodesRequest {
+            status: 99,
+            all: false,
+        };
         assert_eq!(
             raw.list_nodes(bad_filter).await.unwrap_err().code(),
             Code::InvalidArgument

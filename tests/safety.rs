@@ -68,7 +68,7 @@ fn kill_partition_on_one_node_of_a_restarted_local_cluster_loses_nothing() {
     shell(&["--local", "4", "--data-dir", data], Some(&first)).ok();
     let node = local_nodes(dir.path())[0].clone();
     let mut second = format!(
-        "remote_command -l {node} replica.kill_partition\n\
+        "remote_command --yes -l {node} replica.kill_partition\n\
          use temp\ntimeout 30000\n"
     );
     for i in 0..200 {
@@ -103,8 +103,21 @@ fn a_partition_that_lost_every_replica_waits_for_an_operator_and_says_so() {
     ))
     .ok();
     let app_id = c.json("app t -j")["general"]["app_id"].as_u64().unwrap();
+    // The safety rail: deleting every replica of a partition is refused (exit 4, nothing
+    // deleted) without --force, and in a script without --yes.
+    let kill = format!("replica.kill_partition {app_id} 0");
+    for flags in ["", "--yes", "--force"] {
+        let refused = c.script(&format!(
+            "remote_command {flags} -t replica-server {kill}\n"
+        ));
+        assert_eq!(refused.code, 4, "{flags}: {refused:?}");
+    }
+    assert_eq!(
+        c.json("app t -d -j")["healthy"]["fully_healthy_partition_count"],
+        2
+    );
     c.script(&format!(
-        "remote_command -t replica-server replica.kill_partition {app_id} 0\n"
+        "remote_command --yes --force -t replica-server {kill}\n"
     ))
     .ok();
     // The meta server reports the partition as having lost every replica...

@@ -36,6 +36,25 @@ impl ProcCluster {
         ProcCluster::with_meta(dir, meta, n)
     }
 
+    /// A cluster whose meta server hands out the given beacon interval, lease and grace
+    /// period (ms).
+    pub(crate) fn start_beaconing(
+        n: usize,
+        beacon_ms: u64,
+        lease_ms: u64,
+        grace_ms: u64,
+    ) -> ProcCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = crate::util::start_meta_beaconing(
+            dir.path(),
+            "127.0.0.1:0",
+            beacon_ms,
+            lease_ms,
+            grace_ms,
+        );
+        ProcCluster::with_meta(dir, meta, n)
+    }
+
     fn with_meta(dir: tempfile::TempDir, meta: Proc, n: usize) -> ProcCluster {
         let mut c = ProcCluster {
             dir,
@@ -77,6 +96,13 @@ impl ProcCluster {
     pub(crate) fn stop(&mut self, addr: &str) {
         let i = self.addrs.iter().position(|a| a == addr).unwrap();
         self.replicas[i].take().expect("running").kill();
+    }
+
+    /// Stops the replica server at `addr` the planned way (SIGTERM) and waits for it.
+    pub(crate) fn terminate(&mut self, addr: &str) {
+        let i = self.addrs.iter().position(|a| a == addr).unwrap();
+        let mut p = self.replicas[i].take().expect("running");
+        p.terminate(Duration::from_secs(40));
     }
 
     pub(crate) fn restart(&mut self, addr: &str) {

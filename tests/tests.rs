@@ -12,4 +12,5 @@ mod meta_api;
 mod pty;
 mod safety;
 mod scale;
+mod scale_in;
 mod shell_cli;

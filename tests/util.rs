@@ -238,6 +238,22 @@ impl Proc {
         Proc { child, addr }
     }
 
+    /// Sends SIGTERM (what systemd sends) and waits up to `timeout` for the process to
+    /// exit; panics if it does not.
+    pub fn terminate(&mut self, timeout: Duration) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        let deadline = std::time::Instant::now() + timeout;
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process {pid} still runs {timeout:?} after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills (SIGKILL) and reaps the process.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -259,8 +275,21 @@ pub fn start_meta(dir: &Path, listen: &str) -> Proc {
 /// Starts a meta-server process with a 100 ms beacon and lb round and the given lease
 /// and grace period (ms), listening on `listen`.
 pub fn start_meta_timed(dir: &Path, listen: &str, lease_ms: u64, grace_ms: u64) -> Proc {
+    start_meta_beaconing(dir, listen, 100, lease_ms, grace_ms)
+}
+
+/// Starts a meta-server process with the given beacon interval, lease and grace period
+/// (ms) and a 100 ms lb round, listening on `listen`.
+pub fn start_meta_beaconing(
+    dir: &Path,
+    listen: &str,
+    beacon_ms: u64,
+    lease_ms: u64,
+    grace_ms: u64,
+) -> Proc {
     let data = dir.join("meta");
     let (lease, grace) = (lease_ms.to_string(), grace_ms.to_string());
+    let beacon = beacon_ms.to_string();
     Proc::spawn(
         META_SERVER,
         &[
@@ -269,7 +298,7 @@ pub fn start_meta_timed(dir: &Path, listen: &str, lease_ms: u64, grace_ms: u64) 
             "--data-dir",
             data.to_str().unwrap(),
             "--beacon-interval-ms",
-            "100",
+            &beacon,
             "--lease-ms",
             &lease,
             "--grace-ms",

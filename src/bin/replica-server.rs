@@ -1,5 +1,7 @@
 //! `replica-server`: the process that holds replicas. A thin main: flags in,
-//! [`ballast::replica::start`] out, until Ctrl-C or SIGTERM.
+//! [`ballast::replica::start`] out, until Ctrl-C or SIGTERM, which stop it the planned way
+//! (primaries moved first, then it leaves every configuration) within
+//! `--shutdown-timeout`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,6 +31,11 @@ struct Args {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// On SIGTERM or Ctrl-C, how long a planned stop may take (its primaries move to
+    /// secondaries, then it leaves every configuration) before the process exits anyway;
+    /// 0 exits at once, like a crash.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    shutdown_timeout: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,7 +51,7 @@ async fn run() -> anyhow::Result<()> {
         Duration::from_millis(args.beacon_interval_ms.max(1)),
     );
     let listener = ballast::server::bind(&args.listen).await?;
-    let (handle, _replica) = ballast::replica::start(config, listener)
+    let (handle, replica) = ballast::replica::start(config, listener)
         .await
         .with_context(|| {
             format!(
@@ -55,6 +62,15 @@ async fn run() -> anyhow::Result<()> {
     println!("replica server listening on {}", handle.addr());
     std::io::stdout().flush()?;
     ballast::server::wait_for_signal().await;
+    if args.shutdown_timeout > 0 {
+        let budget = Duration::from_secs(args.shutdown_timeout);
+        if tokio::time::timeout(budget, replica.leave(budget))
+            .await
+            .is_err()
+        {
+            tracing::warn!("the planned stop took longer than --shutdown-timeout; exiting");
+        }
+    }
     handle.shutdown().await;
     Ok(())
 }

@@ -113,8 +113,18 @@ impl MetaClient {
 
     /// Every node, optionally of one status.
     pub async fn list_nodes(&self, status: pb::NodeStatus) -> Result<Vec<pb::NodeInfo>> {
+        self.list_nodes_with(status, false).await
+    }
+
+    /// Every node, optionally of one status; with `all`, dropped ones too.
+    pub async fn list_nodes_with(
+        &self,
+        status: pb::NodeStatus,
+        all: bool,
+    ) -> Result<Vec<pb::NodeInfo>> {
         let req = pb::ListNodesRequest {
             status: status as i32,
+            all,
         };
         let reply = self
             .call(|mut c| async move { c.list_nodes(req).await })
@@ -213,6 +223,70 @@ impl MetaClient {
         self.call(|mut c| {
             let req = req.clone();
             async move { c.update_partition(req).await }
+        })
+        .await
+    }
+
+    /// Opens this replica server's presence stream (see `Meta.Presence`).
+    pub async fn presence(
+        &self,
+        req: pb::PresenceRequest,
+    ) -> Result<tonic::Streaming<pb::PresenceEvent>> {
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.presence(req).await }
+        })
+        .await
+    }
+
+    /// A stopping replica server's request.
+    pub async fn leave(&self, req: pb::LeaveRequest) -> Result<pb::LeaveReply> {
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.leave(req).await }
+        })
+        .await
+    }
+
+    /// Checks, plans and (unless a dry run) starts a decommission.
+    pub async fn decommission(
+        &self,
+        req: pb::DecommissionRequest,
+    ) -> Result<pb::DecommissionReply> {
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.decommission(req).await }
+        })
+        .await
+    }
+
+    /// Every departing node's progress.
+    pub async fn decommission_status(&self) -> Result<pb::DecommissionStatusReply> {
+        self.call(|mut c| async move {
+            c.decommission_status(pb::DecommissionStatusRequest {})
+                .await
+        })
+        .await
+    }
+
+    /// Returns DECOMMISSIONING nodes to NORMAL.
+    pub async fn cancel_decommission(
+        &self,
+        nodes: Vec<String>,
+    ) -> Result<pb::CancelDecommissionReply> {
+        let req = pb::CancelDecommissionRequest { nodes };
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.cancel_decommission(req).await }
+        })
+        .await
+    }
+
+    /// Forgets a node.
+    pub async fn drop_node(&self, req: pb::DropNodeRequest) -> Result<pb::DropNodeReply> {
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.drop_node(req).await }
         })
         .await
     }

@@ -34,10 +34,14 @@ pub fn cure(snap: &Snapshot, opts: &CureOptions) -> Vec<Action> {
                 wanting.push((app, p));
                 None
             } else if members > app.max_replica_count {
+                // A departing member goes first (a decommission copied it away).
                 p.config
                     .secondaries
                     .iter()
-                    .max_by_key(|s| (loads.get(s.as_str()).map_or(0, |l| l.0), s.as_str()))
+                    .max_by_key(|s| {
+                        let load = loads.get(s.as_str()).map_or(0, |l| l.0);
+                        (snap.departing(s), load, s.as_str())
+                    })
                     .map(|s| Action::RemoveSecondary {
                         gpid,
                         node: s.clone(),
@@ -104,7 +108,7 @@ fn no_primary(
         .secondaries
         .iter()
         .filter(|s| snap.alive(s) && !snap.lost(s, gpid))
-        .min_by_key(|s| (primaries(s), s.as_str()))
+        .min_by_key(|s| (snap.departing(s), primaries(s), s.as_str()))
     {
         return Some(Action::UpgradeToPrimary {
             gpid,
@@ -193,7 +197,7 @@ fn new_secondary(
     let emergency = c.members().count() < 2
         || last.is_none()
         || snap.now_ms >= p.last_drop_ms.saturating_add(snap.assign_delay_ms)
-        || last.is_some_and(|l| snap.black_list.contains(l));
+        || last.is_some_and(|l| snap.black_list.contains(l) || snap.departing(l));
     if !emergency {
         return None;
     }

@@ -10,9 +10,12 @@
 pub mod app;
 pub mod balancer;
 pub mod config;
+pub mod departures;
+pub mod drain;
 pub mod faulty_store;
 pub mod guardian;
 pub mod levels;
+pub mod lifecycle;
 pub mod placement;
 pub mod primary_chain;
 pub mod proposal;
@@ -127,11 +130,19 @@ impl Meta {
     }
 
     /// The failure detector's periodic work: declare silent nodes UNALIVE (and take them
-    /// out of every configuration), purge expired tables.
+    /// out of every configuration, then cure at once rather than at the next round),
+    /// purge expired tables.
     pub fn tick(&self) {
         let mut state = self.lock();
-        if let Err(e) = state.check_nodes(Instant::now()) {
-            tracing::error!("handling dead nodes failed: {e}");
+        let now = Instant::now();
+        match state.check_nodes(now) {
+            Ok(dead) if !dead.is_empty() => {
+                if let Err(e) = state.round(now) {
+                    tracing::error!("curing after a death failed: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("handling dead nodes failed: {e}"),
         }
         if let Err(e) = state.purge_expired(now_ms()) {
             tracing::error!("purging expired tables failed: {e}");

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
-use crate::meta::Meta;
 use crate::meta::config::MetaConfig;
 use crate::meta::proposal::proposal_action;
 use crate::meta::remote_commands::META_COMMANDS;
 use crate::meta::snapshot::Action;
 use crate::meta::state::{BeaconOutcome, DddPartition, NodeAssignment, PrimaryRequest};
+use crate::meta::{Meta, departures};
 use crate::model::{AppStatus, Gpid, MetaLevel, ReplicaData, ReplicaReport};
 use crate::pb;
 
@@ -32,6 +32,61 @@ impl MetaService {
 
 #[tonic::async_trait]
 impl pb::meta_server::Meta for MetaService {
+    type PresenceStream = departures::PresenceStream;
+
+    async fn presence(
+        &self,
+        req: Request<pb::PresenceRequest>,
+    ) -> Result<Response<Self::PresenceStream>, Status> {
+        Ok(Response::new(departures::presence(
+            &self.meta,
+            req.into_inner(),
+        )?))
+    }
+
+    async fn leave(
+        &self,
+        req: Request<pb::LeaveRequest>,
+    ) -> Result<Response<pb::LeaveReply>, Status> {
+        Ok(Response::new(
+            departures::leave(&self.meta, req.into_inner()).await?,
+        ))
+    }
+
+    async fn decommission(
+        &self,
+        req: Request<pb::DecommissionRequest>,
+    ) -> Result<Response<pb::DecommissionReply>, Status> {
+        Ok(Response::new(
+            departures::decommission(&self.meta, req.into_inner()).await?,
+        ))
+    }
+
+    async fn decommission_status(
+        &self,
+        _req: Request<pb::DecommissionStatusRequest>,
+    ) -> Result<Response<pb::DecommissionStatusReply>, Status> {
+        Ok(Response::new(departures::decommission_status(&self.meta)))
+    }
+
+    async fn cancel_decommission(
+        &self,
+        req: Request<pb::CancelDecommissionRequest>,
+    ) -> Result<Response<pb::CancelDecommissionReply>, Status> {
+        Ok(Response::new(
+            departures::cancel_decommission(&self.meta, req.into_inner()).await?,
+        ))
+    }
+
+    async fn drop_node(
+        &self,
+        req: Request<pb::DropNodeRequest>,
+    ) -> Result<Response<pb::DropNodeReply>, Status> {
+        Ok(Response::new(
+            departures::drop_node(&self.meta, req.into_inner()).await?,
+        ))
+    }
+
     async fn beacon(
         &self,
         req: Request<pb::BeaconRequest>,
@@ -44,6 +99,7 @@ impl pb::meta_server::Meta for MetaService {
             .collect();
         let mut state = self.meta.lock();
         let outcome = state.beacon(&req.address, &req.incarnation, replicas, Instant::now())?;
+        state.set_disk_free(&req.address, req.disk_free_bytes);
         Ok(Response::new(beacon_reply_to_pb(outcome, state.config())))
     }
 
@@ -51,15 +107,19 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::ListNodesRequest>,
     ) -> Result<Response<pb::ListNodesReply>, Status> {
-        let filter = pb::NodeStatus::try_from(req.into_inner().status)
+        let req = req.into_inner();
+        let filter = pb::NodeStatus::try_from(req.status)
             .map_err(|_| Error::InvalidInput("unknown node status".into()))?;
-        let (nodes, fresh) = {
+        let (mut nodes, fresh) = {
             let state = self.meta.lock();
-            (
-                state.list_nodes(Instant::now()),
-                state.config().beacon_interval * 2,
-            )
+            let mut nodes = state.list_nodes(Instant::now());
+            if req.all {
+                nodes.extend(state.dropped_nodes());
+                nodes.sort_by(|a, b| a.address.cmp(&b.address));
+            }
+            (nodes, state.config().beacon_interval * 2)
         };
+        nodes.dedup_by(|a, b| a.address == b.address);
         let nodes = nodes
             .into_iter()
             .map(|n| pb::NodeInfo {
@@ -75,6 +135,9 @@ impl pb::meta_server::Meta for MetaService {
                 reported: n.reported,
                 beaconing: n.alive && n.last_beacon_ago <= fresh,
                 disk_bytes: n.disk_bytes,
+                serving: n.serving,
+                state: n.state.to_pb() as i32,
+                disk_free_bytes: n.disk_free,
             })
             .filter(|n| filter == pb::NodeStatus::Unspecified || n.status == filter as i32)
             .collect();
@@ -102,15 +165,21 @@ impl pb::meta_server::Meta for MetaService {
         let name = req.into_inner().app_name;
         let state = self.meta.lock();
         let app = state.app_by_name(&name)?;
-        let mut alive: Vec<String> = app
-            .partitions
-            .iter()
-            .flat_map(|p| p.members())
+        let now = Instant::now();
+        let members = || {
+            let mut all: Vec<&str> = app.partitions.iter().flat_map(|p| p.members()).collect();
+            all.sort();
+            all.dedup();
+            all.into_iter()
+        };
+        let alive: Vec<String> = members()
             .filter(|m| state.is_alive(m))
             .map(str::to_string)
             .collect();
-        alive.sort();
-        alive.dedup();
+        let serving: Vec<String> = members()
+            .filter(|m| state.is_serving(m, now))
+            .map(str::to_string)
+            .collect();
         let replica_disks = state
             .replica_disks(app.record.app_id)
             .into_iter()
@@ -125,6 +194,7 @@ impl pb::meta_server::Meta for MetaService {
             alive_nodes: alive,
             replica_disks,
             ddd_partitions: state.ddd_pidxs(app.record.app_id),
+            serving_nodes: serving,
         }))
     }
 
@@ -203,6 +273,7 @@ impl pb::meta_server::Meta for MetaService {
         _req: Request<pb::ClusterInfoRequest>,
     ) -> Result<Response<pb::ClusterInfoReply>, Status> {
         let state = self.meta.lock();
+        let now = Instant::now();
         let view = state.level();
         let (alive, dead) = state.node_counts();
         let mut meta_servers = state.config().meta_servers.clone();
@@ -234,6 +305,10 @@ impl pb::meta_server::Meta for MetaService {
                 },
             }),
             actions_in_flight: state.actions_in_flight() as u32,
+            serving_node_count: state.serving_count(now),
+            unhealthy_partition_count: state.unhealthy_count(now),
+            failover_ms: (state.config().grace + state.config().check_interval()).as_millis()
+                as u64,
         }))
     }
 

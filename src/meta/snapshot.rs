@@ -64,6 +64,10 @@ pub struct Snapshot {
     pub assign_delay_ms: u64,
     /// Partitions with an action in flight: nothing else is planned for them.
     pub busy: BTreeSet<Gpid>,
+    /// DECOMMISSIONING nodes: every replica moves away, none arrives.
+    pub draining: BTreeSet<String>,
+    /// Nodes stopping on purpose: their primaries move to secondaries, nothing arrives.
+    pub leaving: BTreeSet<String>,
 }
 
 impl Snapshot {
@@ -80,9 +84,15 @@ impl Snapshot {
             .is_some_and(|r| !r.is_valid())
     }
 
-    /// Whether `node` may receive a new replica: ALIVE and not black-listed.
+    /// Whether `node` may receive a new replica: ALIVE, not black-listed, not being
+    /// decommissioned and not stopping.
     pub fn may_receive(&self, node: &str) -> bool {
-        self.alive(node) && !self.black_list.contains(node)
+        self.alive(node) && !self.black_list.contains(node) && !self.departing(node)
+    }
+
+    /// Whether `node` is being decommissioned or is stopping: what it holds should go.
+    pub fn departing(&self, node: &str) -> bool {
+        self.draining.contains(node) || self.leaving.contains(node)
     }
 
     /// Replicas and primaries per node over every table (for tie-breaks).

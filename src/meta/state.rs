@@ -15,6 +15,7 @@ use crate::meta::app::App;
 use crate::meta::balancer::OperationCount;
 use crate::meta::config::MetaConfig;
 use crate::meta::levels::{FreezeThresholds, effective_level};
+use crate::meta::lifecycle::{NodeLife, NodeLifecycle};
 use crate::meta::snapshot::Action;
 use crate::meta::store::{MetaStore, StoredState};
 use crate::model::{AppStatus, Gpid, MetaLevel, ReplicaReport, ReplicaRole};
@@ -35,6 +36,8 @@ pub struct NodeState {
     pub incarnation: String,
     /// The replicas the node last reported.
     pub replicas: BTreeMap<Gpid, ReplicaReport>,
+    /// Free space on its data directory's disk, as last reported.
+    pub disk_free: u64,
 }
 
 /// Settings operators change at runtime through remote commands; not persisted.
@@ -107,6 +110,12 @@ pub struct NodeSummary {
     pub reported: bool,
     /// Disk used by its replicas as last reported, in bytes.
     pub disk_bytes: u64,
+    /// Whether its replicas count as serving now.
+    pub serving: bool,
+    /// Its lifecycle.
+    pub state: NodeLifecycle,
+    /// Free space on its data directory's disk, as last reported.
+    pub disk_free: u64,
 }
 
 /// The meta level before and after a control request.
@@ -162,6 +171,16 @@ pub struct MetaState {
     /// clock: Unix times are derived from the `now` each call is given.
     started_ms: u64,
     started: Instant,
+    /// Each node's presence stream, by address.
+    presence: BTreeMap<String, presence::Presence>,
+    /// Presence streams opened since start (numbers each opening).
+    presence_sessions: u64,
+    /// Lifecycle records of nodes that are not NORMAL (working copy).
+    lives: BTreeMap<String, NodeLife>,
+    /// Nodes stopping on purpose, whose primaries move away.
+    leaving: BTreeSet<String>,
+    /// Per DECOMMISSIONING node: (fewest replicas seen, when, Unix ms) for stall reports.
+    drain_marks: BTreeMap<String, (u32, u64)>,
 }
 
 impl MetaState {
@@ -181,6 +200,12 @@ impl MetaState {
         }
         let nodes = known
             .into_iter()
+            .filter(|(addr, _)| {
+                stored
+                    .lives
+                    .get(addr)
+                    .is_none_or(|l| l.state != NodeLifecycle::Dropped)
+            })
             .map(|(addr, incarnation)| {
                 let node = NodeState {
                     alive: true,
@@ -188,6 +213,7 @@ impl MetaState {
                     reported: false,
                     incarnation,
                     replicas: BTreeMap::new(),
+                    disk_free: 0,
                 };
                 (addr, node)
             })
@@ -203,6 +229,7 @@ impl MetaState {
             ignored_apps: BTreeSet::new(),
         };
         let started_ms = now_ms();
+        let lives = stored.lives.clone();
         Ok(MetaState {
             level: config.level_on_start,
             config,
@@ -220,6 +247,11 @@ impl MetaState {
             lb_counts: None,
             started_ms,
             started: now,
+            presence: BTreeMap::new(),
+            presence_sessions: 0,
+            lives,
+            leaving: BTreeSet::new(),
+            drain_marks: BTreeMap::new(),
         })
     }
 
@@ -278,8 +310,13 @@ impl MetaState {
 
 mod change;
 mod ddl;
+mod departure;
 mod nodes;
 mod persist;
+mod presence;
+pub use departure::LeaveStage;
+mod lifecycle;
+pub use lifecycle::{Check, DecommissionOutcome, DrainView, NodePlan};
 pub use persist::Batch;
 use persist::Sink;
 

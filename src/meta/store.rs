@@ -14,6 +14,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::{Error, Result};
 use crate::meta::app::{App, AppRecord};
+use crate::meta::lifecycle::NodeLife;
 use crate::model::PartitionConfig;
 
 /// One change to durable state; a batch of them is applied atomically.
@@ -31,6 +32,10 @@ pub enum StoreOp {
     PutNode(String, String),
     /// Forget a node.
     DeleteNode(String),
+    /// Set a node's lifecycle record (decommission, drop).
+    PutLife(String, NodeLife),
+    /// Remove a node's lifecycle record: it is NORMAL.
+    DeleteLife(String),
 }
 
 /// Everything the store holds, as loaded at start.
@@ -43,6 +48,8 @@ pub struct StoredState {
     /// Nodes the cluster has seen, with their data directories' incarnations (empty if
     /// unknown: stored before incarnations were).
     pub nodes: BTreeMap<String, String>,
+    /// Lifecycle records of nodes that are not NORMAL.
+    pub lives: BTreeMap<String, NodeLife>,
 }
 
 impl StoredState {
@@ -81,6 +88,12 @@ impl StoredState {
                 StoreOp::DeleteNode(addr) => {
                     self.nodes.remove(addr);
                 }
+                StoreOp::PutLife(addr, life) => {
+                    self.lives.insert(addr.clone(), life.clone());
+                }
+                StoreOp::DeleteLife(addr) => {
+                    self.lives.remove(addr);
+                }
             }
         }
         Ok(())
@@ -100,11 +113,13 @@ const PARTITIONS: TableDefinition<(u32, u32), &[u8]> = TableDefinition::new("par
 const NODES: TableDefinition<&str, ()> = TableDefinition::new("nodes");
 const INCARNATIONS: TableDefinition<&str, &str> = TableDefinition::new("incarnations");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+const LIVES: TableDefinition<&str, &[u8]> = TableDefinition::new("lives");
 const NEXT_APP_ID: &str = "next_app_id";
 const FORMAT_KEY: &str = "format";
 /// The format of `meta.redb` this binary writes. Format 0 (no format key) had no
-/// incarnations table; it is read and upgraded in place.
-pub const FORMAT: u64 = 1;
+/// incarnations table, format 1 no lifecycle table; both are read and upgraded in place.
+/// An older binary refuses format 2, whose dropped nodes it would take back.
+pub const FORMAT: u64 = 2;
 
 /// The default store: one redb file in the meta server's data directory.
 pub struct RedbStore {
@@ -134,6 +149,7 @@ impl RedbStore {
             tx.open_table(PARTITIONS).map_err(storage)?;
             tx.open_table(NODES).map_err(storage)?;
             tx.open_table(INCARNATIONS).map_err(storage)?;
+            tx.open_table(LIVES).map_err(storage)?;
             let mut counters = tx.open_table(COUNTERS).map_err(storage)?;
             let format = counters
                 .get(FORMAT_KEY)
@@ -212,6 +228,12 @@ impl MetaStore for RedbStore {
                 .unwrap_or_default();
             state.nodes.insert(addr, incarnation);
         }
+        let lives = tx.open_table(LIVES).map_err(storage)?;
+        for entry in lives.iter().map_err(storage)? {
+            let (addr, bytes) = entry.map_err(storage)?;
+            let life: NodeLife = serde_json::from_slice(bytes.value()).map_err(storage)?;
+            state.lives.insert(addr.value().to_string(), life);
+        }
         let counters = tx.open_table(COUNTERS).map_err(storage)?;
         if let Some(v) = counters.get(NEXT_APP_ID).map_err(storage)? {
             state.next_app_id = v.value() as u32;
@@ -227,6 +249,7 @@ impl MetaStore for RedbStore {
             let mut nodes = tx.open_table(NODES).map_err(storage)?;
             let mut incarnations = tx.open_table(INCARNATIONS).map_err(storage)?;
             let mut counters = tx.open_table(COUNTERS).map_err(storage)?;
+            let mut lives = tx.open_table(LIVES).map_err(storage)?;
             for op in ops {
                 match op {
                     StoreOp::PutApp(record) => {
@@ -260,6 +283,15 @@ impl MetaStore for RedbStore {
                     StoreOp::DeleteNode(addr) => {
                         nodes.remove(addr.as_str()).map_err(storage)?;
                         incarnations.remove(addr.as_str()).map_err(storage)?;
+                    }
+                    StoreOp::PutLife(addr, life) => {
+                        let bytes = serde_json::to_vec(life).map_err(storage)?;
+                        lives
+                            .insert(addr.as_str(), bytes.as_slice())
+                            .map_err(storage)?;
+                    }
+                    StoreOp::DeleteLife(addr) => {
+                        lives.remove(addr.as_str()).map_err(storage)?;
                     }
                 }
             }
@@ -327,6 +359,16 @@ mod tests {
             StoreOp::PutPartition(1, part(0)),
             StoreOp::PutPartition(1, part(1)),
             StoreOp::PutNode("a:1".into(), "i1".into()),
+            StoreOp::PutLife(
+                "b:1".into(),
+                NodeLife {
+                    state: crate::meta::lifecycle::NodeLifecycle::Decommissioning,
+                    started_ms: 7,
+                    replicas_total: 2,
+                    bytes_total: 9,
+                    incarnation: "i2".into(),
+                },
+            ),
         ]
     }
 
@@ -343,6 +385,10 @@ mod tests {
         assert_eq!(
             reopened.nodes["a:1"], "i1",
             "the node's incarnation is kept"
+        );
+        assert_eq!(
+            reopened.lives["b:1"].replicas_total, 2,
+            "lifecycles are kept"
         );
         let mut store = RedbStore::open(&path).unwrap();
         store.apply(&[StoreOp::DeleteApp(1)]).unwrap();
@@ -375,7 +421,8 @@ mod tests {
             tx.commit().unwrap();
         }
         let err = RedbStore::open(dir.path()).err().unwrap().to_string();
-        assert!(err.contains("meta.redb is in format 2"), "{err}");
+        let expected = format!("meta.redb is in format {}", FORMAT + 1);
+        assert!(err.contains(&expected), "{err}");
     }
 
     #[test]

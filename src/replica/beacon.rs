@@ -4,6 +4,7 @@
 //! it does not have: they learn, or start empty if the meta server says so).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::client::MetaClient;
@@ -26,12 +27,19 @@ pub async fn run(
     let mut interval = initial;
     let mut failing = false;
     loop {
+        if replica.departure().beacons_stopped.load(Ordering::SeqCst) {
+            // The node left on purpose: a reply would unassign what primaries still
+            // count on while it lingers.
+            (&mut stop).await;
+            return;
+        }
         let sent = Instant::now();
         let request = pb::BeaconRequest {
             address: replica.address().to_string(),
             replicas: replica.reports(),
             uptime_ms: replica.uptime().as_millis() as u64,
             incarnation: replica.incarnation().to_string(),
+            disk_free_bytes: replica.disk_free(),
         };
         let answer = tokio::select! {
             _ = &mut stop => return,
@@ -44,6 +52,10 @@ pub async fn run(
                     failing = false;
                 }
                 interval = Duration::from_millis(reply.beacon_interval_ms.max(1));
+                replica
+                    .departure()
+                    .beacon_interval_ms
+                    .store(reply.beacon_interval_ms, Ordering::Relaxed);
                 replica
                     .node()
                     .renew_lease(sent, Duration::from_millis(reply.lease_ms));
@@ -58,6 +70,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep_until((sent + interval).into()) => {}
+            _ = replica.departure().kick.notified() => {}
         }
     }
 }

@@ -18,10 +18,12 @@ pub mod data_service;
 pub mod faults;
 pub mod io;
 pub mod lease;
+pub mod leave;
 pub mod limiter;
 pub mod node;
 pub mod node_dir;
 pub mod plog;
+pub mod presence;
 pub mod reads;
 pub mod remote_commands;
 pub mod service;
@@ -107,6 +109,8 @@ pub struct Replica {
     started: Instant,
     started_ms: u64,
     replicas: Mutex<BTreeMap<Gpid, Arc<Handle>>>,
+    /// What a planned stop shares with the beacon loop.
+    departure: leave::Departure,
 }
 
 impl Replica {
@@ -123,6 +127,16 @@ impl Replica {
     /// The data directory's identity.
     pub fn incarnation(&self) -> &str {
         self.dir.incarnation()
+    }
+
+    /// What a planned stop shares with the beacon loop.
+    pub fn departure(&self) -> &leave::Departure {
+        &self.departure
+    }
+
+    /// Free space on the data directory's disk, in bytes.
+    pub fn disk_free(&self) -> u64 {
+        self.dir.free_bytes()
     }
 
     /// How long the server has run.
@@ -335,6 +349,7 @@ pub async fn start(
         started: Instant::now(),
         started_ms: now_ms(),
         replicas: Mutex::new(BTreeMap::new()),
+        departure: leave::Departure::default(),
     });
     // Held replicas are recovered before serving: a secondary must answer prepares as
     // soon as it is back. Their roles come with the first beacon reply.
@@ -353,11 +368,18 @@ pub async fn start(
                 .max_encoding_message_size(usize::MAX),
         );
     let beacon_replica = replica.clone();
+    let presence_replica = replica.clone();
+    let presence_client = MetaClient::new(&config.meta, META_TIMEOUT)?;
     let stop_replica = replica.clone();
     let interval = config.initial_beacon_interval;
     let handle = ServerHandle::start(router, listener, move |signal| {
         let stop_signal = signal.clone();
         vec![
+            tokio::spawn(presence::run(
+                presence_replica,
+                presence_client,
+                signal.clone(),
+            )),
             tokio::spawn(beacon::run(beacon_replica, client, interval, signal)),
             tokio::spawn(async move {
                 crate::server::stopped(stop_signal).await;

@@ -143,6 +143,14 @@ impl NodeDir {
         &self.incarnation
     }
 
+    /// Free space on the directory's disk for an unprivileged writer, in bytes (0 if the
+    /// system cannot say).
+    pub fn free_bytes(&self) -> u64 {
+        rustix::fs::statvfs(&self.root)
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+            .unwrap_or(0)
+    }
+
     /// The directory of replica `gpid`.
     pub fn replica_dir(&self, gpid: Gpid) -> PathBuf {
         self.root

@@ -9,6 +9,7 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use crate::client::{DataClient, MetaClient};
+use crate::error::Error;
 use crate::shell::error::ShellError;
 use crate::shell::output::Report;
 
@@ -25,6 +26,8 @@ pub struct Context {
     data: Option<Arc<DataClient>>,
     data_timeout: Duration,
     app: Option<String>,
+    /// Whether a person at a terminal types the commands (the REPL), who can be asked.
+    interactive: bool,
     /// The embedded cluster of `shell --local`, if any.
     pub local: Option<crate::local::LocalCluster>,
 }
@@ -41,7 +44,38 @@ impl Context {
             data: None,
             data_timeout: DEFAULT_TIMEOUT,
             app: None,
+            interactive: false,
             local: None,
+        }
+    }
+
+    /// Marks the session as typed by a person at a terminal (the REPL): destructive
+    /// verbs may then ask for confirmation instead of requiring `--yes`.
+    pub fn set_interactive(&mut self, interactive: bool) {
+        self.interactive = interactive;
+    }
+
+    /// The safety rail of a destructive verb that cannot be undone: passes with `yes`;
+    /// on a terminal asks `what` and waits for `y`; in a script (or `-e`) refuses with
+    /// exit 4 and never reads the answer from the script's own input.
+    pub fn confirm(&mut self, what: &str, yes: bool) -> Result<(), ShellError> {
+        if yes {
+            return Ok(());
+        }
+        if !self.interactive {
+            return Err(Error::Unsafe(format!(
+                "{what}: this cannot be undone; add --yes to confirm (scripts are never asked)"
+            ))
+            .into());
+        }
+        let mut err = std::io::stderr();
+        let _ = write!(err, "{what}: this cannot be undone. Proceed? [y/N] ");
+        let _ = err.flush();
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        match answer.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" => Ok(()),
+            _ => Err(Error::Unsafe(format!("{what}: not confirmed; nothing was done")).into()),
         }
     }
 

@@ -5,7 +5,7 @@
 //! - [`registry`] and [`commands`]: the verbs, one per file;
 //! - [`lexer`]: POSIX-like splitting of lines;
 //! - [`context`]: the session (lazy cluster connection, output);
-//! - [`output`]: Pegasus-shaped tables and typed JSON;
+//! - [`output`]: Pegasus-shaped tables and typed JSON; [`progress`]: bars on a terminal;
 //! - [`repl`] and [`completer`]: the interactive session;
 //! - [`cli`]: the binary's own flags and modes.
 
@@ -17,6 +17,7 @@ pub mod context;
 pub mod error;
 pub mod lexer;
 pub mod output;
+pub mod progress;
 pub mod registry;
 pub mod repl;
 

@@ -108,21 +108,7 @@ impl Cell {
     }
 }
 
-/// A size in bytes as people read it: `0B`, `512B`, `12.3KB`, `4.5MB`, `1.2GB`
-/// (powers of 1024).
-pub fn format_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
-    if bytes < 1024 {
-        return format!("{bytes}B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1}{}", UNITS[unit])
-}
+pub use crate::timeutil::format_size;
 
 /// A disk-usage cell: readable text, bytes in JSON.
 pub fn size_cell(bytes: u64) -> Cell {

@@ -22,6 +22,7 @@ pub fn history_path() -> Option<PathBuf> {
 
 /// Runs the interactive loop until exit; returns the exit code.
 pub fn run(shell: &mut Shell, runtime: &tokio::runtime::Runtime) -> i32 {
+    shell.ctx.set_interactive(true);
     let config = Config::builder()
         .completion_type(CompletionType::List)
         .max_history_size(1000)

@@ -272,6 +272,7 @@ impl Sim {
                 replicas,
                 uptime_ms: 0,
                 incarnation: format!("{node}#{}", n.incarnation),
+                disk_free_bytes: 0,
             };
             self.send(node, "meta", Body::Beacon(request, now));
         }

@@ -34,14 +34,14 @@ pub async fn cluster_with_table(
     Ok((cluster, client))
 }
 
-/// Whether every partition of `table` has a primary and all its replicas, all ALIVE.
+/// Whether every partition of `table` has a primary and all its replicas, all serving.
 pub async fn healthy(meta: &MetaClient, table: &str) -> Result<bool> {
     let reply = meta.query_app(table).await?;
     let Some(app) = reply.app else {
         return Ok(false);
     };
     let max = app.info.as_ref().map_or(3, |i| i.max_replica_count) as usize;
-    let alive = |m: &str| reply.alive_nodes.iter().any(|a| a == m);
+    let alive = |m: &str| reply.serving_nodes.iter().any(|a| a == m);
     Ok(app.partitions.iter().all(|p| {
         !p.primary.is_empty()
             && alive(&p.primary)

@@ -105,7 +105,7 @@ impl MetaState {
 
     /// Takes `node` out of every configuration in one durable batch; only then are
     /// actions naming it dropped.
-    fn remove_everywhere(&mut self, node: &str, now: Instant) -> Result<()> {
+    pub(super) fn remove_everywhere(&mut self, node: &str, now: Instant) -> Result<()> {
         let mut changed: Vec<(Gpid, PartitionConfig)> = Vec::new();
         for app in self.apps.values() {
             for p in &app.partitions {

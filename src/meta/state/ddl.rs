@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::MetaState;
 use crate::error::{Error, Result};
 use crate::meta::app::{App, AppRecord};
+use crate::meta::lifecycle::NodeLifecycle;
 use crate::meta::placement::{NodeLoad, place};
 use crate::meta::store::StoreOp;
 use crate::model::{AppStatus, MetaLevel, PartitionConfig, validate_app_name};
@@ -121,12 +122,18 @@ impl MetaState {
         Ok((app_id, false))
     }
 
-    /// The ALIVE nodes that may take new replicas, with what they hold.
+    /// The ALIVE nodes that may take new replicas (not black-listed, not leaving), with
+    /// what they hold.
     fn candidate_loads(&self) -> Vec<NodeLoad> {
         let now = Instant::now();
         self.node_summaries(&self.apps, now)
             .into_iter()
-            .filter(|n| n.alive && !self.settings.black_list.contains(&n.address))
+            .filter(|n| {
+                n.alive
+                    && n.state == NodeLifecycle::Normal
+                    && !self.leaving.contains(&n.address)
+                    && !self.settings.black_list.contains(&n.address)
+            })
             .map(|n| NodeLoad {
                 replicas: n.primary_count + n.secondary_count,
                 primaries: n.primary_count,

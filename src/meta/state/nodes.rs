@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{BeaconOutcome, MetaState, NodeAssignment, NodeState};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::meta::lifecycle::NodeLifecycle;
 use crate::meta::store::StoreOp;
 use crate::model::{Gpid, ReplicaReport, ReplicaRole, validate_address};
 
@@ -22,6 +23,22 @@ impl MetaState {
         now: Instant,
     ) -> Result<BeaconOutcome> {
         validate_address(address)?;
+        if let Some(life) = self.lives.get(address)
+            && life.state == NodeLifecycle::Dropped
+        {
+            if life.incarnation.is_empty() || life.incarnation == incarnation {
+                return Err(Error::Refused(format!(
+                    "{address} was dropped from the cluster; its data directory is refused. Wipe it to join as a new node"
+                )));
+            }
+            // A wiped data directory on a dropped node's address: a new node.
+            self.persist(vec![StoreOp::DeleteLife(address.to_string())])?;
+            self.lives.remove(address);
+            tracing::info!(
+                node = address,
+                "a dropped node's address joins again as a new node"
+            );
+        }
         let known = self
             .nodes
             .get(address)
@@ -56,12 +73,14 @@ impl MetaState {
                 }
             }
         }
+        let disk_free = self.nodes.get(address).map_or(0, |n| n.disk_free);
         let node = NodeState {
             alive: true,
             last_beacon: now,
             reported: true,
             incarnation: incarnation.to_string(),
             replicas,
+            disk_free,
         };
         self.nodes.insert(address.to_string(), node);
         self.drop_lost_replicas(address, now)?;
@@ -155,13 +174,17 @@ impl MetaState {
             .collect();
         for addr in dead.iter().chain(&stranded) {
             self.lb_counts = None;
-            self.on_node_dead(addr, now)?;
+            if self.life(addr) == NodeLifecycle::Decommissioned {
+                self.retire(addr)?;
+            } else {
+                self.on_node_dead(addr, now)?;
+            }
         }
         Ok(dead)
     }
 
     /// Whether `address` is a member of any partition's configuration.
-    fn is_member(&self, address: &str) -> bool {
+    pub(super) fn is_member(&self, address: &str) -> bool {
         self.apps
             .values()
             .flat_map(|a| &a.partitions)
@@ -173,9 +196,22 @@ impl MetaState {
         self.nodes.get(address).is_some_and(|n| n.alive)
     }
 
-    /// (ALIVE, UNALIVE) node counts.
+    /// (ALIVE, UNALIVE) node counts, for auto-freeze: nodes that left on purpose
+    /// (DECOMMISSIONED) do not count.
     pub fn node_counts(&self) -> (u32, u32) {
-        let alive = self.nodes.values().filter(|n| n.alive).count() as u32;
-        (alive, self.nodes.len() as u32 - alive)
+        let counted = || {
+            self.nodes
+                .iter()
+                .filter(|(addr, _)| !self.life(addr).left())
+        };
+        let alive = counted().filter(|(_, n)| n.alive).count() as u32;
+        (alive, counted().count() as u32 - alive)
+    }
+
+    /// Records the free space a node reported on its data directory's disk.
+    pub fn set_disk_free(&mut self, address: &str, bytes: u64) {
+        if let Some(n) = self.nodes.get_mut(address) {
+            n.disk_free = bytes;
+        }
     }
 }

@@ -126,6 +126,7 @@ impl MetaState {
         );
         self.apps = self.durable.apps.clone();
         self.next_app_id = self.durable.next_app_id.max(1);
+        self.lives = self.durable.lives.clone();
         for (addr, node) in &mut self.nodes {
             // A node whose registration was lost registers again on its next beacon; a
             // replacement that was lost is noticed again the same way.

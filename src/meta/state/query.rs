@@ -3,17 +3,39 @@
 //! from the image of what is durable; planning reads the working copy.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{MetaState, NodeSummary};
 use crate::error::{Error, Result};
 use crate::meta::app::App;
+use crate::meta::lifecycle::NodeLifecycle;
 use crate::model::{AppStatus, Gpid, PartitionConfig};
 
 impl MetaState {
     /// Every node with its durable replica counts over AVAILABLE tables, by address.
     pub fn list_nodes(&self, now: Instant) -> Vec<NodeSummary> {
         self.node_summaries(&self.durable.apps, now)
+    }
+
+    /// Dropped nodes (what `nodes -a` adds), by address.
+    pub fn dropped_nodes(&self) -> Vec<NodeSummary> {
+        self.durable
+            .lives
+            .iter()
+            .filter(|(_, l)| l.state == NodeLifecycle::Dropped)
+            .map(|(addr, _)| NodeSummary {
+                address: addr.clone(),
+                alive: false,
+                primary_count: 0,
+                secondary_count: 0,
+                last_beacon_ago: Duration::ZERO,
+                reported: false,
+                disk_bytes: 0,
+                serving: false,
+                state: NodeLifecycle::Dropped,
+                disk_free: 0,
+            })
+            .collect()
     }
 
     /// Every node with its replica counts in `apps`, by address.
@@ -49,6 +71,9 @@ impl MetaState {
                     last_beacon_ago: now.saturating_duration_since(n.last_beacon),
                     reported: n.reported,
                     disk_bytes: n.replicas.values().map(|r| r.disk_bytes).sum(),
+                    serving: self.is_serving(addr, now),
+                    state: self.life(addr),
+                    disk_free: n.disk_free,
                 }
             })
             .collect()

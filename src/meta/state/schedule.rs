@@ -11,9 +11,11 @@ use std::time::Instant;
 use super::{InFlight, MetaState};
 use crate::error::{Error, Result};
 use crate::meta::balancer::{BalancerOptions, OperationCount, balance};
+use crate::meta::drain::drain;
 use crate::meta::guardian::{CureOptions, cure};
+use crate::meta::lifecycle::NodeLifecycle;
 use crate::meta::snapshot::{Action, AppView, NodeView, PartitionView, Snapshot, apply_to_config};
-use crate::model::{AppStatus, Gpid, HealthCounts, MetaLevel};
+use crate::model::{AppStatus, Gpid, MetaLevel};
 
 /// What a round did, for logs and tests.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,16 +33,14 @@ impl MetaState {
     }
 
     /// Whether every partition of every AVAILABLE table has a primary and
-    /// `max_replica_count` replicas, all ALIVE (the balancer's precondition).
-    fn all_healthy(&self) -> bool {
+    /// `max_replica_count` replicas, all serving (the balancer's precondition).
+    fn all_healthy(&self, now: Instant) -> bool {
         self.apps
             .values()
             .filter(|a| a.record.status == AppStatus::Available)
             .all(|a| {
-                HealthCounts::of(&a.partitions, a.record.max_replica_count, |m| {
-                    self.is_alive(m)
-                })
-                .unhealthy
+                self.health_counts(&a.partitions, a.record.max_replica_count, now)
+                    .unhealthy
                     == 0
             })
     }
@@ -111,6 +111,13 @@ impl MetaState {
                 .chain(self.proposals.keys())
                 .copied()
                 .collect(),
+            draining: self
+                .lives
+                .iter()
+                .filter(|(_, l)| l.state == NodeLifecycle::Decommissioning)
+                .map(|(n, _)| n.clone())
+                .collect(),
+            leaving: self.leaving.clone(),
         }
     }
 
@@ -164,7 +171,14 @@ impl MetaState {
                 report.started.push(action);
             }
         }
-        if report.started.is_empty() && self.inflight.is_empty() && self.all_healthy() {
+        // Departing nodes drain once cure has done its part.
+        for action in drain(&self.snapshot(now)).actions {
+            if self.start_action(action.clone(), now)? {
+                report.started.push(action);
+            }
+        }
+        self.finish_drains(now)?;
+        if report.started.is_empty() && self.inflight.is_empty() && self.all_healthy(now) {
             let plan = balance(&snap, &self.balancer_options());
             self.lb_counts = Some(OperationCount::of(&plan));
             if effective == MetaLevel::Lively {

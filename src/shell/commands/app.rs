@@ -46,8 +46,8 @@ fn report(reply: &pb::QueryAppReply, detailed: bool) -> Report {
     if !detailed {
         return report;
     }
-    let alive: HashSet<&str> = reply.alive_nodes.iter().map(String::as_str).collect();
-    let is_alive = |m: &str| alive.contains(m);
+    let serving: HashSet<&str> = reply.serving_nodes.iter().map(String::as_str).collect();
+    let is_alive = |m: &str| serving.contains(m);
     let parts: Vec<PartitionConfig> = app
         .partitions
         .iter()
@@ -199,6 +199,7 @@ mod tests {
                 ],
             }),
             alive_nodes: vec!["h:1".into(), "h:2".into(), "h:3".into()],
+            serving_nodes: vec!["h:1".into(), "h:2".into(), "h:3".into()],
             replica_disks: vec![
                 pb::ReplicaDisk {
                     pidx: 0,

@@ -94,6 +94,23 @@ fn report(info: &pb::ClusterInfoReply, alive: &[pb::NodeInfo]) -> Report {
             ("actions_in_flight", Cell::num(info.actions_in_flight)),
             ("primary_replica_count_stddev", fixed(stddev(&primaries))),
             ("total_replica_count_stddev", fixed(stddev(&totals))),
+            (
+                "serving_node_count",
+                Cell::num(info.serving_node_count)
+                    .bad_if(info.serving_node_count < info.alive_node_count),
+            ),
+            (
+                "unhealthy_partition_count",
+                Cell::num(info.unhealthy_partition_count)
+                    .bad_if(info.unhealthy_partition_count > 0),
+            ),
+            (
+                "failover_seconds",
+                Cell::custom(
+                    format!("{:.1}", info.failover_ms as f64 / 1000.0),
+                    json!(info.failover_ms as f64 / 1000.0),
+                ),
+            ),
         ],
     )
 }
@@ -144,6 +161,9 @@ mod tests {
                 total: 3,
             }),
             actions_in_flight: 1,
+            serving_node_count: 1,
+            unhealthy_partition_count: 4,
+            failover_ms: 22_500,
         };
         let node = |p, s| pb::NodeInfo {
             primary_count: p,
@@ -159,6 +179,9 @@ mod tests {
         assert_eq!(c["total_replica_count_stddev"], 2.0);
         assert_eq!(c["balance_operation_count"]["total"], 3);
         assert_eq!(c["actions_in_flight"], 1);
+        assert_eq!(c["serving_node_count"], 1);
+        assert_eq!(c["unhealthy_partition_count"], 4);
+        assert_eq!(c["failover_seconds"], 22.5);
         let text = report(&info, &[]).to_text(false);
         let line = text
             .lines()

@@ -33,7 +33,7 @@ struct LsArgs {
 }
 
 /// Builds the report from the tables and the set of ALIVE nodes.
-fn report(apps: &[pb::AppDetail], alive: &HashSet<String>, detailed: bool) -> Report {
+fn report(apps: &[pb::AppDetail], serving: &HashSet<String>, detailed: bool) -> Report {
     let general = apps
         .iter()
         .filter_map(|a| a.info.as_ref())
@@ -88,7 +88,7 @@ fn report(apps: &[pb::AppDetail], alive: &HashSet<String>, detailed: bool) -> Re
                 .iter()
                 .map(PartitionConfig::from_pb)
                 .collect();
-            let h = HealthCounts::of(&parts, info.max_replica_count, |m| alive.contains(m));
+            let h = HealthCounts::of(&parts, info.max_replica_count, |m| serving.contains(m));
             full += i64::from(h.unhealthy == 0);
             unhealthy += i64::from(h.unhealthy > 0);
             write_bad += i64::from(h.write_unhealthy > 0);
@@ -159,19 +159,26 @@ impl Verb for Ls {
         };
         let meta = ctx.meta()?;
         let apps = meta.list_apps(filter).await?;
-        let alive = if args.detailed {
-            alive_nodes(&meta).await?
+        let serving = if args.detailed {
+            serving_nodes(&meta).await?
         } else {
             HashSet::new()
         };
-        args.out.emit(ctx, &report(&apps, &alive, args.detailed))
+        args.out.emit(ctx, &report(&apps, &serving, args.detailed))
     }
 }
 
-/// The addresses of the ALIVE nodes.
-pub async fn alive_nodes(meta: &crate::client::MetaClient) -> Result<HashSet<String>, ShellError> {
+/// The addresses of the nodes whose replicas count as serving now (what health is
+/// counted against).
+pub async fn serving_nodes(
+    meta: &crate::client::MetaClient,
+) -> Result<HashSet<String>, ShellError> {
     let nodes = meta.list_nodes(pb::NodeStatus::Alive).await?;
-    Ok(nodes.into_iter().map(|n| n.address).collect())
+    Ok(nodes
+        .into_iter()
+        .filter(|n| n.serving)
+        .map(|n| n.address)
+        .collect())
 }
 
 #[cfg(test)]

@@ -4,12 +4,16 @@
 
 mod app;
 mod balance;
+mod cancel_decommission;
 mod cluster_info;
 mod count_data;
 mod create;
 mod ddd_diagnose;
+mod decommission;
+mod decommission_status;
 mod del;
 mod drop;
+mod drop_node;
 mod exit;
 mod full_scan;
 mod get;
@@ -58,6 +62,10 @@ pub static VERBS: &[&dyn Verb] = &[
     &balance::Balance,
     &propose::Propose,
     &ddd_diagnose::DddDiagnose,
+    &decommission::Decommission,
+    &decommission_status::DecommissionStatus,
+    &cancel_decommission::CancelDecommission,
+    &drop_node::DropNode,
     &wait::Wait,
     &remote_command::RemoteCommand,
     &server_info::ServerInfo,

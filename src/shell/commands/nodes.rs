@@ -22,6 +22,9 @@ struct NodesArgs {
     /// Only nodes of this status.
     #[arg(short = 's', long = "status", default_value = "all", value_parser = ["all", "alive", "unalive"], ignore_case = true)]
     status: String,
+    /// Also list nodes that left the cluster (DROPPED).
+    #[arg(short = 'a', long = "all")]
+    all: bool,
     #[command(flatten)]
     out: OutputArgs,
 }
@@ -37,6 +40,7 @@ fn report(nodes: &[pb::NodeInfo], detailed: bool) -> Report {
             num("disk_usage"),
         ]);
     }
+    columns.extend([col("connection"), col("state")]);
     let rows = nodes
         .iter()
         .map(|n| {
@@ -55,14 +59,20 @@ fn report(nodes: &[pb::NodeInfo], detailed: bool) -> Report {
                     size_cell(n.disk_bytes),
                 ]);
             }
+            row.push(connection_cell(n));
+            row.push(state_cell(n.state));
             row
         })
         .collect();
-    let alive = nodes
-        .iter()
+    let members = || {
+        nodes
+            .iter()
+            .filter(|n| n.state != pb::NodeState::Dropped as i32)
+    };
+    let alive = members()
         .filter(|n| n.status == pb::NodeStatus::Alive as i32)
         .count() as i64;
-    let total = nodes.len() as i64;
+    let total = members().count() as i64;
     Report::default().table("details", columns, rows).pairs(
         "summary",
         vec![
@@ -74,6 +84,31 @@ fn report(nodes: &[pb::NodeInfo], detailed: bool) -> Report {
             ),
         ],
     )
+}
+
+/// CONNECTED while the node's replicas count as serving; LOST once its process is gone
+/// or it stopped beaconing (before the grace period makes it UNALIVE); `-` for a node that
+/// left.
+fn connection_cell(n: &pb::NodeInfo) -> Cell {
+    if n.state == pb::NodeState::Dropped as i32 {
+        Cell::str("-")
+    } else if n.serving {
+        Cell::str("CONNECTED").tone(Tone::Good)
+    } else {
+        Cell::str("LOST").tone(Tone::Bad)
+    }
+}
+
+/// The node's lifecycle.
+fn state_cell(state: i32) -> Cell {
+    let state = pb::NodeState::try_from(state).unwrap_or(pb::NodeState::Normal);
+    let name = match state {
+        pb::NodeState::Normal => "NORMAL",
+        pb::NodeState::Decommissioning => "DECOMMISSIONING",
+        pb::NodeState::Decommissioned => "DECOMMISSIONED",
+        pb::NodeState::Dropped => "DROPPED",
+    };
+    Cell::str(name)
 }
 
 #[tonic::async_trait]
@@ -97,7 +132,7 @@ impl Verb for Nodes {
             "unalive" => pb::NodeStatus::Unalive,
             _ => pb::NodeStatus::Unspecified,
         };
-        let nodes = ctx.meta()?.list_nodes(status).await?;
+        let nodes = ctx.meta()?.list_nodes_with(status, args.all).await?;
         args.out.emit(ctx, &report(&nodes, args.detailed))
     }
 }
@@ -116,6 +151,7 @@ mod tests {
             } as i32,
             primary_count: p,
             secondary_count: s,
+            serving: alive,
             ..Default::default()
         }
     }
@@ -138,11 +174,27 @@ mod tests {
                 "replica_count",
                 "primary_count",
                 "secondary_count",
-                "disk_usage"
+                "disk_usage",
+                "connection",
+                "state"
             ]
         );
         let row: Vec<&str> = lines[2].split_whitespace().collect();
-        assert_eq!(row, ["127.0.0.1:34801", "ALIVE", "24", "8", "16", "0B"]);
+        assert_eq!(
+            row,
+            [
+                "127.0.0.1:34801",
+                "ALIVE",
+                "24",
+                "8",
+                "16",
+                "0B",
+                "CONNECTED",
+                "NORMAL"
+            ]
+        );
+        let lost: Vec<&str> = lines[3].split_whitespace().collect();
+        assert_eq!(lost[6], "LOST", "a node that is not serving says so");
         assert!(text.contains("unalive_node_count  : 1"));
         let json = report(&nodes, true).to_json();
         assert_eq!(json["details"][0]["replica_count"], 24);
@@ -150,8 +202,9 @@ mod tests {
     }
 
     #[test]
-    fn plain_listing_has_only_address_and_status() {
+    fn plain_listing_keeps_address_and_status_first() {
         let text = report(&[node("a:1", true, 1, 1)], false).to_text(false);
-        assert_eq!(text.lines().nth(1).unwrap().split_whitespace().count(), 2);
+        let header: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(header, ["address", "status", "connection", "state"]);
     }
 }

@@ -5,15 +5,17 @@
 //! loops. A progress line on a terminal; exit code 5 on timeout.
 
 use std::collections::HashSet;
-use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use clap::{ArgMatches, Args, Command, FromArgMatches};
 
 use crate::error::Error;
+use crate::model::{HealthCounts, PartitionConfig};
 use crate::pb;
+use crate::shell::commands::ls::serving_nodes;
 use crate::shell::context::Context;
 use crate::shell::error::ShellError;
+use crate::shell::progress::Progress;
 use crate::shell::registry::{Flow, Verb};
 
 /// The `wait` verb.
@@ -32,33 +34,23 @@ struct WaitArgs {
 /// How often the cluster is asked.
 const POLL: Duration = Duration::from_millis(200);
 
-/// (healthy partitions, all partitions), counting a member only if it is beaconing now.
-pub fn healthy_counts(apps: &[pb::AppDetail], beaconing: &HashSet<String>) -> (usize, usize) {
+/// (fully healthy partitions, all partitions), by the one health rule, counting a
+/// member only if the meta server says it is serving now.
+pub fn healthy_counts(apps: &[pb::AppDetail], serving: &HashSet<String>) -> (usize, usize) {
     let mut healthy = 0;
     let mut total = 0;
     for app in apps {
-        let max = app.info.as_ref().map_or(0, |i| i.max_replica_count) as usize;
-        for p in &app.partitions {
-            total += 1;
-            let members: Vec<&String> = (!p.primary.is_empty())
-                .then_some(&p.primary)
-                .into_iter()
-                .chain(&p.secondaries)
-                .collect();
-            let ok = !p.primary.is_empty()
-                && members.len() >= max
-                && members.iter().all(|m| beaconing.contains(m.as_str()));
-            healthy += usize::from(ok);
-        }
+        let max = app.info.as_ref().map_or(0, |i| i.max_replica_count);
+        let parts: Vec<PartitionConfig> = app
+            .partitions
+            .iter()
+            .map(PartitionConfig::from_pb)
+            .collect();
+        let counts = HealthCounts::of(&parts, max, |m| serving.contains(m));
+        healthy += counts.fully_healthy as usize;
+        total += parts.len();
     }
     (healthy, total)
-}
-
-/// A 20-cell bar of `done` out of `total`: `[##########----------]`.
-fn bar(done: usize, total: usize) -> String {
-    const CELLS: usize = 20;
-    let filled = (done * CELLS).checked_div(total).unwrap_or(CELLS);
-    format!("[{}{}]", "#".repeat(filled), "-".repeat(CELLS - filled))
 }
 
 #[tonic::async_trait]
@@ -80,17 +72,11 @@ impl Verb for Wait {
         let balanced = args.condition == "balanced";
         let meta = ctx.meta()?;
         let deadline = Instant::now() + Duration::from_secs(args.timeout);
-        let progress = std::io::stderr().is_terminal();
-        let started = Instant::now();
+        let progress = Progress::new(1);
         loop {
             let apps = meta.list_apps(pb::AppStatus::Available).await?;
-            let nodes = meta.list_nodes(pb::NodeStatus::Unspecified).await?;
-            let beaconing: HashSet<String> = nodes
-                .into_iter()
-                .filter(|n| n.beaconing)
-                .map(|n| n.address)
-                .collect();
-            let (healthy, total) = healthy_counts(&apps, &beaconing);
+            let serving = serving_nodes(&meta).await?;
+            let (healthy, total) = healthy_counts(&apps, &serving);
             let mut pending = String::new();
             let mut done = healthy == total;
             if balanced {
@@ -103,18 +89,9 @@ impl Verb for Wait {
                 );
             }
             let status = format!("{healthy}/{total} partitions healthy{pending}");
-            if progress {
-                eprint!(
-                    "\r\x1b[2K{} {status} ({}s)",
-                    bar(healthy, total),
-                    started.elapsed().as_secs()
-                );
-                let _ = std::io::stderr().flush();
-            }
+            progress.set(healthy as u64, total as u64, status.clone());
             if done {
-                if progress {
-                    eprintln!();
-                }
+                progress.finish();
                 ctx.println(format!(
                     "{}: {status}",
                     if balanced { "balanced" } else { "healthy" }
@@ -122,9 +99,7 @@ impl Verb for Wait {
                 return Ok(Flow::Continue);
             }
             if Instant::now() >= deadline {
-                if progress {
-                    eprintln!();
-                }
+                progress.finish();
                 return Err(ShellError::Cluster(Error::Timeout(format!(
                     "timed out after {}s waiting for {}: {status}",
                     args.timeout, args.condition
@@ -138,13 +113,6 @@ impl Verb for Wait {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_bar_fills_with_progress() {
-        assert_eq!(bar(0, 4), "[--------------------]");
-        assert_eq!(bar(2, 4), "[##########----------]");
-        assert_eq!(bar(0, 0), "[####################]");
-    }
 
     #[test]
     fn a_member_must_be_beaconing_to_count() {
