@@ -6,8 +6,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
 
 use crate::error::{Error, Result};
@@ -16,21 +16,22 @@ use crate::meta::state::{DecommissionOutcome, LeaveStage};
 use crate::model::{Gpid, validate_address};
 use crate::pb;
 
-/// The presence stream's type: it never yields.
+/// The presence stream's type: it yields only nudges to beacon now.
 pub type PresenceStream =
     Pin<Box<dyn Stream<Item = std::result::Result<pb::PresenceEvent, Status>> + Send>>;
 
 /// Opens a node's presence stream; its end, whenever it comes, makes the node LOST.
 pub fn presence(meta: &Arc<Meta>, req: pb::PresenceRequest) -> Result<PresenceStream> {
     validate_address(&req.address)?;
-    let session = meta.lock().presence_opened(&req.address);
     let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let session = meta.lock().presence_opened(&req.address, tx.clone());
     let meta = meta.clone();
     tokio::spawn(async move {
         tx.closed().await;
         meta.lock().presence_closed(&req.address, session);
     });
-    Ok(Box::pin(ReceiverStream::new(rx)))
+    let events = ReceiverStream::new(rx).map(|()| Ok(pb::PresenceEvent { beacon_now: true }));
+    Ok(Box::pin(events))
 }
 
 /// A stopping replica server's request; a node that is gone is cured at once.

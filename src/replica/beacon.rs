@@ -27,7 +27,11 @@ pub async fn run(
     let mut interval = initial;
     let mut failing = false;
     loop {
-        if replica.departure().beacons_stopped.load(Ordering::SeqCst) {
+        if replica
+            .beacon_control()
+            .beacons_stopped
+            .load(Ordering::SeqCst)
+        {
             // The node left on purpose: a reply would unassign what primaries still
             // count on while it lingers.
             (&mut stop).await;
@@ -53,7 +57,7 @@ pub async fn run(
                 }
                 interval = Duration::from_millis(reply.beacon_interval_ms.max(1));
                 replica
-                    .departure()
+                    .beacon_control()
                     .beacon_interval_ms
                     .store(reply.beacon_interval_ms, Ordering::Relaxed);
                 replica
@@ -70,7 +74,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep_until((sent + interval).into()) => {}
-            _ = replica.departure().kick.notified() => {}
+            _ = replica.beacon_control().kick.notified() => {}
         }
     }
 }

@@ -16,9 +16,11 @@ use crate::replica::Replica;
 use crate::replica::core::Input;
 use crate::replica::worker::Msg;
 
-/// What the beacon loop and a planned stop share.
+/// What the beacon loop shares with a planned stop and the presence stream: an early
+/// beacon when asked (a nudge from the meta server, a primary move to hear of), and the
+/// stop of beacons once the node left.
 #[derive(Debug, Default)]
-pub struct Departure {
+pub struct BeaconControl {
     /// Wakes the beacon loop for an early beacon.
     pub kick: Notify,
     /// Set once the node told the meta server it is gone: no more beacons (a reply would
@@ -40,7 +42,7 @@ impl Replica {
             stage: stage as i32,
         };
         let interval = Duration::from_millis(
-            self.departure
+            self.beacon_control
                 .beacon_interval_ms
                 .load(Ordering::Relaxed)
                 .max(1),
@@ -65,7 +67,7 @@ impl Replica {
                     return;
                 }
             }
-            self.departure.kick.notify_one();
+            self.beacon_control.kick.notify_one();
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         for report in self.reports() {
@@ -75,7 +77,9 @@ impl Replica {
                 let _ = handle.send(Msg::Step(Input::Unassign));
             }
         }
-        self.departure.beacons_stopped.store(true, Ordering::SeqCst);
+        self.beacon_control
+            .beacons_stopped
+            .store(true, Ordering::SeqCst);
         if let Err(e) = meta.leave(request(pb::LeaveStage::Gone)).await {
             tracing::warn!("cannot tell the meta server this node is gone ({e})");
             return;

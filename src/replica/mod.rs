@@ -109,8 +109,8 @@ pub struct Replica {
     started: Instant,
     started_ms: u64,
     replicas: Mutex<BTreeMap<Gpid, Arc<Handle>>>,
-    /// What a planned stop shares with the beacon loop.
-    departure: leave::Departure,
+    /// Early beacons and the stop of beacons.
+    beacon_control: leave::BeaconControl,
 }
 
 impl Replica {
@@ -129,9 +129,9 @@ impl Replica {
         self.dir.incarnation()
     }
 
-    /// What a planned stop shares with the beacon loop.
-    pub fn departure(&self) -> &leave::Departure {
-        &self.departure
+    /// Early beacons and the stop of beacons (see [`leave::BeaconControl`]).
+    pub fn beacon_control(&self) -> &leave::BeaconControl {
+        &self.beacon_control
     }
 
     /// Free space on the data directory's disk, in bytes.
@@ -349,7 +349,7 @@ pub async fn start(
         started: Instant::now(),
         started_ms: now_ms(),
         replicas: Mutex::new(BTreeMap::new()),
-        departure: leave::Departure::default(),
+        beacon_control: leave::BeaconControl::default(),
     });
     // Held replicas are recovered before serving: a secondary must answer prepares as
     // soon as it is back. Their roles come with the first beacon reply.

@@ -2,7 +2,8 @@
 //! server open, so that the meta server sees the process end (a crash, `kill -9`) the
 //! moment its connection closes and stops counting this node's replicas as serving,
 //! long before the grace period lets it declare the node dead. If the stream breaks
-//! while the process lives (a meta server restart), it is opened again.
+//! while the process lives (a meta server restart), it is opened again. On it the meta
+//! server asks for a beacon now when this node's configuration changed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,11 @@ pub async fn run(replica: Arc<Replica>, client: MetaClient, signal: ShutdownSign
                     event = stream.message() => event,
                 };
                 match event {
-                    Ok(Some(_)) => continue,
+                    Ok(Some(event)) => {
+                        if event.beacon_now {
+                            replica.beacon_control().kick.notify_one();
+                        }
+                    }
                     Ok(None) => break,
                     Err(e) => {
                         tracing::debug!("presence stream broke: {e}");

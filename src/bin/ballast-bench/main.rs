@@ -6,8 +6,11 @@
 //! - `load`: set/get throughput and latency percentiles with N clients ([`load`]);
 //! - `learn`: how fast a new replica copies a few hundred MB, beside `dd` ([`learn`]);
 //! - `move-pri`: the longest write stall while a primary moves ([`move_pri`]);
+//! - `failover`: the write stall when a primary's node is stopped or killed, beside a
+//!   primary move ([`failover`]);
 //! - `sim`: the deterministic simulation's randomized fault runs ([`sim`]).
 
+mod failover;
 mod kill_test;
 mod learn;
 mod load;
@@ -38,6 +41,8 @@ enum Bench {
     Learn(learn::LearnArgs),
     /// Longest window in which writes to a partition fail or stall while its primary moves.
     MovePri(move_pri::MovePriArgs),
+    /// Longest write stall when a primary's node is stopped (SIGTERM) or killed, beside a move.
+    Failover(failover::FailoverArgs),
     /// Deterministic simulation with random faults; exit 1 on a broken invariant.
     Sim(sim::SimArgs),
 }
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
             Bench::Load(args) => load::run(args).await.map(|()| true),
             Bench::Learn(args) => learn::run(args).await.map(|()| true),
             Bench::MovePri(args) => move_pri::run(args).await,
+            Bench::Failover(args) => failover::run(args).await,
             Bench::Sim(_) => unreachable!("run before the runtime"),
         }
     });

@@ -21,10 +21,10 @@ use ballast::pb;
 
 use crate::ops;
 
-const TABLE: &str = "move";
-const PARTITIONS: u32 = 8;
+pub(crate) const TABLE: &str = "move";
+pub(crate) const PARTITIONS: u32 = 8;
 /// The partition whose primary moves.
-const PIDX: u32 = 0;
+pub(crate) const PIDX: u32 = 0;
 
 /// What to run.
 #[derive(clap::Args, Debug, Clone)]
@@ -45,12 +45,12 @@ pub struct MovePriArgs {
 
 /// What the writers saw.
 #[derive(Default)]
-struct Seen {
+pub(crate) struct Seen {
     /// When each successful write was answered.
-    done: Mutex<Vec<Instant>>,
+    pub(crate) done: Mutex<Vec<Instant>>,
     /// Acknowledged keys, per writer.
-    acked: Mutex<Vec<Vec<u64>>>,
-    failed: AtomicU64,
+    pub(crate) acked: Mutex<Vec<Vec<u64>>>,
+    pub(crate) failed: AtomicU64,
 }
 
 fn key(writer: usize, i: u64) -> String {
@@ -65,7 +65,12 @@ fn next_key(writer: usize, mut i: u64) -> u64 {
     i
 }
 
-async fn writer(data: Arc<DataClient>, seen: Arc<Seen>, stop: Arc<AtomicBool>, w: usize) {
+pub(crate) async fn writer(
+    data: Arc<DataClient>,
+    seen: Arc<Seen>,
+    stop: Arc<AtomicBool>,
+    w: usize,
+) {
     let mut i = 0;
     let mut acked = Vec::new();
     while !stop.load(Ordering::Relaxed) {
@@ -91,7 +96,7 @@ async fn writer(data: Arc<DataClient>, seen: Arc<Seen>, stop: Arc<AtomicBool>, w
 
 /// The longest gap between successful writes covering `[from, to]`: from the last one
 /// at or before `from` to the first one at or after `to`.
-fn longest_gap(done: &[Instant], from: Instant, to: Instant) -> Duration {
+pub(crate) fn longest_gap(done: &[Instant], from: Instant, to: Instant) -> Duration {
     let start = done.partition_point(|t| *t <= from);
     let end = done.partition_point(|t| *t < to);
     let first = if start > 0 { done[start - 1] } else { from };
@@ -107,7 +112,10 @@ fn longest_gap(done: &[Instant], from: Instant, to: Instant) -> Duration {
 }
 
 /// Moves the primary to a secondary; returns (to, time until the configuration says so).
-async fn move_once(meta: &MetaClient, round: usize) -> Result<(String, String, Duration)> {
+pub(crate) async fn move_once(
+    meta: &MetaClient,
+    round: usize,
+) -> Result<(String, String, Duration)> {
     let (app_id, part) = ops::partition(meta, TABLE, PIDX).await?;
     if part.secondaries.is_empty() {
         bail!("partition {PIDX} has no secondary");
@@ -137,7 +145,7 @@ async fn move_once(meta: &MetaClient, round: usize) -> Result<(String, String, D
 }
 
 /// Reads back every acknowledged key; returns how many are missing or wrong.
-async fn verify(data: &DataClient, acked: &[Vec<u64>]) -> Result<(u64, u64)> {
+pub(crate) async fn verify(data: &DataClient, acked: &[Vec<u64>]) -> Result<(u64, u64)> {
     let (mut checked, mut bad) = (0, 0);
     for (w, ids) in acked.iter().enumerate() {
         for &i in ids {
@@ -152,7 +160,7 @@ async fn verify(data: &DataClient, acked: &[Vec<u64>]) -> Result<(u64, u64)> {
     Ok((checked, bad))
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 

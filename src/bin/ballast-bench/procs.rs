@@ -80,8 +80,11 @@ impl ProcCluster {
             ("--lb-interval-ms", 200),
             ("--action-timeout-ms", 120_000),
         ] {
-            args.push(flag.into());
-            args.push(value.to_string());
+            // A flag the caller passes overrides the default.
+            if !meta_args.contains(&flag) {
+                args.push(flag.into());
+                args.push(value.to_string());
+            }
         }
         args.extend(meta_args.iter().map(|s| s.to_string()));
         std::fs::create_dir_all(root)?;
@@ -164,6 +167,22 @@ impl ProcCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+        Ok(())
+    }
+
+    /// Stops a replica server the planned way (SIGTERM) and waits for it to exit.
+    pub fn terminate(&mut self, addr: &str) -> Result<()> {
+        let node = self.node(addr)?;
+        let Some(mut child) = node.child.take() else {
+            bail!("{addr} is not running");
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -TERM failed for {addr}");
+        }
+        child.wait()?;
         Ok(())
     }
 

@@ -10,6 +10,7 @@
 //! batch that fails reverts the working copy to the image and fails every batch queued
 //! behind it, which was planned on top of it.
 
+use std::collections::BTreeSet;
 use std::sync::mpsc;
 
 use super::MetaState;
@@ -50,7 +51,7 @@ impl MetaState {
         match &mut self.sink {
             Sink::Direct(store) => {
                 store.apply(&ops)?;
-                self.durable.apply(&ops)
+                self.apply_durable(&ops)
             }
             Sink::Queued { tx, submitted, .. } => {
                 *submitted += 1;
@@ -97,12 +98,37 @@ impl MetaState {
 
     /// The writer made `batch` durable: the image catches up.
     pub fn on_durable(&mut self, batch: &Batch) {
-        if let Err(e) = self.durable.apply(&batch.ops) {
+        if let Err(e) = self.apply_durable(&batch.ops) {
             tracing::error!(
                 seq = batch.seq,
                 "durable image out of step with the store: {e}"
             );
         }
+    }
+
+    /// Takes a durable batch into the image, and nudges every node whose replicas it
+    /// changes (members before and after), so each learns its new configuration now
+    /// rather than at its next beacon.
+    fn apply_durable(&mut self, ops: &[StoreOp]) -> Result<()> {
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        for op in ops {
+            if let StoreOp::PutPartition(app_id, config) = op {
+                touched.extend(config.members().map(str::to_string));
+                if let Some(old) = self
+                    .durable
+                    .apps
+                    .get(app_id)
+                    .and_then(|a| a.partitions.get(config.pidx as usize))
+                {
+                    touched.extend(old.members().map(str::to_string));
+                }
+            }
+        }
+        self.durable.apply(ops)?;
+        for node in &touched {
+            self.nudge(node);
+        }
+        Ok(())
     }
 
     /// The writer failed to write batch `seq`: the working copy returns to the image,

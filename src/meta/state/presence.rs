@@ -4,35 +4,42 @@
 //! server sees that stream end the moment the process dies, long before the grace period
 //! lets it declare the node dead (which leases require). A node that never opened the
 //! stream since this meta server started (an older replica server, the simulation) is
-//! judged by its beacons alone.
+//! judged by its beacons alone. The same stream carries the meta server's one message: a
+//! nudge to beacon now, sent when the node's configuration changed, so a new primary
+//! learns its role at once instead of at its next beacon.
 
 use std::time::Instant;
+
+use tokio::sync::mpsc;
 
 use super::MetaState;
 use crate::model::{AppStatus, Health, HealthCounts, PartitionConfig, partition_health};
 
 /// One node's presence stream as the meta server last saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(super) struct Presence {
     /// Which opening of the stream this is (a late end of an older one is ignored).
     pub session: u64,
     /// Whether that stream is open.
     pub open: bool,
+    /// Asks the node to beacon now (its configuration changed); one pending ask is
+    /// enough, so a full channel drops the next.
+    pub nudge: Option<mpsc::Sender<()>>,
 }
 
 impl MetaState {
-    /// A node opened its presence stream; returns the session its end must name.
-    pub fn presence_opened(&mut self, address: &str) -> u64 {
+    /// A node opened its presence stream, on which `nudge` asks it to beacon now;
+    /// returns the session its end must name.
+    pub fn presence_opened(&mut self, address: &str, nudge: mpsc::Sender<()>) -> u64 {
         self.presence_sessions += 1;
         let session = self.presence_sessions;
         let was_lost = self.presence.get(address).is_some_and(|p| !p.open);
-        self.presence.insert(
-            address.to_string(),
-            Presence {
-                session,
-                open: true,
-            },
-        );
+        let presence = Presence {
+            session,
+            open: true,
+            nudge: Some(nudge),
+        };
+        self.presence.insert(address.to_string(), presence);
         if was_lost {
             tracing::info!(node = address, "node CONNECTED again");
         }
@@ -47,11 +54,19 @@ impl MetaState {
             && p.open
         {
             p.open = false;
+            p.nudge = None;
             self.lb_counts = None;
             tracing::warn!(
                 node = address,
                 "node LOST: its process's connection ended; its replicas count as not serving"
             );
+        }
+    }
+
+    /// Asks `address` to beacon now, if its presence stream is open.
+    pub(super) fn nudge(&self, address: &str) {
+        if let Some(tx) = self.presence.get(address).and_then(|p| p.nudge.as_ref()) {
+            let _ = tx.try_send(());
         }
     }
 

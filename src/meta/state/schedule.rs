@@ -202,9 +202,9 @@ impl MetaState {
     }
 
     /// Starts an action: a learner-based one goes in flight (the learner is told in its
-    /// next beacon reply), and so does one the primary carries out itself (it is told
-    /// in its next beacon reply); any other is applied at once. Returns whether it
-    /// started.
+    /// next beacon reply, which it is nudged to ask for now), and so does one the
+    /// primary carries out itself (likewise); any other is applied at once. Returns
+    /// whether it started.
     fn start_action(&mut self, action: Action, now: Instant) -> Result<bool> {
         let gpid = action.gpid();
         let Some(config) = self
@@ -221,6 +221,11 @@ impl MetaState {
         }
         tracing::info!(%action, "action started");
         if action.copies_to().is_some() || action.primary_executes() {
+            // The node that acts (the learner, or the primary) hears of it now.
+            let actor = action
+                .copies_to()
+                .map(str::to_string)
+                .or_else(|| config.primary.clone());
             let deadline = now + self.config.action_timeout;
             self.inflight.insert(
                 gpid,
@@ -230,6 +235,9 @@ impl MetaState {
                     deadline,
                 },
             );
+            if let Some(actor) = actor {
+                self.nudge(&actor);
+            }
             return Ok(true);
         }
         self.change_config(gpid, ballot, |c| apply_to_config(c, &action))
