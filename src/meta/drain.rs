@@ -28,9 +28,28 @@ pub fn drain(snap: &Snapshot) -> DrainPlan {
     }
     let mut loads = snap.loads();
     let mut receiving: BTreeSet<String> = BTreeSet::new();
+    // Primaries move first: a departing node whose primaries are moving (this round or
+    // in flight) keeps its secondaries until they are done.
+    let moving = handing_over(snap);
     for app in &snap.apps {
         for p in &app.partitions {
             let gpid = app.gpid(p.config.pidx);
+            let waits = p
+                .config
+                .primary
+                .as_deref()
+                .is_none_or(|pr| !snap.departing(pr))
+                && p.config
+                    .secondaries
+                    .iter()
+                    .any(|s| moving.contains(s.as_str()));
+            if waits {
+                plan.blocked.insert(
+                    gpid,
+                    "waiting for the node's primaries to move first".into(),
+                );
+                continue;
+            }
             match partition(snap, app, p, &loads, &receiving) {
                 Ok(None) => {}
                 Ok(Some(action)) => {
@@ -49,6 +68,29 @@ pub fn drain(snap: &Snapshot) -> DrainPlan {
         }
     }
     plan
+}
+
+/// Departing nodes that are primary of a partition whose primary can move now or is
+/// moving (a partition with an action in flight).
+fn handing_over(snap: &Snapshot) -> BTreeSet<&str> {
+    let mut out = BTreeSet::new();
+    for app in &snap.apps {
+        for p in &app.partitions {
+            let Some(primary) = p.config.primary.as_deref().filter(|n| snap.departing(n)) else {
+                continue;
+            };
+            let gpid = app.gpid(p.config.pidx);
+            let heir = p
+                .config
+                .secondaries
+                .iter()
+                .any(|s| snap.alive(s) && !snap.departing(s) && !snap.lost(s, gpid));
+            if heir || snap.busy.contains(&gpid) {
+                out.insert(primary);
+            }
+        }
+    }
+    out
 }
 
 /// What to do for one partition: nothing (`Ok(None)`), an action, or why it is stuck.

@@ -197,7 +197,10 @@ fn new_secondary(
     let emergency = c.members().count() < 2
         || last.is_none()
         || snap.now_ms >= p.last_drop_ms.saturating_add(snap.assign_delay_ms)
-        || last.is_some_and(|l| snap.black_list.contains(l) || snap.departing(l));
+        || last.is_some_and(|l| {
+            // A last member that left on purpose (or was dropped) is not coming back.
+            snap.black_list.contains(l) || snap.departing(l) || !snap.nodes.contains_key(l)
+        });
     if !emergency {
         return None;
     }

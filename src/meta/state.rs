@@ -327,4 +327,6 @@ mod query;
 mod schedule;
 
 #[cfg(test)]
+mod lifecycle_tests;
+#[cfg(test)]
 mod tests;

@@ -187,3 +187,18 @@ fn nothing_is_planned_for_nodes_that_stay() {
     let s = snap(&["a", "b", "c"], 3, vec![part(0, "a", &["b", "c"])], &[]);
     assert_eq!(drain(&s), DrainPlan::default());
 }
+
+#[test]
+fn a_nodes_secondaries_wait_until_its_primaries_have_moved() {
+    // d is primary of p0 (which can move) and secondary of p1: p1 waits.
+    let s = snap(
+        &["a", "b", "c", "d", "e"],
+        3,
+        vec![part(0, "d", &["a", "b"]), part(1, "a", &["b", "d"])],
+        &["d"],
+    );
+    let plan = drain(&s);
+    assert_eq!(plan.actions.len(), 1, "{plan:?}");
+    assert!(matches!(plan.actions[0], Action::MovePrimary { .. }));
+    assert!(plan.blocked[&gpid(1)].contains("primaries to move first"));
+}

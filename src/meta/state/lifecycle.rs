@@ -392,6 +392,9 @@ impl MetaState {
                 node = node.as_str(),
                 "node is DECOMMISSIONED: it holds nothing and may be stopped"
             );
+            if !self.is_alive(&node) {
+                self.retire(&node)?;
+            }
         }
         Ok(())
     }

@@ -8,9 +8,9 @@ use crate::meta::store::{MemStore, RedbStore};
 use crate::model::{Gpid, ReplicaData, ReplicaReport, ReplicaRole};
 
 /// The incarnation every test node beacons with.
-const INC: &str = "inc-1";
+pub(super) const INC: &str = "inc-1";
 
-fn fast_state() -> (MetaState, Instant) {
+pub(super) fn fast_state() -> (MetaState, Instant) {
     let now = Instant::now();
     (
         MetaState::open(MetaConfig::fast(), Box::new(MemStore::new()), now).unwrap(),
@@ -18,7 +18,7 @@ fn fast_state() -> (MetaState, Instant) {
     )
 }
 
-fn join(state: &mut MetaState, n: usize, now: Instant) -> Vec<String> {
+pub(super) fn join(state: &mut MetaState, n: usize, now: Instant) -> Vec<String> {
     (1..=n)
         .map(|i| {
             let addr = format!("127.0.0.1:{}", 34800 + i);
@@ -251,7 +251,7 @@ fn restart_keeps_tables_and_placements_and_gives_nodes_a_fresh_grace() {
 
 /// Beacons every node with exactly what it is assigned (as a replica server would after
 /// applying the last reply).
-fn beacon_assigned(state: &mut MetaState, addrs: &[String], now: Instant) {
+pub(super) fn beacon_assigned(state: &mut MetaState, addrs: &[String], now: Instant) {
     for a in addrs {
         let held = held(state, a);
         state.beacon(a, INC, held, now).unwrap();
@@ -259,7 +259,7 @@ fn beacon_assigned(state: &mut MetaState, addrs: &[String], now: Instant) {
 }
 
 /// Valid reports of everything `addr` is assigned.
-fn held(state: &MetaState, addr: &str) -> BTreeMap<Gpid, ReplicaReport> {
+pub(super) fn held(state: &MetaState, addr: &str) -> BTreeMap<Gpid, ReplicaReport> {
     state
         .assignments(addr)
         .iter()
@@ -269,7 +269,7 @@ fn held(state: &MetaState, addr: &str) -> BTreeMap<Gpid, ReplicaReport> {
 
 /// Every primary asks for what is in flight on its partition, as a replica server's
 /// primary would: the upgrade of a learner that caught up, or a proposed move.
-fn upgrade_learners(state: &mut MetaState) {
+pub(super) fn upgrade_learners(state: &mut MetaState) {
     let flights: Vec<(Gpid, Action)> = state
         .inflight
         .iter()
