@@ -2,10 +2,12 @@
 //! beside a primary move measured in the same run. Writers keep writing keys of one
 //! partition; then, one after another, the primary is moved (`balance -p move_pri`), its
 //! node is stopped the planned way (SIGTERM) and restarted, and it is killed (`kill -9`)
-//! and restarted. A kill's stall is bounded by the failover time (the grace period plus
-//! one failure-detector check, printed beside it): cure runs as soon as the node is
-//! declared dead. A planned stop's stall should be a primary move's. Every acknowledged
-//! write is read back at the end.
+//! and restarted; last, the primary's node is decommissioned. A kill's stall is bounded
+//! by the failover time (the grace period plus one failure-detector check, printed
+//! beside it): cure runs as soon as the node is declared dead; how soon the meta server
+//! stops counting the killed node as serving is printed too. A planned stop's and a
+//! decommission's stall should be a primary move's. Every acknowledged write is read
+//! back at the end.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use ballast::client::{DataClient, MetaClient};
+use ballast::pb;
 
 use crate::move_pri::{PARTITIONS, PIDX, Seen, TABLE, longest_gap, move_once, ms, verify, writer};
 use crate::ops;
@@ -47,6 +50,7 @@ enum Kind {
     Move,
     Sigterm,
     Kill,
+    Decommission,
 }
 
 impl Kind {
@@ -55,6 +59,7 @@ impl Kind {
             Kind::Move => "move_pri",
             Kind::Sigterm => "sigterm",
             Kind::Kill => "kill -9",
+            Kind::Decommission => "decommission",
         }
     }
 }
@@ -75,12 +80,29 @@ async fn settled(meta: &MetaClient, old: &str) -> Result<()> {
     }
 }
 
-/// Runs one round of `kind`; returns the node the primary left.
+/// Waits until the meta server no longer counts `node` as serving; returns when.
+async fn not_serving(meta: &MetaClient, node: &str) -> Result<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let nodes = meta.list_nodes(pb::NodeStatus::Unspecified).await?;
+        if nodes.iter().any(|n| n.address == node && !n.serving) {
+            return Ok(Instant::now());
+        }
+        if Instant::now() > deadline {
+            bail!("{node} still counted as serving after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Runs one round of `kind`; returns the node the primary left. A kill's time until the
+/// meta server stops counting the node as serving goes to `noticed`.
 async fn round(
     cluster: &mut ProcCluster,
     meta: &MetaClient,
     kind: Kind,
     n: usize,
+    noticed: &mut Vec<Duration>,
 ) -> Result<String> {
     let (_, p) = ops::partition(meta, TABLE, PIDX).await?;
     let primary = p.primary.clone();
@@ -95,9 +117,34 @@ async fn round(
             cluster.restart(&primary)?;
         }
         Kind::Kill => {
+            let killed = Instant::now();
             cluster.kill(&primary)?;
+            let lost = not_serving(meta, &primary).await?;
+            noticed.push(lost.duration_since(killed));
             settled(meta, &primary).await?;
             cluster.restart(&primary)?;
+        }
+        Kind::Decommission => {
+            let request = pb::DecommissionRequest {
+                nodes: vec![primary.clone()],
+                dry_run: false,
+            };
+            meta.decommission(request).await?;
+            let deadline = Instant::now() + Duration::from_secs(300);
+            loop {
+                let status = meta.decommission_status().await?;
+                let done = status
+                    .nodes
+                    .iter()
+                    .any(|d| d.node == primary && d.state == pb::NodeState::Decommissioned as i32);
+                if done {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("the decommission of {primary} did not end within 300 s");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
     ops::wait_healthy(meta, TABLE, Duration::from_secs(120)).await?;
@@ -136,10 +183,18 @@ pub async fn run(args: FailoverArgs) -> Result<bool> {
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut rounds = Vec::new();
-    for kind in [Kind::Move, Kind::Sigterm, Kind::Kill] {
-        for n in 0..args.rounds as usize {
+    let mut noticed = Vec::new();
+    let kinds = [Kind::Move, Kind::Sigterm, Kind::Kill, Kind::Decommission];
+    for kind in kinds {
+        // A decommission removes a node for good: once, last.
+        let times = if kind == Kind::Decommission {
+            1
+        } else {
+            args.rounds as usize
+        };
+        for n in 0..times {
             let from = Instant::now();
-            let node = round(&mut cluster, &meta, kind, n).await?;
+            let node = round(&mut cluster, &meta, kind, n, &mut noticed).await?;
             tokio::time::sleep(args.settle).await;
             rounds.push((kind, node, from, Instant::now()));
         }
@@ -158,7 +213,7 @@ pub async fn run(args: FailoverArgs) -> Result<bool> {
         "failover: partition {PIDX} of {PARTITIONS}, {} writers, beacon {} ms, lease {} ms, grace {} ms, failover time {failover_ms} ms",
         args.clients, args.beacon_ms, args.lease_ms, args.grace_ms
     );
-    println!("round  kind      node                  stall_ms");
+    println!("round  kind          node                  stall_ms");
     let worst = |k: Kind| -> f64 {
         rounds
             .iter()
@@ -168,7 +223,7 @@ pub async fn run(args: FailoverArgs) -> Result<bool> {
     };
     for (i, (kind, node, a, b)) in rounds.iter().enumerate() {
         println!(
-            "{:>5}  {:<8}  {:<20} {:>9.0}",
+            "{:>5}  {:<12}  {:<20} {:>9.0}",
             i + 1,
             kind.name(),
             node,
@@ -176,16 +231,24 @@ pub async fn run(args: FailoverArgs) -> Result<bool> {
         );
     }
     let (moved, termed, killed) = (worst(Kind::Move), worst(Kind::Sigterm), worst(Kind::Kill));
-    let passed = bad == 0;
+    let drained = worst(Kind::Decommission);
+    let lost_ms = noticed.iter().map(|d| ms(*d)).fold(0.0, f64::max);
     println!(
-        "failover {}: worst stall move_pri {moved:.0} ms, sigterm {termed:.0} ms ({:.1}x move_pri), kill -9 {killed:.0} ms (failover time {failover_ms} ms, +1 s allowed: {}), writes acknowledged {}, read back {checked}, lost = {bad}",
+        "kill -9: the meta server stopped counting the node as serving within {lost_ms:.0} ms (worst of {}; the grace period is {} ms)",
+        noticed.len(),
+        args.grace_ms
+    );
+    let passed = bad == 0;
+    let within = if killed <= (failover_ms + 1000) as f64 {
+        "within"
+    } else {
+        "OVER"
+    };
+    println!(
+        "failover {}: worst stall move_pri {moved:.0} ms, sigterm {termed:.0} ms ({:.1}x move_pri), decommission {drained:.0} ms ({:.1}x move_pri), kill -9 {killed:.0} ms (failover time {failover_ms} ms, +1 s allowed: {within}), writes acknowledged {}, read back {checked}, lost = {bad}",
         if passed { "passed" } else { "FAILED" },
         termed / moved.max(0.001),
-        if killed <= (failover_ms + 1000) as f64 {
-            "within"
-        } else {
-            "OVER"
-        },
+        drained / moved.max(0.001),
         done.len(),
     );
     Ok(passed)
