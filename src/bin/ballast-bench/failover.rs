@@ -17,7 +17,7 @@ use anyhow::{Result, bail};
 use ballast::client::{DataClient, MetaClient};
 use ballast::pb;
 
-use crate::move_pri::{PARTITIONS, PIDX, Seen, TABLE, longest_gap, move_once, ms, verify, writer};
+use crate::move_pri::{PARTITIONS, PIDX, Seen, TABLE, move_once, ms, verify, writer};
 use crate::ops;
 use crate::procs::ProcCluster;
 
@@ -78,6 +78,22 @@ async fn settled(meta: &MetaClient, old: &str) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A round's stall: the longest gap between successful writes from the last one before
+/// `from` up to `to`. Unlike a primary move's window, the end is not stretched to the
+/// next write: the next round starts right after `to`, and its stall is its own.
+fn stall(done: &[std::time::Instant], from: Instant, to: Instant) -> Duration {
+    let start = done.partition_point(|t| *t <= from);
+    let end = done.partition_point(|t| *t <= to);
+    let first = if start > 0 { done[start - 1] } else { from };
+    std::iter::once(first)
+        .chain(done[start..end].iter().copied())
+        .collect::<Vec<_>>()
+        .windows(2)
+        .map(|w| w[1].saturating_duration_since(w[0]))
+        .max()
+        .unwrap_or_default()
 }
 
 /// Waits until the meta server no longer counts `node` as serving; returns when.
@@ -208,6 +224,10 @@ pub async fn run(args: FailoverArgs) -> Result<bool> {
     let acked = seen.acked.lock().expect("lock").clone();
     let (checked, bad) = verify(&data, &acked).await?;
     drop(cluster);
+    if std::env::var_os("BALLAST_KEEP_LOGS").is_some() {
+        eprintln!("failover: logs kept in {}", dir.path().display());
+        let _ = dir.keep();
+    }
 
     println!(
         "failover: partition {PIDX} of {PARTITIONS}, {} writers, beacon {} ms, lease {} ms, grace {} ms, failover time {failover_ms} ms",
@@ -218,7 +238,7 @@ pub async fn run(args: FailoverArgs) -> Result<bool> {
         rounds
             .iter()
             .filter(|r| r.0 == k)
-            .map(|r| ms(longest_gap(&done, r.2, r.3)))
+            .map(|r| ms(stall(&done, r.2, r.3)))
             .fold(0.0, f64::max)
     };
     for (i, (kind, node, a, b)) in rounds.iter().enumerate() {
@@ -227,7 +247,7 @@ pub async fn run(args: FailoverArgs) -> Result<bool> {
             i + 1,
             kind.name(),
             node,
-            ms(longest_gap(&done, *a, *b))
+            ms(stall(&done, *a, *b))
         );
     }
     let (moved, termed, killed) = (worst(Kind::Move), worst(Kind::Sigterm), worst(Kind::Kill));
@@ -252,4 +272,20 @@ pub async fn run(args: FailoverArgs) -> Result<bool> {
         done.len(),
     );
     Ok(passed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rounds_stall_ends_at_the_round_and_starts_before_it() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let done = vec![at(0), at(10), at(500), at(510), at(2_000)];
+        // From the last write before the round (10) to the first inside it (500).
+        assert_eq!(stall(&done, at(100), at(600)), Duration::from_millis(490));
+        // The gap after the round's end belongs to the next round.
+        assert_eq!(stall(&done, at(505), at(600)), Duration::from_millis(10));
+    }
 }
