@@ -1,7 +1,7 @@
 //! The interactive REPL in a pseudo-terminal: prompt and banner, tab completion of verbs,
 //! levels and live table names, greyed hints, colour on a terminal, Ctrl-C dropping the
-//! line, errors that leave the session going, Ctrl-D leaving, and history kept across
-//! sessions in the user's data directory.
+//! line, errors that leave the session going, a destructive verb asking for confirmation,
+//! Ctrl-D leaving, and history kept across sessions in the user's data directory.
 
 use std::path::Path;
 use std::process::Command;
@@ -61,6 +61,22 @@ fn repl_completes_hints_colours_and_keeps_history() {
     s.expect(">>> ").unwrap();
     s.send("frobnicate\r").unwrap();
     s.expect("unknown command 'frobnicate'").unwrap();
+    s.expect(">>> ").unwrap();
+    s.send("get_meta_level\r").unwrap();
+    s.expect("current meta level is fl_lively").unwrap();
+    s.expect(">>> ").unwrap();
+
+    // A destructive verb asks on a terminal: "n" does nothing; "y" goes on (here to the
+    // meta server, which knows no such node).
+    s.send("drop_node 127.0.0.1:5\r").unwrap();
+    s.expect("Proceed? [y/N]").unwrap();
+    s.send("n\r").unwrap();
+    s.expect("not confirmed; nothing was done").unwrap();
+    s.expect(">>> ").unwrap();
+    s.send("drop_node 127.0.0.1:5\r").unwrap();
+    s.expect("Proceed? [y/N]").unwrap();
+    s.send("y\r").unwrap();
+    s.expect("no node 127.0.0.1:5").unwrap();
     s.expect(">>> ").unwrap();
     s.send("get_meta_level\r").unwrap();
     s.expect("current meta level is fl_lively").unwrap();

@@ -154,6 +154,8 @@ impl MetaState {
             }
             self.persist(ops)?;
             self.lb_counts = None;
+            // A node that holds nothing is DECOMMISSIONED at once.
+            self.finish_drains(now)?;
         }
         Ok(DecommissionOutcome {
             checks,

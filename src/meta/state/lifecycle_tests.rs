@@ -250,3 +250,38 @@ fn a_queued_decommission_is_not_shown_before_it_is_durable() {
     assert!(state.decommission(&addrs[..1], false, now).unwrap().started);
     assert!(state.drain_status(now).is_empty(), "not durable yet");
 }
+
+#[test]
+fn a_stalled_decommission_names_what_blocks_it() {
+    let (mut state, now) = fast_state();
+    let addrs = join(&mut state, 4, now);
+    state.create_app("t", 4, 3, false, BTreeMap::new()).unwrap();
+    assert!(state.decommission(&addrs[..1], false, now).unwrap().started);
+    // Another node dies: what the draining node shares with the two left has nowhere to go.
+    let later = now + state.config().grace + Duration::from_millis(1);
+    let living = vec![addrs[0].clone(), addrs[2].clone(), addrs[3].clone()];
+    beacon_assigned(&mut state, &living, later);
+    state.check_nodes(later).unwrap();
+    for _ in 0..5 {
+        beacon_assigned(&mut state, &living, later);
+        state.round(later).unwrap();
+        upgrade_learners(&mut state);
+    }
+    let view = &state.drain_status(later)[0];
+    assert!(view.replicas_left > 0);
+    assert!(
+        view.blockers.is_empty(),
+        "not idle long enough to be a stall yet"
+    );
+    let stalled = later + Duration::from_secs(30);
+    beacon_assigned(&mut state, &living, stalled);
+    let view = &state.drain_status(stalled)[0];
+    assert!(view.idle_ms >= 30_000, "{view:?}");
+    assert!(
+        view.blockers
+            .iter()
+            .any(|(_, why)| why.contains("no eligible target")),
+        "{:?}",
+        view.blockers
+    );
+}

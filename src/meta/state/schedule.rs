@@ -145,6 +145,8 @@ impl MetaState {
             }
             keep
         });
+        // A departing node that holds nothing is done whatever the level: nothing moves.
+        self.finish_drains(now)?;
         let effective = self.level().effective;
         if effective <= MetaLevel::Freezed {
             return Ok(report);
@@ -177,7 +179,6 @@ impl MetaState {
                 report.started.push(action);
             }
         }
-        self.finish_drains(now)?;
         if report.started.is_empty() && self.inflight.is_empty() && self.all_healthy(now) {
             let plan = balance(&snap, &self.balancer_options());
             self.lb_counts = Some(OperationCount::of(&plan));

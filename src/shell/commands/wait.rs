@@ -115,7 +115,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_member_must_be_beaconing_to_count() {
+    fn a_member_must_be_serving_to_count() {
         let app = pb::AppDetail {
             info: Some(pb::AppInfo {
                 max_replica_count: 3,
