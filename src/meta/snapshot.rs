@@ -64,7 +64,8 @@ pub struct Snapshot {
     pub assign_delay_ms: u64,
     /// Partitions with an action in flight: nothing else is planned for them.
     pub busy: BTreeSet<Gpid>,
-    /// DECOMMISSIONING nodes: every replica moves away, none arrives.
+    /// DECOMMISSIONING (and DECOMMISSIONED) nodes: every replica moves away, none
+    /// arrives.
     pub draining: BTreeSet<String>,
     /// Nodes stopping on purpose: their primaries move to secondaries, nothing arrives.
     pub leaving: BTreeSet<String>,

@@ -285,3 +285,39 @@ fn a_stalled_decommission_names_what_blocks_it() {
         view.blockers
     );
 }
+
+#[test]
+fn a_node_decommissioned_first_takes_nothing_from_the_rest_of_its_batch() {
+    let (mut state, now) = fast_state();
+    let addrs = join(&mut state, 5, now);
+    state.create_app("t", 8, 3, false, BTreeMap::new()).unwrap();
+    // One of them is done first while the other still drains (found by CI: the first one
+    // then received a copy from the second).
+    let (a, b) = (addrs[3].clone(), addrs[4].clone());
+    assert!(
+        state
+            .decommission(&[a.clone(), b.clone()], false, now)
+            .unwrap()
+            .started
+    );
+    for _ in 0..50 {
+        if state.life(&b) == NodeLifecycle::Decommissioned
+            && state.life(&a) == NodeLifecycle::Decommissioned
+        {
+            break;
+        }
+        beacon_assigned(&mut state, &addrs, now);
+        state.round(now).unwrap();
+        upgrade_learners(&mut state);
+        for node in [&a, &b] {
+            if state.life(node) == NodeLifecycle::Decommissioned {
+                assert_eq!(
+                    state.holdings(node).0,
+                    0,
+                    "{node} took a replica after it was done"
+                );
+            }
+        }
+    }
+    assert_eq!(state.life(&b), NodeLifecycle::Decommissioned);
+}

@@ -114,7 +114,9 @@ impl MetaState {
             draining: self
                 .lives
                 .iter()
-                .filter(|(_, l)| l.state == NodeLifecycle::Decommissioning)
+                // DECOMMISSIONED nodes too: done, they must not take anything back
+                // (from the rest of their batch, from cure or from the balancer).
+                .filter(|(_, l)| l.state != NodeLifecycle::Normal)
                 .map(|(n, _)| n.clone())
                 .collect(),
             leaving: self.leaving.clone(),
