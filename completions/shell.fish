@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_shell_global_optspecs
-    string join \n V/version meta= e/execute= local= data-dir= completions= h/help
+    string join \n V/version meta= e/execute= local= data-dir= k/keep-going completions= h/help
 end
 
 function __fish_shell_needs_command
@@ -28,12 +28,13 @@ complete -c shell -n "__fish_shell_needs_command" -l meta -d 'Meta servers, host
 complete -c shell -n "__fish_shell_needs_command" -s e -l execute -d 'Run these \';\'-separated commands as a script and exit' -r
 complete -c shell -n "__fish_shell_needs_command" -l local -d 'Start an embedded cluster of 1 meta server and N replica servers (default 3)' -r
 complete -c shell -n "__fish_shell_needs_command" -l data-dir -d 'Keep the embedded cluster\'s data in DIR instead of a temporary directory' -r -F
-complete -c shell -n "__fish_shell_needs_command" -l completions -d 'Print the completion script for SHELL' -r -f -a "bash\t''
+complete -c shell -n "__fish_shell_needs_command" -l completions -d 'Print the completion script for SHELL (bash, zsh, fish, ...)' -r -f -a "bash\t''
 elvish\t''
 fish\t''
 powershell\t''
 zsh\t''"
 complete -c shell -n "__fish_shell_needs_command" -s V -l version -d 'Print the version'
+complete -c shell -n "__fish_shell_needs_command" -s k -l keep-going -d 'In scripts, run the rest after a failure and exit with the first failure\'s code'
 complete -c shell -n "__fish_shell_needs_command" -s h -l help -d 'Print help'
 complete -c shell -n "__fish_shell_needs_command" -f -a "help" -d 'List the verbs, or print one verb\'s help page'
 complete -c shell -n "__fish_shell_needs_command" -f -a "version" -d 'Print the shell\'s version'

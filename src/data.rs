@@ -111,6 +111,17 @@ pub fn decode_value(stored: &[u8]) -> Result<(u32, &[u8])> {
     Ok((u32::from_be_bytes(head), &stored[4..]))
 }
 
+/// The expiry of a record written at `now_ms` (Unix ms) with a TTL of `ttl` seconds (0 =
+/// never): rounded up to the next whole second, so it is readable for at least `ttl`
+/// seconds (it expires once the whole-second clock reaches the expiry).
+pub fn expire_ts_for(ttl: u32, now_ms: u64) -> u32 {
+    if ttl == 0 {
+        0
+    } else {
+        now_ms.div_ceil(1000) as u32 + ttl
+    }
+}
+
 /// Whether a record with expiry `expire_ts` has expired at `now_secs`.
 pub fn expired(expire_ts: u32, now_secs: u64) -> bool {
     expire_ts != 0 && u64::from(expire_ts) <= now_secs
@@ -118,6 +129,23 @@ pub fn expired(expire_ts: u32, now_secs: u64) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_record_with_ttl_n_is_readable_for_at_least_n_seconds() {
+        for written in [10_000u64, 10_001, 10_500, 10_999] {
+            for ttl in [1u32, 2, 60] {
+                let ts = expire_ts_for(ttl, written);
+                let last_readable_ms = written + u64::from(ttl) * 1000 - 1;
+                assert!(
+                    !expired(ts, last_readable_ms / 1000),
+                    "ttl {ttl} written at {written}"
+                );
+                assert!(expired(ts, (written + u64::from(ttl) * 1000 + 1000) / 1000));
+            }
+        }
+        assert_eq!(expire_ts_for(0, 10_500), 0, "0 never expires");
+    }
+
     use super::*;
 
     #[test]

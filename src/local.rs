@@ -238,6 +238,25 @@ impl LocalCluster {
             .ok_or_else(|| Error::NotFound(format!("{address} is not a node of the local cluster")))
     }
 
+    /// Waits until every running node has beaconed and counts as serving (its presence
+    /// stream open), or `deadline`.
+    pub async fn wait_all_serving(&self, deadline: Instant) -> Result<()> {
+        let meta = self
+            .meta()
+            .ok_or_else(|| Error::Unavailable("meta server stopped".into()))?
+            .clone();
+        let running = self.nodes.iter().filter(|n| n.running.is_some()).count();
+        wait_until(deadline, "every node to beacon", || {
+            meta.lock()
+                .list_nodes(Instant::now())
+                .iter()
+                .filter(|n| n.alive && n.reported && n.serving)
+                .count()
+                >= running
+        })
+        .await
+    }
+
     /// Creates `name` (if missing) once every node is ALIVE, then waits until it is
     /// healthy and every running node holds what it is assigned.
     pub async fn create_table_and_wait(
@@ -251,16 +270,8 @@ impl LocalCluster {
             .meta()
             .ok_or_else(|| Error::Unavailable("meta server stopped".into()))?
             .clone();
+        self.wait_all_serving(deadline).await?;
         let running = self.nodes.iter().filter(|n| n.running.is_some()).count();
-        wait_until(deadline, "every node to beacon", || {
-            meta.lock()
-                .list_nodes(Instant::now())
-                .iter()
-                .filter(|n| n.alive && n.reported)
-                .count()
-                >= running
-        })
-        .await?;
         let replicas = running.clamp(1, 3) as u32;
         meta.lock()
             .create_app(name, partitions, replicas, false, Default::default())?;

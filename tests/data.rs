@@ -43,7 +43,7 @@ pub(crate) fn assert_all_readable(c: &ProcCluster, n: usize) {
     let gets: String = (0..n).map(|i| format!("get k{i} s\n")).collect();
     let run = c.script(&format!("use t\n{gets}"));
     let out = run.ok();
-    let lines: Vec<&str> = out.lines().skip(1).collect();
+    let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), n, "{out}");
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(*line, format!("\"v{i}\""), "key k{i}");

@@ -1,6 +1,7 @@
 //! The interactive REPL in a pseudo-terminal: prompt and banner, tab completion of verbs,
 //! levels and live table names, greyed hints, colour on a terminal, Ctrl-C dropping the
-//! line, errors that leave the session going, a destructive verb asking for confirmation,
+//! line, errors (and a byte that is not UTF-8) that leave the session going, a
+//! destructive verb asking for confirmation,
 //! Ctrl-D leaving, and history kept across sessions in the user's data directory.
 
 use std::path::Path;
@@ -77,6 +78,13 @@ fn repl_completes_hints_colours_and_keeps_history() {
     s.expect("Proceed? [y/N]").unwrap();
     s.send("y\r").unwrap();
     s.expect("no node 127.0.0.1:5").unwrap();
+    s.expect(">>> ").unwrap();
+
+    // A byte that is not UTF-8 drops the line with one message; the session goes on.
+    s.send(b"nodes \xff\xfe\r").unwrap();
+    s.expect("not UTF-8 and was dropped").unwrap();
+    s.send("version\r").unwrap();
+    s.expect("Ballast Shell").unwrap();
     s.expect(">>> ").unwrap();
     s.send("get_meta_level\r").unwrap();
     s.expect("current meta level is fl_lively").unwrap();

@@ -101,8 +101,7 @@ fn assert_readable(c: &ProcCluster, acked: &[u64]) {
         script.push_str(&format!("get k{i} s\n"));
     }
     let out = c.script(&script);
-    // `use` and `timeout` each confirm with a line first.
-    let values: Vec<&str> = out.ok().lines().skip(2).collect();
+    let values: Vec<&str> = out.ok().lines().collect();
     for (i, line) in acked.iter().zip(values.iter()) {
         assert_eq!(*line, format!("\"v{i}\""), "k{i} lost or wrong");
     }

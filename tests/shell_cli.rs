@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{TestCluster, dead_address, shell};
+use crate::util::{TestCluster, dead_address, shell, shell_bytes};
 
 #[test]
 fn help_version_and_exit_work_without_a_cluster() {
@@ -282,4 +282,94 @@ fn local_rehearses_scale_out_then_scale_in_in_one_session() {
     let gone = in_counts.iter().find(|c| c.0 == *victim).unwrap();
     assert_eq!((gone.1.as_str(), gone.2), ("UNALIVE", 0), "{in_counts:?}");
     assert!(out.contains("healthy: 8/8 partitions healthy"), "{out}");
+}
+
+#[test]
+fn script_errors_name_their_line_and_command_and_keep_going_runs_the_rest() {
+    let c = TestCluster::start(3, true);
+    let meta = c.meta();
+    // A runtime error names its line and command; the script stops there.
+    let run = c.script("version\n\nuse nosuch\nversion\n");
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.starts_with("ERROR: line 3: use nosuch: "),
+        "{run:?}"
+    );
+    assert_eq!(
+        run.stdout.matches("Ballast Shell").count(),
+        1,
+        "stopped at line 3"
+    );
+    // --keep-going runs the rest and exits with the first failure's code.
+    let run = shell(
+        &["--meta", &meta, "--keep-going"],
+        Some("use nosuch\nnodes --bogus\nversion\n"),
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.stderr.matches("ERROR: line").count(), 2, "{run:?}");
+    assert!(
+        run.stderr.contains("ERROR: line 2: nodes --bogus: "),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("Ballast Shell"), "the last line ran");
+    let run = shell(&["--meta", &meta, "-k", "-e", "frob; version"], None);
+    assert_eq!(
+        (run.code, run.stdout.contains("Ballast Shell")),
+        (2, true),
+        "{run:?}"
+    );
+    // A line that is not UTF-8 is bad usage naming its line and the byte.
+    let run = shell_bytes(&["--meta", &meta], b"version\nset a b \xff\n");
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("line 2: ") && run.stderr.contains("byte 0xFF"),
+        "{run:?}"
+    );
+    // Verbs that only change the session print nothing in scripts: JSON pipes cleanly.
+    let run = c.exec("use temp; timeout 3000; count_data -j");
+    assert!(run.json().is_object(), "{run:?}");
+    // An escape the shell does not know is an error naming it, not a dropped backslash.
+    for line in [
+        r#"use temp; set k s "\q""#,
+        r#"use temp; set k s "\u00e9""#,
+        r"use temp; set k s \q",
+    ] {
+        let run = c.exec(line);
+        assert_eq!(run.code, 2, "{line}: {run:?}");
+        assert!(run.stderr.contains("unknown escape"), "{line}: {run:?}");
+    }
+}
+
+#[test]
+fn bad_addresses_long_names_and_help_texts() {
+    let run = shell(&["--meta", "47601", "-e", "nodes"], None);
+    assert_eq!(run.code, 2, "a bad --meta is bad usage: {run:?}");
+    let long = "a".repeat(100_000);
+    let run = shell(
+        &["--meta", "127.0.0.1:1", "-e", &format!("create {long}")],
+        None,
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.len() < 1_000,
+        "the name is cut: {} bytes",
+        run.stderr.len()
+    );
+    let help = shell(&["--help"], None);
+    assert!(help.ok().contains("--completions"), "{help:?}");
+    for (bin, says) in [
+        (crate::util::META_SERVER, "meta server"),
+        (crate::util::REPLICA_SERVER, "replica server"),
+    ] {
+        let out = std::process::Command::new(bin)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let first = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        assert!(first.contains(says), "{bin}: {first}");
+    }
 }

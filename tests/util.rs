@@ -40,6 +40,9 @@ impl TestCluster {
                     cluster
                         .create_table_and_wait("temp", 8, Duration::from_secs(20))
                         .await?;
+                } else {
+                    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+                    cluster.wait_all_serving(deadline).await?;
                 }
                 Ok::<_, ballast::Error>(cluster)
             })
@@ -125,6 +128,11 @@ impl Run {
 
 /// Runs the shell binary with `args`, feeding `stdin` (or nothing) on standard input.
 pub fn shell(args: &[&str], stdin: Option<&str>) -> Run {
+    shell_bytes(args, stdin.unwrap_or("").as_bytes())
+}
+
+/// Runs the shell binary with `args`, feeding `stdin` bytes (not necessarily UTF-8).
+pub fn shell_bytes(args: &[&str], stdin: &[u8]) -> Run {
     let mut child = Command::new(SHELL)
         .args(args)
         .env_remove("BALLAST_META")
@@ -135,9 +143,7 @@ pub fn shell(args: &[&str], stdin: Option<&str>) -> Run {
         .spawn()
         .expect("spawn shell");
     let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .expect("write stdin");
+    input.write_all(stdin).expect("write stdin");
     drop(input);
     let out: Output = child.wait_with_output().expect("shell runs");
     Run {

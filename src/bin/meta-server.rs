@@ -12,7 +12,11 @@ use clap::Parser;
 
 /// Ballast's meta server.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about = "Ballast's meta server: owns membership and partition placement (durable in --data-dir)",
+    long_about = None
+)]
 struct Args {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:34601")]

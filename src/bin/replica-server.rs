@@ -13,7 +13,11 @@ use clap::Parser;
 
 /// Ballast's replica server.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about = "Ballast's replica server: holds partition replicas and serves reads and writes",
+    long_about = None
+)]
 struct Args {
     /// Address to listen on; it is also the node's name in the cluster, so it must be
     /// one the meta server and the shell can reach (port 0 picks a free port).

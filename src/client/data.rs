@@ -273,11 +273,7 @@ impl DataClient {
         pairs: &[(Vec<u8>, Vec<u8>)],
         ttl: u32,
     ) -> Result<u64> {
-        let expire_ts = if ttl == 0 {
-            0
-        } else {
-            (crate::timeutil::now_ms() / 1000) as u32 + ttl
-        };
+        let expire_ts = crate::data::expire_ts_for(ttl, crate::timeutil::now_ms());
         let mutations = pairs
             .iter()
             .map(|(sk, v)| pb::Mutation {

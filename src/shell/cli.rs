@@ -73,12 +73,18 @@ fn flags() -> Command {
                 .help("Keep the embedded cluster's data in DIR instead of a temporary directory"),
         )
         .arg(
+            Arg::new("keep-going")
+                .short('k')
+                .long("keep-going")
+                .action(clap::ArgAction::SetTrue)
+                .help("In scripts, run the rest after a failure and exit with the first failure's code"),
+        )
+        .arg(
             Arg::new("completions")
                 .long("completions")
                 .value_name("SHELL")
                 .value_parser(value_parser!(CompletionShell))
-                .hide(true)
-                .help("Print the completion script for SHELL"),
+                .help("Print the completion script for SHELL (bash, zsh, fish, ...)"),
         )
 }
 
@@ -124,6 +130,13 @@ pub fn main() -> i32 {
         .get_many::<String>("meta")
         .map(|v| v.cloned().collect())
         .unwrap_or_default();
+    if let Some(bad) = meta
+        .iter()
+        .find_map(|a| crate::model::validate_address(a).err())
+    {
+        eprintln!("ERROR: --meta: {bad}");
+        return exit_code::USAGE;
+    }
     let mut local = None;
     if let Some(n) = matches.get_one::<u32>("local") {
         match runtime.block_on(start_local(
@@ -142,7 +155,9 @@ pub fn main() -> i32 {
     }
     let stdout = std::io::stdout();
     let color = colour_allowed(stdout.is_terminal());
+    let stdout_terminal = stdout.is_terminal();
     let mut ctx = Context::new(meta, Box::new(stdout), color);
+    ctx.set_stdout_terminal(stdout_terminal);
     ctx.local = local;
     let mut shell = Shell::new(
         ctx,
@@ -165,47 +180,96 @@ fn run_mode(shell: &mut Shell, matches: &ArgMatches, runtime: &tokio::runtime::R
         let result = runtime.block_on(shell.run_words(&words));
         return finish(shell, result);
     }
+    let keep_going = matches.get_flag("keep-going");
     if let Some(commands) = matches.get_one::<String>("execute") {
+        if keep_going {
+            return run_statements_keep_going(shell, runtime, commands);
+        }
         let result = runtime.block_on(shell.run_line(commands));
         return finish(shell, result);
     }
     if std::io::stdin().is_terminal() {
         return repl::run(shell, runtime);
     }
-    run_script(shell, runtime, std::io::stdin().lock())
+    run_script(shell, runtime, std::io::stdin().lock(), keep_going)
 }
 
 /// Runs lines from `input` as a script: skip blanks and comments, stop at the first
-/// failure, and return the exit code.
+/// failure (or, with `keep_going`, run the rest and return the first failure's code),
+/// and return the exit code. Every error names its line and command; a line that is not
+/// UTF-8 is a usage error naming its line and the first bad byte.
 pub fn run_script(
     shell: &mut Shell,
     runtime: &tokio::runtime::Runtime,
-    input: impl BufRead,
+    mut input: impl BufRead,
+    keep_going: bool,
 ) -> i32 {
-    for (number, line) in input.lines().enumerate() {
-        let line = match line {
-            Ok(line) => line,
+    let mut first_failure = None;
+    let mut raw = Vec::new();
+    for number in 1.. {
+        raw.clear();
+        match input.read_until(b'\n', &mut raw) {
+            Ok(0) => break,
+            Ok(_) => {}
             Err(e) => {
-                shell.report_error(&ShellError::Failed(format!("cannot read the script: {e}")));
+                shell.report_error(
+                    &ShellError::Failed(format!("cannot read the script: {e}")).at(number, ""),
+                );
                 return exit_code::FAILED;
             }
+        }
+        let result = match std::str::from_utf8(&raw) {
+            Ok(line) => runtime
+                .block_on(shell.run_line(line))
+                .map_err(|e| e.at(number, line)),
+            Err(bad) => {
+                let at = bad.valid_up_to();
+                let lossy = String::from_utf8_lossy(&raw);
+                Err(ShellError::Usage(format!(
+                    "not valid UTF-8: byte 0x{:02X} at column {}",
+                    raw[at],
+                    at + 1
+                ))
+                .at(number, &lossy))
+            }
         };
-        match runtime.block_on(shell.run_line(&line)) {
+        match result {
             Ok(Flow::Continue) => {}
-            Ok(Flow::Exit) => return exit_code::OK,
+            Ok(Flow::Exit) => break,
             Err(e) => {
-                let e = match e {
-                    ShellError::Usage(msg) => {
-                        ShellError::Usage(format!("line {}: {msg}", number + 1))
-                    }
-                    other => other,
-                };
                 shell.report_error(&e);
-                return e.exit_code();
+                if !keep_going {
+                    return e.exit_code();
+                }
+                first_failure.get_or_insert(e.exit_code());
             }
         }
     }
-    exit_code::OK
+    first_failure.unwrap_or(exit_code::OK)
+}
+
+/// `-e` with `--keep-going`: every statement runs; the first failure's code is returned.
+fn run_statements_keep_going(
+    shell: &mut Shell,
+    runtime: &tokio::runtime::Runtime,
+    commands: &str,
+) -> i32 {
+    let statements = match crate::shell::lexer::split_statements(commands) {
+        Ok(statements) => statements,
+        Err(e) => return finish(shell, Err(ShellError::Usage(e.0))),
+    };
+    let mut first_failure = None;
+    for words in statements {
+        match runtime.block_on(shell.run_words(&words)) {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Exit) => break,
+            Err(e) => {
+                shell.report_error(&e);
+                first_failure.get_or_insert(e.exit_code());
+            }
+        }
+    }
+    first_failure.unwrap_or(exit_code::OK)
 }
 
 fn finish(shell: &mut Shell, result: Result<Flow, ShellError>) -> i32 {

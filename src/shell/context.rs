@@ -28,6 +28,8 @@ pub struct Context {
     app: Option<String>,
     /// Whether a person at a terminal types the commands (the REPL), who can be asked.
     interactive: bool,
+    /// Whether standard output is a terminal (session confirmations are shown there only).
+    stdout_terminal: bool,
     /// The embedded cluster of `shell --local`, if any.
     pub local: Option<crate::local::LocalCluster>,
 }
@@ -45,8 +47,23 @@ impl Context {
             data_timeout: DEFAULT_TIMEOUT,
             app: None,
             interactive: false,
+            stdout_terminal: false,
             local: None,
         }
+    }
+
+    /// Records whether standard output is a terminal.
+    pub fn set_stdout_terminal(&mut self, terminal: bool) {
+        self.stdout_terminal = terminal;
+    }
+
+    /// Confirms a change to the session only (`use`, `timeout`): printed on a terminal;
+    /// in scripts and pipes standard output carries results alone.
+    pub fn confirm_session(&mut self, text: &str) -> Result<(), ShellError> {
+        if self.stdout_terminal {
+            self.println(text)?;
+        }
+        Ok(())
     }
 
     /// Marks the session as typed by a person at a terminal (the REPL): destructive

@@ -16,6 +16,33 @@ pub enum ShellError {
     /// The command failed locally (e.g. writing `-o FILE`).
     #[error("{0}")]
     Failed(String),
+    /// A failure in a script, with the line and the command it came from.
+    #[error("line {line}: {command}: {source}")]
+    At {
+        /// The script's line number (from 1).
+        line: usize,
+        /// The command as written (cut when long).
+        command: String,
+        /// What failed.
+        source: Box<ShellError>,
+    },
+}
+
+impl ShellError {
+    /// This failure, said to come from `command` on script line `line`.
+    pub fn at(self, line: usize, command: &str) -> ShellError {
+        const MAX: usize = 60;
+        let trimmed = command.trim();
+        let command = match trimmed.char_indices().nth(MAX) {
+            Some((cut, _)) => format!("{}...", &trimmed[..cut]),
+            None => trimmed.to_string(),
+        };
+        ShellError::At {
+            line,
+            command,
+            source: Box::new(self),
+        }
+    }
 }
 
 /// Exit codes, as documented in the README and `help`.
@@ -38,6 +65,7 @@ impl ShellError {
     /// The exit code a script gets for this failure.
     pub fn exit_code(&self) -> i32 {
         match self {
+            ShellError::At { source, .. } => source.exit_code(),
             ShellError::Usage(_) => exit_code::USAGE,
             ShellError::Failed(_) => exit_code::FAILED,
             ShellError::Cluster(e) => match e {

@@ -1,8 +1,9 @@
 //! Splits a line the way a POSIX shell would: whitespace separates words; single quotes
-//! keep everything literally; double quotes keep spaces and honour `\"`, `\\`, `\n`,
-//! `\t`, `\r`, `\0` and `\xHH` (Pegasus's escapes, so binary values can be typed); a
-//! backslash outside quotes escapes the next character; an unquoted `;` ends a
-//! statement; an unquoted `#` at the start of a word starts a comment.
+//! keep everything literally; double quotes keep spaces and honour `\"`, `\'`, `\\`,
+//! `\n`, `\t`, `\r`, `\0` and `\xHH` (Pegasus's escapes, so binary values can be typed);
+//! outside quotes a backslash keeps a space, `;`, `#` or a quote literal and knows the same
+//! escapes; any other escape is an error naming it (never silently dropped); an unquoted
+//! `;` ends a statement; an unquoted `#` at the start of a word starts a comment.
 
 /// A line that cannot be split.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +43,11 @@ pub fn split_statements(line: &str) -> Result<Vec<Vec<String>>, LexError> {
             }
             '\\' => {
                 in_word = true;
-                match chars.next() {
-                    Some(ch) => word.push(ch),
+                match chars.peek() {
+                    Some(' ' | ';' | '#' | '\'' | '"' | '\\') => {
+                        word.push(chars.next().expect("peeked"));
+                    }
+                    Some(_) => word.push(escape(&mut chars)?),
                     None => return Err(LexError("a trailing backslash escapes nothing".into())),
                 }
             }
@@ -87,7 +91,12 @@ fn escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Result<char, 
                 .map_err(|_| LexError(format!("bad escape \\x{hex}: expected two hex digits")))?;
             crate::shell::bytes::raw_char(code)
         }
-        Some(other) => other,
+        Some(c @ ('"' | '\'' | '\\')) => c,
+        Some(other) => {
+            return Err(LexError(format!(
+                "unknown escape \\{other}: the shell knows \\\\ \\\" \\' \\n \\t \\r \\0 and \\xHH"
+            )));
+        }
         None => return Err(LexError("unbalanced quote: missing closing \"".into())),
     })
 }
@@ -127,6 +136,22 @@ mod tests {
         assert_eq!(one(r"set k a\ b"), ["set", "k", "a b"]);
         assert_eq!(one("create ''"), ["create", ""]);
         assert_eq!(one("a'b'c"), ["abc"]);
+        // Outside quotes the same escapes hold; quotes, spaces, `;` and `#` are kept.
+        assert_eq!(one(r"set k \x41\;\#"), ["set", "k", "A;#"]);
+    }
+
+    #[test]
+    fn an_unknown_escape_is_an_error_naming_it() {
+        for line in [r#"set k "\q""#, r#"set k "\u00e9""#, r"set k \q"] {
+            let err = split_statements(line).unwrap_err();
+            assert!(err.0.contains("unknown escape"), "{line}: {err:?}");
+        }
+        assert!(
+            split_statements(r#"set k "\u00e9""#)
+                .unwrap_err()
+                .0
+                .contains("\\u")
+        );
     }
 
     #[test]

@@ -82,9 +82,10 @@ impl Shell {
         Ok(Flow::Continue)
     }
 
-    /// Prints one error line: `ERROR: <message>`.
+    /// Prints one error line: `ERROR: <message>`, with any over-long word in it (a
+    /// 100 KB name, a pasted blob) cut to its start and its length.
     pub fn report_error(&mut self, err: &ShellError) {
-        let line = format!("ERROR: {err}");
+        let line = format!("ERROR: {}", cut_long_words(&err.to_string()));
         let line = if self.err_color {
             nu_ansi_term::Color::Red.bold().paint(line).to_string()
         } else {
@@ -92,5 +93,37 @@ impl Shell {
         };
         let _ = writeln!(self.err, "{line}");
         let _ = self.err.flush();
+    }
+}
+
+/// Cuts every word longer than 80 characters to its first 40 and its length.
+fn cut_long_words(text: &str) -> String {
+    const MAX: usize = 80;
+    text.split(' ')
+        .map(|word| match word.char_indices().nth(MAX) {
+            None => word.to_string(),
+            Some(_) => {
+                let (cut, _) = word.char_indices().nth(40).expect("longer than 40");
+                format!("{}...({} bytes)", &word[..cut], word.len())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_long_words;
+
+    #[test]
+    fn long_words_in_errors_are_cut() {
+        let long = "a".repeat(100_000);
+        let cut = cut_long_words(&format!("table name '{long}' is too long"));
+        assert!(cut.len() < 200, "{cut}");
+        assert!(
+            cut.ends_with("is too long") && cut.contains("(100002 bytes)"),
+            "{cut}"
+        );
+        assert_eq!(cut_long_words("short words stay"), "short words stay");
     }
 }

@@ -85,6 +85,14 @@ pub fn run(shell: &mut Shell, runtime: &tokio::runtime::Runtime) -> i32 {
             }
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => return exit_code::OK,
+            Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                // A byte that is not UTF-8 was typed or pasted: drop the line, go on.
+                shell.report_error(&ShellError::Usage(
+                    "the line held a byte that is not UTF-8 and was dropped; type binary \
+                     bytes as \\xHH inside double quotes"
+                        .into(),
+                ));
+            }
             Err(e) => return fail(shell, &format!("cannot read the terminal: {e}")),
         }
     }

@@ -25,7 +25,11 @@ use clap::{Parser, Subcommand};
 
 /// Ballast's benchmarks and kill test.
 #[derive(Parser, Debug)]
-#[command(name = "ballast-bench", version, about)]
+#[command(
+    name = "ballast-bench",
+    version,
+    about = "Ballast's benchmarks, kill test and simulation, beside baselines measured in the same run"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Bench,

@@ -42,7 +42,7 @@ impl Verb for Timeout {
             }
             Some(ms) => {
                 ctx.set_data_timeout(Duration::from_millis(ms));
-                ctx.println("OK")?;
+                ctx.confirm_session("OK")?;
             }
         }
         Ok(Flow::Continue)

@@ -42,7 +42,7 @@ impl Verb for Use {
             Some(name) => {
                 ctx.data()?.table(&name).await?;
                 ctx.set_app(name);
-                ctx.println("OK")?;
+                ctx.confirm_session("OK")?;
             }
         }
         Ok(Flow::Continue)
