@@ -96,9 +96,9 @@ impl Shell {
     }
 }
 
-/// Cuts every word longer than 80 characters to its first 40 and its length.
+/// Cuts every word longer than 200 characters to its first 40 and its length.
 fn cut_long_words(text: &str) -> String {
-    const MAX: usize = 80;
+    const MAX: usize = 200;
     text.split(' ')
         .map(|word| match word.char_indices().nth(MAX) {
             None => word.to_string(),
