@@ -373,3 +373,16 @@ fn bad_addresses_long_names_and_help_texts() {
         assert!(first.contains(says), "{bin}: {first}");
     }
 }
+
+#[test]
+fn a_hung_meta_address_does_not_stop_failover_to_a_good_one() {
+    let c = TestCluster::start(3, false);
+    // Accepts connections (the kernel completes them) and never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_addr = hung.local_addr().unwrap().to_string();
+    let both = format!("{hung_addr},{}", c.meta());
+    let run = shell(&["--meta", &both, "-e", "nodes; get_meta_level"], None);
+    assert_eq!(run.code, 0, "the second address answers: {run:?}");
+    assert!(run.stdout.contains("current meta level"), "{run:?}");
+    drop(hung);
+}

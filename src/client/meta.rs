@@ -1,6 +1,7 @@
 //! The meta server client. It holds one lazy channel per configured meta server, tries
 //! the last one that answered first, follows a NotLeader redirect, fails over on
-//! transport errors, and gives up (as `Unavailable`) when the deadline passes.
+//! transport errors and on an address that does not answer in its share of the time, and
+//! gives up (as `Unavailable`) when the deadline passes.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -64,14 +65,24 @@ impl MetaClient {
         let deadline = Instant::now() + inner.timeout;
         let mut idx = inner.leader.load(Ordering::Relaxed) % inner.addrs.len();
         let mut last_error = None;
-        // Each address gets a try, plus one redirect per address.
-        for _ in 0..inner.addrs.len() * 2 {
+        // Each address gets a try, plus one redirect per address. On the first pass, with
+        // several addresses, each try gets a share of the budget, so an address that
+        // accepts connections and never answers cannot use it all up; later tries get
+        // what is left.
+        let n = inner.addrs.len();
+        let share = (inner.timeout / (2 * n as u32)).max(Duration::from_millis(250));
+        for attempt in 0..n * 2 {
             let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 break;
             }
+            let budget = if n > 1 && attempt < n {
+                remaining.min(share)
+            } else {
+                remaining
+            };
             let raw = RawClient::new(inner.channels[idx].clone());
-            let outcome = tokio::time::timeout(remaining, f(raw)).await;
+            let outcome = tokio::time::timeout(budget, f(raw)).await;
             let err = match outcome {
                 Ok(Ok(reply)) => {
                     inner.leader.store(idx, Ordering::Relaxed);
