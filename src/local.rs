@@ -41,10 +41,12 @@ struct LocalNode {
 }
 
 /// The addresses an embedded cluster in a data directory used, so a restart reuses them.
-#[derive(Serialize, Deserialize)]
-struct Ports {
-    meta: String,
-    replicas: Vec<String>,
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ports {
+    /// The meta server's address.
+    pub meta: String,
+    /// The replica servers' addresses, in start order.
+    pub replicas: Vec<String>,
 }
 
 /// A running embedded cluster.
@@ -65,6 +67,28 @@ impl LocalCluster {
         data_dir: Option<&Path>,
         config: MetaConfig,
     ) -> Result<LocalCluster> {
+        LocalCluster::start_on(n, data_dir, config, None).await
+    }
+
+    /// Pegasus's default addresses for a cluster of `n` replica servers (meta
+    /// 127.0.0.1:34601, replica servers 127.0.0.1:34801 and up), if every one is free now.
+    pub fn pegasus_ports_if_free(n: usize) -> Option<Ports> {
+        let meta = "127.0.0.1:34601".to_string();
+        let replicas: Vec<String> = (0..n).map(|i| format!("127.0.0.1:{}", 34801 + i)).collect();
+        let free = std::iter::once(&meta)
+            .chain(&replicas)
+            .all(|a| std::net::TcpListener::bind(a).is_ok());
+        free.then_some(Ports { meta, replicas })
+    }
+
+    /// Like [`LocalCluster::start`], on `preferred` addresses when given (ports a
+    /// `--data-dir` remembers win).
+    pub async fn start_on(
+        n: usize,
+        data_dir: Option<&Path>,
+        config: MetaConfig,
+        preferred: Option<Ports>,
+    ) -> Result<LocalCluster> {
         let (tmp, root) = match data_dir {
             Some(dir) => (None, dir.to_path_buf()),
             None => {
@@ -79,7 +103,8 @@ impl LocalCluster {
         let ports_file = root.join("local.json");
         let remembered: Option<Ports> = std::fs::read(&ports_file)
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .or(preferred);
         let meta_listen = remembered
             .as_ref()
             .map_or("127.0.0.1:0".to_string(), |p| p.meta.clone());

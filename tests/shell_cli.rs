@@ -386,3 +386,45 @@ fn a_hung_meta_address_does_not_stop_failover_to_a_good_one() {
     assert!(run.stdout.contains("current meta level"), "{run:?}");
     drop(hung);
 }
+
+#[test]
+fn a_black_list_entry_that_is_no_node_is_warned_about() {
+    let c = TestCluster::start(3, false);
+    let run =
+        c.exec("remote_command -t meta-server meta.lb.assign_secondary_black_list 127.0.0.9:1");
+    let json = run.json();
+    let message = json["details"][c.meta().as_str()]["message"].clone();
+    assert_eq!(message["error"], "ok", "{json}");
+    assert!(
+        message["warning"].as_str().unwrap().contains("127.0.0.9:1"),
+        "{json}"
+    );
+    assert!(
+        run.stderr.contains("WARNING:") && run.stderr.contains("not a known node"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn local_uses_pegasus_default_ports_when_they_are_free() {
+    let mut cmd = std::process::Command::new(crate::util::SHELL);
+    let out = cmd
+        .args(["--local", "1", "-e", "cluster_info -j"])
+        .env_remove("BALLAST_META")
+        .env_remove("BALLAST_LOCAL_PORTS")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let meta = json["cluster_info"]["primary_meta_server"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Another process may hold the port; then the shell says so and picks a random one.
+    assert!(
+        meta == "127.0.0.1:34601" || stderr.contains("are in use: using random ports"),
+        "{meta} {stderr}"
+    );
+}

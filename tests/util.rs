@@ -136,6 +136,7 @@ pub fn shell_bytes(args: &[&str], stdin: &[u8]) -> Run {
     let mut child = Command::new(SHELL)
         .args(args)
         .env_remove("BALLAST_META")
+        .env("BALLAST_LOCAL_PORTS", "random")
         .env("NO_COLOR", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -235,12 +235,23 @@ fn assign_secondary_black_list(meta: &Meta, args: &[String]) -> CommandResult {
         }
     };
     let mut state = meta.lock();
+    // An address that is not a known node is kept (it may be about to join) but said.
+    let unknown: Vec<String> = new_list
+        .iter()
+        .flatten()
+        .filter(|a| !state.knows_node(a))
+        .cloned()
+        .collect();
     let list = &mut state.settings_mut().black_list;
     if let Some(new_list) = new_list {
         *list = new_list;
     }
     let joined = list.iter().cloned().collect::<Vec<_>>().join(",");
-    Ok(json!({ "error": "ok", NAME: joined }))
+    if unknown.is_empty() {
+        return Ok(json!({ "error": "ok", NAME: joined }));
+    }
+    let warning = format!("not a known node: {}", unknown.join(","));
+    Ok(json!({ "error": "ok", NAME: joined, "warning": warning }))
 }
 
 #[cfg(test)]

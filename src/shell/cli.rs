@@ -295,8 +295,27 @@ async fn start_local(n: usize, data_dir: Option<&PathBuf>) -> Result<LocalCluste
             .display()
             .to_string())
     );
-    let cluster =
-        LocalCluster::start(n, data_dir.map(PathBuf::as_path), local_meta_config(n)).await?;
+    // Pegasus's default ports when they are free, so the README's samples paste; random
+    // ones otherwise (and in tests, which set BALLAST_LOCAL_PORTS=random).
+    let random = std::env::var("BALLAST_LOCAL_PORTS").is_ok_and(|v| v == "random");
+    let preferred = if random {
+        None
+    } else {
+        let ports = LocalCluster::pegasus_ports_if_free(n);
+        if ports.is_none() {
+            eprintln!(
+                "Pegasus's default ports (meta 34601, replica servers 34801..) are in use: using random ports"
+            );
+        }
+        ports
+    };
+    let cluster = LocalCluster::start_on(
+        n,
+        data_dir.map(PathBuf::as_path),
+        local_meta_config(n),
+        preferred,
+    )
+    .await?;
     cluster
         .create_table_and_wait("temp", 8, Duration::from_secs(30))
         .await?;

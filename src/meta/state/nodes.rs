@@ -191,6 +191,11 @@ impl MetaState {
             .any(|p| p.members().any(|m| m == address))
     }
 
+    /// Whether `address` is a node the meta server knows (of any status).
+    pub fn knows_node(&self, address: &str) -> bool {
+        self.nodes.contains_key(address)
+    }
+
     /// Whether `address` is ALIVE now.
     pub fn is_alive(&self, address: &str) -> bool {
         self.nodes.get(address).is_some_and(|n| n.alive)

@@ -229,6 +229,14 @@ pub fn print_envelope(
     let text =
         serde_json::to_string_pretty(envelope).map_err(|e| ShellError::Failed(e.to_string()))?;
     ctx.println(text)?;
+    // A server's warning (in its JSON) is also said on stderr, where people look.
+    if let Some(details) = envelope["details"].as_object() {
+        for (addr, d) in details {
+            if let Some(warning) = d["message"]["warning"].as_str() {
+                eprintln!("WARNING: {addr}: {warning}");
+            }
+        }
+    }
     if all_ok {
         Ok(Flow::Continue)
     } else {
