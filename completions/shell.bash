@@ -124,6 +124,9 @@ _shell() {
             shell__subcmd__local,add_node)
                 cmd="shell__subcmd__local__subcmd__add_node"
                 ;;
+            shell__subcmd__local,logs)
+                cmd="shell__subcmd__local__subcmd__logs"
+                ;;
             shell__subcmd__local,start_node)
                 cmd="shell__subcmd__local__subcmd__start_node"
                 ;;
@@ -571,7 +574,7 @@ _shell() {
             return 0
             ;;
         shell__subcmd__local)
-            opts="-h --help add_node stop_node start_node"
+            opts="-h --help add_node stop_node start_node logs"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -591,6 +594,28 @@ _shell() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__local__subcmd__logs)
+            opts="-n --lines"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --lines)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -n)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

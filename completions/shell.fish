@@ -160,10 +160,12 @@ meta-server\t''
 replica-server\t''"
 complete -c shell -n "__fish_shell_using_subcommand server_info" -s l -l list -d 'Exactly these servers' -r
 complete -c shell -n "__fish_shell_using_subcommand server_info" -s h -l help -d 'Print this verb\'s help page'
-complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node" -s h -l help -d 'Print this verb\'s help page'
-complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node" -f -a "add_node" -d 'Start one more replica server'
-complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node" -f -a "stop_node" -d 'Stop a replica server at once'
-complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node" -f -a "start_node" -d 'Start a stopped replica server again'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node logs" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node logs" -f -a "add_node" -d 'Start one more replica server'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node logs" -f -a "stop_node" -d 'Stop a replica server at once'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node logs" -f -a "start_node" -d 'Start a stopped replica server again'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node logs" -f -a "logs" -d 'Show the last lines of the embedded servers\' log'
+complete -c shell -n "__fish_shell_using_subcommand local; and __fish_seen_subcommand_from logs" -s n -l lines -d 'How many lines' -r
 complete -c shell -n "__fish_shell_using_subcommand sleep" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand use" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand timeout" -s h -l help -d 'Print this verb\'s help page'

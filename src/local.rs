@@ -201,7 +201,12 @@ impl LocalCluster {
         self.meta.as_ref().map(|(_, m)| m)
     }
 
-    /// The data directory.
+    /// Where the servers of `shell --local` log (`local logs` shows its tail).
+    pub fn log_path(&self) -> PathBuf {
+        self.root.join("cluster.log")
+    }
+
+    /// The cluster's directory.
     pub fn root(&self) -> &Path {
         &self.root
     }

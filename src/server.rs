@@ -106,6 +106,63 @@ pub fn init_logging(level: &str) -> Result<()> {
         .map_err(|e| Error::Internal(e.to_string()))
 }
 
+/// Where the logs of servers run inside the shell (`--local`) go: a file in the embedded
+/// cluster's directory once it is known; until then they are kept in memory (up to 1 MB).
+enum LogSlot {
+    Pending(Vec<u8>),
+    File(std::fs::File),
+}
+
+static LOG_SLOT: std::sync::Mutex<LogSlot> = std::sync::Mutex::new(LogSlot::Pending(Vec::new()));
+
+/// A writer into [`LOG_SLOT`].
+struct SlotWriter;
+
+impl std::io::Write for SlotWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut slot = LOG_SLOT.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut *slot {
+            LogSlot::Pending(held) if held.len() < 1 << 20 => held.extend_from_slice(buf),
+            LogSlot::Pending(_) => {}
+            LogSlot::File(file) => file.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Logs at `level` into a file set later with [`set_log_file`] (for servers run inside
+/// the shell, whose logs must not be drawn over the prompt).
+pub fn init_logging_to_file(level: &str) -> Result<()> {
+    let level: tracing::Level = level
+        .parse()
+        .map_err(|_| Error::InvalidInput(format!("'{level}' is not a log level")))?;
+    tracing_subscriber::fmt()
+        .with_writer(|| SlotWriter)
+        .with_max_level(level)
+        .with_ansi(false)
+        .try_init()
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Sends the logs to `path` (appending), with what was logged before.
+pub fn set_log_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let mut slot = LOG_SLOT.lock().unwrap_or_else(|p| p.into_inner());
+    if let LogSlot::Pending(held) = &*slot {
+        file.write_all(held)?;
+    }
+    *slot = LogSlot::File(file);
+    Ok(())
+}
+
 /// Waits for Ctrl-C or SIGTERM.
 pub async fn wait_for_signal() {
     #[cfg(unix)]

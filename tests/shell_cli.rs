@@ -428,3 +428,22 @@ fn local_uses_pegasus_default_ports_when_they_are_free() {
         "{meta} {stderr}"
     );
 }
+
+#[test]
+fn local_servers_log_to_a_file_not_over_the_shell() {
+    let run = shell(
+        &["--local", "2", "-e", "local add_node; local logs -n 200"],
+        None,
+    );
+    let out = run.ok();
+    assert!(
+        out.contains("replica server serving"),
+        "the log's tail: {out}"
+    );
+    for level in [" INFO ", " WARN ", " ERROR "] {
+        assert!(
+            !run.stderr.contains(level),
+            "no log line on stderr: {run:?}"
+        );
+    }
+}

@@ -282,9 +282,10 @@ fn finish(shell: &mut Shell, result: Result<Flow, ShellError>) -> i32 {
     }
 }
 
-/// Servers started in-process (`--local`) log only warnings, to stderr.
+/// Servers started in-process (`--local`) log to a file in the cluster's directory
+/// (`local logs` shows its tail), never over the prompt or a progress bar.
 fn quiet_logging() {
-    let _ = crate::server::init_logging("warn");
+    let _ = crate::server::init_logging_to_file("info");
 }
 
 async fn start_local(n: usize, data_dir: Option<&PathBuf>) -> Result<LocalCluster, ShellError> {
@@ -316,6 +317,10 @@ async fn start_local(n: usize, data_dir: Option<&PathBuf>) -> Result<LocalCluste
         preferred,
     )
     .await?;
+    let log = cluster.log_path();
+    if let Err(e) = crate::server::set_log_file(&log) {
+        eprintln!("cannot write the servers' log to {}: {e}", log.display());
+    }
     cluster
         .create_table_and_wait("temp", 8, Duration::from_secs(30))
         .await?;

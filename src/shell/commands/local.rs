@@ -1,7 +1,9 @@
-//! `local add_node | stop_node ADDR | start_node ADDR`: changes the embedded cluster of
-//! `shell --local`, so every procedure (scale out, scale in, node migration) can be
-//! rehearsed with nothing else running. `stop_node` stops a replica server at once, as a
-//! crash or `kill` would; `start_node` brings it back on the same address and data.
+//! `local add_node | stop_node ADDR | start_node ADDR | logs [-n N]`: changes the
+//! embedded cluster of `shell --local`, so every procedure (scale out, scale in, node
+//! migration) can be rehearsed with nothing else running. `stop_node` stops a replica
+//! server at once, as a crash or `kill` would; `start_node` brings it back on the same
+//! address and data; `logs` shows the tail of the servers' log file (they never log over
+//! the prompt).
 
 use clap::{ArgMatches, Command, FromArgMatches, Subcommand};
 
@@ -13,7 +15,7 @@ use crate::shell::registry::{Flow, Verb};
 /// The `local` verb.
 pub struct Local;
 
-// The variants are the subcommands operators type (add_node, stop_node, start_node).
+// The variants are the subcommands operators type (add_node, stop_node, start_node, logs).
 #[allow(clippy::enum_variant_names)]
 #[derive(Subcommand, Debug)]
 #[command(rename_all = "snake_case")]
@@ -31,6 +33,12 @@ enum LocalCommand {
         /// The node's address.
         #[arg(value_name = "ADDR", value_parser = parse_addr)]
         address: String,
+    },
+    /// Show the last lines of the embedded servers' log.
+    Logs {
+        /// How many lines.
+        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 20)]
+        lines: usize,
     },
 }
 
@@ -66,6 +74,14 @@ impl Verb for Local {
             LocalCommand::StartNode { address } => {
                 cluster.start_node(&address).await?;
                 format!("started node {address}")
+            }
+            LocalCommand::Logs { lines } => {
+                let path = cluster.log_path();
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ShellError::Failed(format!("cannot read {}: {e}", path.display()))
+                })?;
+                let all: Vec<&str> = text.lines().collect();
+                all[all.len().saturating_sub(lines)..].join("\n")
             }
         };
         ctx.println(line)?;
