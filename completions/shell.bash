@@ -52,6 +52,9 @@ _shell() {
             shell,drop_node)
                 cmd="shell__subcmd__drop_node"
                 ;;
+            shell,exist)
+                cmd="shell__subcmd__exist"
+                ;;
             shell,exit)
                 cmd="shell__subcmd__exit"
                 ;;
@@ -112,6 +115,9 @@ _shell() {
             shell,timeout)
                 cmd="shell__subcmd__timeout"
                 ;;
+            shell,ttl)
+                cmd="shell__subcmd__ttl"
+                ;;
             shell,use)
                 cmd="shell__subcmd__use"
                 ;;
@@ -140,7 +146,7 @@ _shell() {
 
     case "${cmd}" in
         shell)
-            opts="-V -e -k -h --version --meta --execute --local --data-dir --keep-going --completions --help help version exit cluster_info nodes ls app create drop recall get_meta_level set_meta_level balance propose ddd_diagnose decommission decommission_status cancel_decommission drop_node wait remote_command server_info local sleep use timeout set get del multi_set multi_get multi_del hash_scan full_scan count_data"
+            opts="-V -e -k -h --version --meta --execute --local --data-dir --keep-going --completions --help help version exit cluster_info nodes ls app create drop recall get_meta_level set_meta_level balance propose ddd_diagnose decommission decommission_status cancel_decommission drop_node wait remote_command server_info local sleep use timeout set get exist ttl del multi_set multi_get multi_del hash_scan full_scan count_data"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -461,6 +467,20 @@ _shell() {
             ;;
         shell__subcmd__drop_node)
             opts="-h --help --force --yes"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__exist)
+            opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -916,6 +936,20 @@ _shell() {
             return 0
             ;;
         shell__subcmd__timeout)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__ttl)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -179,6 +179,8 @@ transcripts!(
     decommission_refused,
     cancel_decommission,
     drop_node,
+    exist,
+    ttl,
     drop,
     exit,
     get_meta_level,

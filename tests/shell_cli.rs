@@ -325,6 +325,10 @@ fn script_errors_name_their_line_and_command_and_keep_going_runs_the_rest() {
         run.stderr.contains("line 2: ") && run.stderr.contains("byte 0xFF"),
         "{run:?}"
     );
+    // ttl: the whole seconds left of a record set with a TTL.
+    let run = c.exec("use temp; set h t v 3600; ttl h t");
+    let left: u64 = run.ok().lines().last().unwrap().parse().unwrap();
+    assert!((3590..=3600).contains(&left), "{run:?}");
     // Verbs that only change the session print nothing in scripts: JSON pipes cleanly.
     let run = c.exec("use temp; timeout 3000; count_data -j");
     assert!(run.json().is_object(), "{run:?}");

@@ -14,6 +14,7 @@ mod decommission_status;
 mod del;
 mod drop;
 mod drop_node;
+mod exist;
 mod exit;
 mod full_scan;
 mod get;
@@ -34,6 +35,7 @@ mod set;
 mod set_meta_level;
 mod sleep;
 mod timeout;
+mod ttl;
 mod use_app;
 pub mod version;
 mod wait;
@@ -75,6 +77,8 @@ pub static VERBS: &[&dyn Verb] = &[
     &timeout::Timeout,
     &set::Set,
     &get::Get,
+    &exist::Exist,
+    &ttl::Ttl,
     &del::Del,
     &multi_set::MultiSet,
     &multi_get::MultiGet,
