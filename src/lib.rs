@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod config_file;
 pub mod data;
 pub mod error;
 pub mod local;

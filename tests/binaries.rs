@@ -136,3 +136,48 @@ fn meta_server_refuses_grace_not_above_lease() {
         "{stderr}"
     );
 }
+
+#[test]
+fn servers_read_their_flags_from_a_config_file_and_refuse_an_unknown_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta_toml = dir.path().join("meta.toml");
+    std::fs::write(
+        &meta_toml,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nbeacon_interval_ms = 100\nlease_ms = 800\ngrace_ms = 1000\n",
+            dir.path().join("meta").display()
+        ),
+    )
+    .unwrap();
+    let meta = Proc::spawn(META_SERVER, &["--config", meta_toml.to_str().unwrap()]);
+    let replica_toml = dir.path().join("replica.toml");
+    std::fs::write(
+        &replica_toml,
+        format!(
+            "listen = \"127.0.0.1:0\"\nmeta = [\"{}\"]\ndata_dir = \"{}\"\nbeacon_interval_ms = 100\n",
+            meta.addr,
+            dir.path().join("r1").display()
+        ),
+    )
+    .unwrap();
+    // A flag on the command line wins over the file's key.
+    let replica = Proc::spawn(
+        crate::util::REPLICA_SERVER,
+        &[
+            "--config",
+            replica_toml.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    wait_node_status(&meta.addr, &replica.addr, "ALIVE", Duration::from_secs(15));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "lisen = \"127.0.0.1:0\"\n").unwrap();
+    let out = Command::new(META_SERVER)
+        .args(["--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown key 'lisen'"), "{stderr}");
+}

@@ -15,9 +15,13 @@ use clap::Parser;
 #[command(
     version,
     about = "Ballast's meta server: owns membership and partition placement (durable in --data-dir)",
-    long_about = None
+    long_about = None,
+    args_override_self = true
 )]
 struct Args {
+    /// A TOML file of these flags (keys spelled with _ for -); a flag on the command line wins.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:34601")]
     listen: String,
@@ -71,7 +75,12 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let argv = ballast::config_file::args_with_config(
+        &<Args as clap::CommandFactory>::command(),
+        std::env::args_os().collect(),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let args = Args::parse_from(argv);
     ballast::server::init_logging(&args.log_level)?;
     let config = MetaConfig {
         beacon_interval: Duration::from_millis(args.beacon_interval_ms),

@@ -16,9 +16,13 @@ use clap::Parser;
 #[command(
     version,
     about = "Ballast's replica server: holds partition replicas and serves reads and writes",
-    long_about = None
+    long_about = None,
+    args_override_self = true
 )]
 struct Args {
+    /// A TOML file of these flags (keys spelled with _ for -); a flag on the command line wins.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Address to listen on; it is also the node's name in the cluster, so it must be
     /// one the meta server and the shell can reach (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:34801")]
@@ -47,7 +51,12 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let argv = ballast::config_file::args_with_config(
+        &<Args as clap::CommandFactory>::command(),
+        std::env::args_os().collect(),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let args = Args::parse_from(argv);
     ballast::server::init_logging(&args.log_level)?;
     let config = ReplicaConfig::new(
         args.meta,
