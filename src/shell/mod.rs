@@ -15,6 +15,7 @@ pub mod commands;
 pub mod completer;
 pub mod context;
 pub mod error;
+pub mod fuzz;
 pub mod lexer;
 pub mod output;
 pub mod progress;

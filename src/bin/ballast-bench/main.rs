@@ -8,9 +8,11 @@
 //! - `move-pri`: the longest write stall while a primary moves ([`move_pri`]);
 //! - `failover`: the write stall when a primary's node is stopped or killed, beside a
 //!   primary move ([`failover`]);
-//! - `sim`: the deterministic simulation's randomized fault runs ([`sim`]).
+//! - `sim`: the deterministic simulation's randomized fault runs ([`sim`]);
+//! - `fuzz-shell`: random lines through the shell's lexer and parsers ([`fuzz_shell`]).
 
 mod failover;
+mod fuzz_shell;
 mod kill_test;
 mod learn;
 mod load;
@@ -49,12 +51,21 @@ enum Bench {
     Failover(failover::FailoverArgs),
     /// Deterministic simulation with random faults; exit 1 on a broken invariant.
     Sim(sim::SimArgs),
+    /// Random lines through the shell's lexer and parsers; exit 1 on any crash.
+    FuzzShell(fuzz_shell::FuzzShellArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Bench::Sim(args) = cli.command {
         return if sim::run(args) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
+    }
+    if let Bench::FuzzShell(args) = cli.command {
+        return if fuzz_shell::run(args) {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)
@@ -84,7 +95,7 @@ fn main() -> ExitCode {
             Bench::Learn(args) => learn::run(args).await.map(|()| true),
             Bench::MovePri(args) => move_pri::run(args).await,
             Bench::Failover(args) => failover::run(args).await,
-            Bench::Sim(_) => unreachable!("run before the runtime"),
+            Bench::Sim(_) | Bench::FuzzShell(_) => unreachable!("run before the runtime"),
         }
     });
     match outcome {
