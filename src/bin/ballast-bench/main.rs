@@ -9,7 +9,8 @@
 //! - `failover`: the write stall when a primary's node is stopped or killed, beside a
 //!   primary move ([`failover`]);
 //! - `sim`: the deterministic simulation's randomized fault runs ([`sim`]);
-//! - `fuzz-shell`: random lines through the shell's lexer and parsers ([`fuzz_shell`]).
+//! - `fuzz-shell`: random lines through the shell's lexer and parsers ([`fuzz_shell`]);
+//! - `shell-speed`: the shell's one-shot and piped speed beside baselines ([`shell_speed`]).
 
 mod failover;
 mod fuzz_shell;
@@ -19,6 +20,7 @@ mod load;
 mod move_pri;
 mod ops;
 mod procs;
+mod shell_speed;
 mod sim;
 
 use std::process::ExitCode;
@@ -53,6 +55,8 @@ enum Bench {
     Sim(sim::SimArgs),
     /// Random lines through the shell's lexer and parsers; exit 1 on any crash.
     FuzzShell(fuzz_shell::FuzzShellArgs),
+    /// The shell's own speed: one-shot beside a hello-world process, and piped verbs/s.
+    ShellSpeed(shell_speed::ShellSpeedArgs),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
             Bench::Learn(args) => learn::run(args).await.map(|()| true),
             Bench::MovePri(args) => move_pri::run(args).await,
             Bench::Failover(args) => failover::run(args).await,
+            Bench::ShellSpeed(args) => shell_speed::run(args).await.map(|()| true),
             Bench::Sim(_) | Bench::FuzzShell(_) => unreachable!("run before the runtime"),
         }
     });
