@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod atomic;
 pub mod client;
 pub mod config_file;
 pub mod data;

@@ -3,7 +3,8 @@
 //! data (it serves them once made primary), a primary whose lease ran out stops
 //! serving, a 20 s `ballast-bench kill-test --wipe` loses nothing, and the learning and
 //! primary-move benchmarks run and report. In process: one partition's stalled disk
-//! holds up nothing but that partition's writes.
+//! holds up nothing but that partition's writes; an atomic write retried under its
+//! request id is applied once, also at a new primary.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -388,5 +389,87 @@ fn with_one_partitions_disk_stalled_beacons_reads_and_other_partitions_still_ans
             let read = data.get("temp", k.as_bytes(), &sort).await.unwrap();
             assert_eq!(read[0].value, b"during", "{k}");
         }
+    });
+}
+
+/// An `incr` retried under its request id — while the first attempt is still in flight,
+/// after it was applied, and at a new primary after the old one stopped — is applied once,
+/// and every retry is answered with the first outcome.
+#[test]
+fn an_atomic_write_retried_under_its_request_id_is_applied_once_even_at_a_new_primary() {
+    use pb::atomic_result::Outcome;
+    let mut c = TestCluster::start(4, true);
+    let meta = c.cluster().meta().unwrap().clone();
+    let key = keys_by_partition(8)[0].clone();
+    let (app_id, gpid, primary) = {
+        let state = meta.lock();
+        let app = state.app_by_name("temp").unwrap();
+        let primary = app.partitions[0].primary.clone().unwrap();
+        let id = app.record.app_id;
+        (id, ballast::model::Gpid::new(id, 0), primary)
+    };
+    let faults = c.cluster().faults(&primary).unwrap();
+    let data = c.block_on(async {
+        let client = MetaClient::new(&[c.meta()], Duration::from_secs(5)).unwrap();
+        DataClient::new(client, Duration::from_secs(30))
+    });
+    let incr = |seq: u64, delta: i64| pb::WriteRequest {
+        app_id,
+        pidx: 0,
+        mutations: vec![pb::Mutation {
+            hash_key: key.as_bytes().to_vec(),
+            sort_key: b"n".to_vec(),
+            atomic: Some(pb::Atomic {
+                op: Some(pb::atomic::Op::Incr(delta)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        request: Some(pb::RequestId {
+            client: 4242,
+            seq,
+            acked_below: 0,
+        }),
+    };
+    let send = |req: pb::WriteRequest| {
+        data.on_partition("temp", 0, move |mut c, _, _| {
+            let req = req.clone();
+            async move { c.write(req).await }
+        })
+    };
+    let value = |r: &pb::WriteReply| r.result.clone().and_then(|r| r.outcome);
+    let first = c.block_on(async {
+        faults.stall(gpid, Duration::from_millis(800));
+        let (a, b) = tokio::join!(send(incr(1, 5)), send(incr(1, 5)));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(value(&a), Some(Outcome::IncrValue(5)));
+        assert_eq!(
+            (a.decree, value(&a)),
+            (b.decree, value(&b)),
+            "a retry in flight"
+        );
+        let again = send(incr(1, 5)).await.unwrap();
+        assert_eq!(
+            (again.decree, value(&again)),
+            (a.decree, value(&a)),
+            "after apply"
+        );
+        a
+    });
+    c.stop_node(&primary);
+    c.block_on(async {
+        let moved = send(incr(1, 5)).await.unwrap();
+        assert_eq!(
+            (moved.decree, value(&moved)),
+            (first.decree, value(&first)),
+            "a retry at the new primary gets the first outcome"
+        );
+        let read = data
+            .get("temp", key.as_bytes(), &[b"n".to_vec()])
+            .await
+            .unwrap();
+        assert_eq!(read[0].value, b"5", "applied once");
+        let next = send(incr(2, 1)).await.unwrap();
+        assert_eq!(value(&next), Some(Outcome::IncrValue(6)));
     });
 }

@@ -181,6 +181,8 @@ transcripts!(
     drop_node,
     exist,
     ttl,
+    incr,
+    check_and_set,
     drop,
     exit,
     get_meta_level,

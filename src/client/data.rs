@@ -228,13 +228,52 @@ impl DataClient {
         Ok(partition_index(hash_key, b"", count))
     }
 
-    /// Writes mutations of one hash key atomically.
+    /// Writes mutations of one hash key atomically; returns the decree.
     pub async fn write(
         &self,
         table: &str,
         hash_key: &[u8],
         mutations: Vec<pb::Mutation>,
     ) -> Result<u64> {
+        Ok(self.write_reply(table, hash_key, mutations).await?.decree)
+    }
+
+    /// Applies one atomic operation (`incr`, `check_and_set`) to records of `hash_key`
+    /// (`sort_key` is incr's record); returns its outcome. Retried under one request id,
+    /// so it is applied once.
+    pub async fn atomic(
+        &self,
+        table: &str,
+        hash_key: &[u8],
+        sort_key: &[u8],
+        op: pb::atomic::Op,
+    ) -> Result<pb::atomic_result::Outcome> {
+        let m = pb::Mutation {
+            hash_key: hash_key.to_vec(),
+            sort_key: sort_key.to_vec(),
+            atomic: Some(pb::Atomic {
+                op: Some(op),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let reply = self.write_reply(table, hash_key, vec![m]).await?;
+        match reply.result.and_then(|r| r.outcome) {
+            Some(pb::atomic_result::Outcome::Error(e)) => Err(Error::InvalidInput(e)),
+            Some(outcome) => Ok(outcome),
+            None => Err(Error::Internal(
+                "the replica server answered an atomic write without its outcome".into(),
+            )),
+        }
+    }
+
+    /// Writes mutations of one hash key atomically; returns the whole reply.
+    async fn write_reply(
+        &self,
+        table: &str,
+        hash_key: &[u8],
+        mutations: Vec<pb::Mutation>,
+    ) -> Result<pb::WriteReply> {
         let pidx = self.pidx(table, hash_key).await?;
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let acked_below = {
@@ -261,7 +300,7 @@ impl DataClient {
         // Answered, or given up: this id is not sent again (a caller's retry is a new
         // write), so the replicas may forget it.
         self.in_flight.lock().expect("in flight").remove(&seq);
-        Ok(reply?.decree)
+        reply
     }
 
     /// Sets records of one hash key: (sort key, value) pairs, expiring after `ttl`
@@ -281,7 +320,7 @@ impl DataClient {
                 sort_key: sk.clone(),
                 value: v.clone(),
                 expire_ts,
-                delete: false,
+                ..Default::default()
             })
             .collect();
         self.write(table, hash_key, mutations).await

@@ -95,6 +95,54 @@ impl DataService {
     }
 }
 
+/// An atomic write holds only its atomic mutation and has a request id; the primary
+/// stamps its clock and the id on it. Returns the id if the write is atomic.
+fn stamp_atomic(
+    mutations: &mut [pb::Mutation],
+    request: Option<pb::RequestId>,
+) -> Result<Option<pb::RequestId>> {
+    if !mutations.iter().any(|m| m.atomic.is_some()) {
+        return Ok(None);
+    }
+    let (Some(id), [m]) = (request, &mut *mutations) else {
+        return Err(Error::InvalidInput(
+            "an atomic write holds one mutation and needs a request id".into(),
+        ));
+    };
+    let atomic = m.atomic.as_mut().expect("checked above");
+    if atomic.op.is_none() {
+        return Err(Error::InvalidInput(
+            "the atomic write names no operation".into(),
+        ));
+    }
+    atomic.now_ms = now_ms();
+    atomic.request = Some(id);
+    Ok(Some(id))
+}
+
+impl DataService {
+    /// The kept outcome of the atomic write `id`, applied at `decree`.
+    async fn atomic_result(
+        &self,
+        gpid: Gpid,
+        id: pb::RequestId,
+        decree: u64,
+    ) -> Result<pb::AtomicResult> {
+        let store = self.replica.handle(gpid)?.shared().store();
+        let kept = match store {
+            Some(store) => tokio::task::spawn_blocking(move || store.atomic_result(&id))
+                .await
+                .map_err(|e| Error::Internal(format!("read task failed: {e}")))??,
+            None => None,
+        };
+        kept.ok_or_else(|| {
+            Error::OutcomeUnknown(format!(
+                "{gpid}: the atomic write was applied at decree {decree}, but its outcome is no longer kept; read the record"
+            ))
+        })
+    }
+}
+
 /// Streams a snapshot to a learner: its decree first, then chunks of records (paced by
 /// the copy-rate limit), then the client sessions.
 fn stream_snapshot(
@@ -170,12 +218,18 @@ impl pb::replica_server::Replica for DataService {
             ))
             .into());
         }
+        let mut mutations = r.mutations;
+        let atomic = stamp_atomic(&mut mutations, r.request)?;
         let write = Write {
-            mutations: r.mutations,
+            mutations,
             request: r.request,
         };
         let decree = self.ask(gpid, |tx| Msg::Write(write, tx)).await??;
-        Ok(Response::new(pb::WriteReply { decree }))
+        let result = match atomic {
+            Some(id) => Some(self.atomic_result(gpid, id, decree).await?),
+            None => None,
+        };
+        Ok(Response::new(pb::WriteReply { decree, result }))
     }
 
     async fn read(

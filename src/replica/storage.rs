@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::data::{encode_key, encode_value};
+use crate::data::{decode_value, encode_key, encode_value};
 use crate::error::{Error, Result};
+use crate::pb;
 use crate::replica::core::Entry;
 use crate::replica::core::sessions::{Session, Sessions};
 
@@ -144,6 +145,19 @@ impl ReplicaStore {
         })
     }
 
+    /// The kept outcome of client `id`'s atomic write (`None` once forgotten).
+    pub fn atomic_result(&self, id: &pb::RequestId) -> Result<Option<pb::AtomicResult>> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let table = tx.open_table(SESSIONS).map_err(storage)?;
+        let Some(bytes) = table.get(id.client).map_err(storage)? else {
+            return Ok(None);
+        };
+        let session: Session = serde_json::from_slice(bytes.value()).map_err(storage)?;
+        let mut sessions = Sessions::default();
+        sessions.clients.insert(id.client, session);
+        result_of(&sessions, id)
+    }
+
     fn write(&self, durable: bool) -> Result<redb::WriteTransaction> {
         let mut tx = self.db.begin_write().map_err(storage)?;
         if !durable {
@@ -163,7 +177,27 @@ impl ReplicaStore {
             let mut records = tx.open_table(RECORDS).map_err(storage)?;
             let mut table = tx.open_table(SESSIONS).map_err(storage)?;
             for e in entries {
+                let mut outcomes = Vec::new();
                 for m in &e.mutations {
+                    if let Some(atomic) = &m.atomic {
+                        // A duplicate of a write already applied is not applied again.
+                        if atomic
+                            .request
+                            .is_some_and(|id| sessions.lookup(&id).is_some())
+                        {
+                            continue;
+                        }
+                        let (put, outcome) = apply_atomic(&records, m, atomic)?;
+                        if let Some((sort_key, expire_ts, value)) = put {
+                            let key = encode_key(&m.hash_key, &sort_key)?;
+                            let value = encode_value(expire_ts, &value);
+                            records
+                                .insert(key.as_slice(), value.as_slice())
+                                .map_err(storage)?;
+                        }
+                        outcomes.extend(atomic.request.map(|id| (id, outcome)));
+                        continue;
+                    }
                     let key = encode_key(&m.hash_key, &m.sort_key)?;
                     if m.delete {
                         records.remove(key.as_slice()).map_err(storage)?;
@@ -175,6 +209,9 @@ impl ReplicaStore {
                     }
                 }
                 let changes = sessions.apply(e.decree, &e.requests);
+                for (id, outcome) in outcomes {
+                    sessions.keep_result(&id, prost::Message::encode_to_vec(&outcome));
+                }
                 for client in changes.touched {
                     let bytes = serde_json::to_vec(&sessions.clients[&client]).map_err(storage)?;
                     table.insert(client, bytes.as_slice()).map_err(storage)?;
@@ -284,6 +321,42 @@ impl ReplicaStore {
     }
 }
 
+/// Evaluates an atomic mutation against the records as of this point of the transaction.
+fn apply_atomic(
+    records: &redb::Table<&[u8], &[u8]>,
+    m: &pb::Mutation,
+    atomic: &pb::Atomic,
+) -> Result<(Option<crate::atomic::Put>, pb::AtomicResult)> {
+    let mut failure = None;
+    let read = |sort_key: &[u8]| -> Option<crate::atomic::Stored> {
+        let stored = encode_key(&m.hash_key, sort_key)
+            .and_then(|key| records.get(key.as_slice()).map_err(storage))
+            .and_then(|v| {
+                v.map(|v| decode_value(v.value()).map(|(ts, b)| (ts, b.to_vec())))
+                    .transpose()
+            });
+        stored.unwrap_or_else(|e| {
+            failure = Some(e);
+            None
+        })
+    };
+    let evaluated = crate::atomic::evaluate(atomic, &m.sort_key, read);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(evaluated),
+    }
+}
+
+/// The outcome of client `id`'s atomic write, if it is still kept.
+fn result_of(sessions: &Sessions, id: &pb::RequestId) -> Result<Option<pb::AtomicResult>> {
+    match sessions.result(id) {
+        Some(bytes) => prost::Message::decode(bytes.as_slice())
+            .map(Some)
+            .map_err(|e| Error::Storage(format!("a kept write outcome is corrupt: {e}"))),
+        None => Ok(None),
+    }
+}
+
 fn read_sessions(table: &redb::ReadOnlyTable<u64, &[u8]>) -> Result<Sessions> {
     use redb::ReadableTable;
     let mut sessions = Sessions::default();
@@ -311,7 +384,7 @@ mod tests {
                 sort_key: sk.into(),
                 value: v.into(),
                 expire_ts: ttl,
-                delete: false,
+                ..Default::default()
             }],
             requests: vec![pb::RequestId {
                 client: 7,
@@ -319,6 +392,59 @@ mod tests {
                 acked_below: 0,
             }],
         })
+    }
+
+    fn incr(decree: u64, seq: u64, delta: i64) -> Entry {
+        let id = pb::RequestId {
+            client: 9,
+            seq,
+            acked_below: 0,
+        };
+        Arc::new(pb::LogEntry {
+            ballot: 1,
+            decree,
+            mutations: vec![pb::Mutation {
+                hash_key: b"h".to_vec(),
+                sort_key: b"n".to_vec(),
+                atomic: Some(pb::Atomic {
+                    op: Some(pb::atomic::Op::Incr(delta)),
+                    now_ms: 1_000,
+                    request: Some(id),
+                }),
+                ..Default::default()
+            }],
+            requests: vec![id],
+        })
+    }
+
+    #[test]
+    fn an_atomic_write_is_applied_once_and_its_outcome_kept_with_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ReplicaStore::open(dir.path()).unwrap();
+        let mut sessions = Sessions::default();
+        store
+            .apply(&[incr(1, 0, 5), incr(2, 1, 3)], &mut sessions, true)
+            .unwrap();
+        // The same write (seq 1) logged again at a later decree is not applied again.
+        store.apply(&[incr(3, 1, 3)], &mut sessions, true).unwrap();
+        assert_eq!(store.get(b"h", b"n", 1).unwrap().unwrap().0, b"8");
+        let id = |seq| pb::RequestId {
+            client: 9,
+            seq,
+            acked_below: 0,
+        };
+        let kept = store.atomic_result(&id(1)).unwrap().unwrap();
+        assert_eq!(kept.outcome, Some(pb::atomic_result::Outcome::IncrValue(8)));
+        drop(store);
+        let store = ReplicaStore::open(dir.path()).unwrap();
+        let kept = store.atomic_result(&id(0)).unwrap().unwrap();
+        assert_eq!(kept.outcome, Some(pb::atomic_result::Outcome::IncrValue(5)));
+        assert!(store.atomic_result(&id(7)).unwrap().is_none());
+        let snap = store.snapshot().unwrap();
+        assert!(
+            snap.sessions.result(&id(1)).is_some(),
+            "a learner gets the outcomes"
+        );
     }
 
     fn del(decree: u64, hk: &str, sk: &str) -> Entry {

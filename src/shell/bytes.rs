@@ -59,6 +59,18 @@ pub fn escape(bytes: &[u8]) -> String {
     out
 }
 
+/// `bytes` as a JSON string: itself when it is UTF-8, otherwise escaped as [`escape`]
+/// does (without the quotes).
+pub fn json_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => {
+            let quoted = escape(bytes);
+            quoted[1..quoted.len() - 1].to_string()
+        }
+    }
+}
+
 /// One record as the scan verbs print it: `"HK" : "SK" => "VALUE"`.
 pub fn record_line(r: &crate::pb::Record) -> String {
     format!(

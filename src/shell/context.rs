@@ -167,6 +167,13 @@ impl Context {
         Ok(())
     }
 
+    /// Prints one JSON value (pretty, as reports print).
+    pub fn print_json(&mut self, value: &serde_json::Value) -> Result<(), ShellError> {
+        let text =
+            serde_json::to_string_pretty(value).map_err(|e| ShellError::Failed(e.to_string()))?;
+        self.println(text)
+    }
+
     /// Prints a report as text or JSON, to the output or to `file` (never coloured).
     pub fn emit(
         &mut self,

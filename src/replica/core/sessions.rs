@@ -27,6 +27,10 @@ pub struct Session {
     pub applied: BTreeMap<u64, u64>,
     /// The last decree that carried a write of this client.
     pub last: u64,
+    /// Outcomes of atomic writes at or above the floor (an encoded `AtomicResult`): seq
+    /// → outcome. Kept by the store's copy only (the store computes them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub results: BTreeMap<u64, Vec<u8>>,
 }
 
 /// Every client's session, as of some decree.
@@ -56,6 +60,21 @@ impl Sessions {
         s.applied.get(&id.seq).copied()
     }
 
+    /// The kept outcome of an atomic write.
+    pub fn result(&self, id: &pb::RequestId) -> Option<&Vec<u8>> {
+        self.clients.get(&id.client)?.results.get(&id.seq)
+    }
+
+    /// Keeps the outcome of an atomic write just applied (the first one stays: a
+    /// duplicate of a write is not applied again).
+    pub fn keep_result(&mut self, id: &pb::RequestId, outcome: Vec<u8>) {
+        if let Some(s) = self.clients.get_mut(&id.client)
+            && id.seq >= s.floor
+        {
+            s.results.entry(id.seq).or_insert(outcome);
+        }
+    }
+
     /// Records the writes of the entry at `decree`.
     pub fn apply(&mut self, decree: u64, requests: &[pb::RequestId]) -> SessionChanges {
         let mut changes = SessionChanges::default();
@@ -64,6 +83,7 @@ impl Sessions {
             if r.acked_below > s.floor {
                 s.floor = r.acked_below;
                 s.applied = s.applied.split_off(&s.floor);
+                s.results = s.results.split_off(&s.floor);
             }
             if r.seq >= s.floor {
                 s.applied.entry(r.seq).or_insert(decree);

@@ -5,6 +5,7 @@
 mod app;
 mod balance;
 mod cancel_decommission;
+mod check_and_set;
 mod cluster_info;
 mod count_data;
 mod create;
@@ -21,6 +22,7 @@ mod get;
 mod get_meta_level;
 mod hash_scan;
 mod help;
+mod incr;
 mod local;
 mod ls;
 mod multi_del;
@@ -79,6 +81,8 @@ pub static VERBS: &[&dyn Verb] = &[
     &get::Get,
     &exist::Exist,
     &ttl::Ttl,
+    &incr::Incr,
+    &check_and_set::CheckAndSet,
     &del::Del,
     &multi_set::MultiSet,
     &multi_get::MultiGet,
