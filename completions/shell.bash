@@ -25,6 +25,12 @@ _shell() {
             shell,cancel_decommission)
                 cmd="shell__subcmd__cancel_decommission"
                 ;;
+            shell,check_and_set)
+                cmd="shell__subcmd__check_and_set"
+                ;;
+            shell,clear_app_envs)
+                cmd="shell__subcmd__clear_app_envs"
+                ;;
             shell,cluster_info)
                 cmd="shell__subcmd__cluster_info"
                 ;;
@@ -46,6 +52,9 @@ _shell() {
             shell,del)
                 cmd="shell__subcmd__del"
                 ;;
+            shell,del_app_envs)
+                cmd="shell__subcmd__del_app_envs"
+                ;;
             shell,drop)
                 cmd="shell__subcmd__drop"
                 ;;
@@ -64,6 +73,9 @@ _shell() {
             shell,get)
                 cmd="shell__subcmd__get"
                 ;;
+            shell,get_app_envs)
+                cmd="shell__subcmd__get_app_envs"
+                ;;
             shell,get_meta_level)
                 cmd="shell__subcmd__get_meta_level"
                 ;;
@@ -72,6 +84,9 @@ _shell() {
                 ;;
             shell,help)
                 cmd="shell__subcmd__help"
+                ;;
+            shell,incr)
+                cmd="shell__subcmd__incr"
                 ;;
             shell,local)
                 cmd="shell__subcmd__local"
@@ -100,11 +115,17 @@ _shell() {
             shell,remote_command)
                 cmd="shell__subcmd__remote_command"
                 ;;
+            shell,rename)
+                cmd="shell__subcmd__rename"
+                ;;
             shell,server_info)
                 cmd="shell__subcmd__server_info"
                 ;;
             shell,set)
                 cmd="shell__subcmd__set"
+                ;;
+            shell,set_app_envs)
+                cmd="shell__subcmd__set_app_envs"
                 ;;
             shell,set_meta_level)
                 cmd="shell__subcmd__set_meta_level"
@@ -146,7 +167,7 @@ _shell() {
 
     case "${cmd}" in
         shell)
-            opts="-V -e -k -h --version --meta --execute --local --data-dir --keep-going --completions --help help version exit cluster_info nodes ls app create drop recall get_meta_level set_meta_level balance propose ddd_diagnose decommission decommission_status cancel_decommission drop_node wait remote_command server_info local sleep use timeout set get exist ttl del multi_set multi_get multi_del hash_scan full_scan count_data"
+            opts="-V -e -k -h --version --meta --execute --local --data-dir --keep-going --completions --help help version exit cluster_info nodes ls app create drop recall rename get_app_envs set_app_envs del_app_envs clear_app_envs get_meta_level set_meta_level balance propose ddd_diagnose decommission decommission_status cancel_decommission drop_node wait remote_command server_info local sleep use timeout set get exist ttl incr check_and_set del multi_set multi_get multi_del hash_scan full_scan count_data"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -258,6 +279,90 @@ _shell() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__check_and_set)
+            opts="-h -c -t -o -s -v -l -r -j --help --check_sort_key --check_type --check_operand --set_sort_key --set_value --set_value_ttl_seconds --return_check_value --json"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --check_sort_key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --check_type)
+                    COMPREPLY=($(compgen -W "anything not_exist not_exist_or_empty exist not_empty match_anywhere match_prefix match_postfix bytes_less bytes_less_or_equal bytes_equal bytes_greater_or_equal bytes_greater int_less int_less_or_equal int_equal int_greater_or_equal int_greater" -- "${cur}"))
+                    return 0
+                    ;;
+                -t)
+                    COMPREPLY=($(compgen -W "anything not_exist not_exist_or_empty exist not_empty match_anywhere match_prefix match_postfix bytes_less bytes_less_or_equal bytes_equal bytes_greater_or_equal bytes_greater int_less int_less_or_equal int_equal int_greater_or_equal int_greater" -- "${cur}"))
+                    return 0
+                    ;;
+                --check_operand)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set_sort_key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set_value)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -v)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set_value_ttl_seconds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__clear_app_envs)
+            opts="-h -a -p --help --all --prefix"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -443,6 +548,20 @@ _shell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        shell__subcmd__del_app_envs)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         shell__subcmd__drop)
             opts="-h -r --help --reserve_seconds"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -480,7 +599,7 @@ _shell() {
             return 0
             ;;
         shell__subcmd__exist)
-            opts="-h --help"
+            opts="-h -j --help --json"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -543,6 +662,20 @@ _shell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        shell__subcmd__get_app_envs)
+            opts="-h -j --help --json"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         shell__subcmd__get_meta_level)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -581,6 +714,20 @@ _shell() {
             ;;
         shell__subcmd__help)
             opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__incr)
+            opts="-h -j --help --json"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -863,6 +1010,20 @@ _shell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        shell__subcmd__rename)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         shell__subcmd__server_info)
             opts="-h -t -l --help --type --list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -894,6 +1055,20 @@ _shell() {
             return 0
             ;;
         shell__subcmd__set)
+            opts="-h --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__set_app_envs)
             opts="-h --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -950,7 +1125,7 @@ _shell() {
             return 0
             ;;
         shell__subcmd__ttl)
-            opts="-h --help"
+            opts="-h -j --help --json"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -208,7 +208,8 @@ mod tests {
 
     #[test]
     fn check_types_follow_pegasus() {
-        let cases: [(&str, Option<&[u8]>, &[u8], bool); 14] = [
+        type Case<'a> = (&'a str, Option<&'a [u8]>, &'a [u8], bool);
+        let cases: [Case; 14] = [
             ("anything", None, b"", true),
             ("not_exist", None, b"", true),
             ("not_exist", Some(b""), b"", false),

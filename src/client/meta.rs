@@ -184,6 +184,27 @@ impl MetaClient {
         .await
     }
 
+    /// Renames a table.
+    pub async fn rename_app(&self, req: pb::RenameAppRequest) -> Result<pb::RenameAppReply> {
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.rename_app(req).await }
+        })
+        .await
+    }
+
+    /// Changes a table's environment variables.
+    pub async fn update_app_envs(
+        &self,
+        req: pb::UpdateAppEnvsRequest,
+    ) -> Result<pb::UpdateAppEnvsReply> {
+        self.call(|mut c| {
+            let req = req.clone();
+            async move { c.update_app_envs(req).await }
+        })
+        .await
+    }
+
     /// Recalls a dropped table.
     pub async fn recall_app(&self, req: pb::RecallAppRequest) -> Result<pb::RecallAppReply> {
         self.call(|mut c| {

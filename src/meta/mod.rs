@@ -8,6 +8,7 @@
 //! - [`start`] wires them up with the failure detector's ticker.
 
 pub mod app;
+pub mod app_admin;
 pub mod balancer;
 pub mod config;
 pub mod departures;

@@ -13,7 +13,7 @@ use crate::meta::proposal::proposal_action;
 use crate::meta::remote_commands::META_COMMANDS;
 use crate::meta::snapshot::Action;
 use crate::meta::state::{BeaconOutcome, DddPartition, NodeAssignment, PrimaryRequest};
-use crate::meta::{Meta, departures};
+use crate::meta::{Meta, app_admin, departures};
 use crate::model::{AppStatus, Gpid, MetaLevel, ReplicaData, ReplicaReport};
 use crate::pb;
 
@@ -84,6 +84,24 @@ impl pb::meta_server::Meta for MetaService {
     ) -> Result<Response<pb::DropNodeReply>, Status> {
         Ok(Response::new(
             departures::drop_node(&self.meta, req.into_inner()).await?,
+        ))
+    }
+
+    async fn rename_app(
+        &self,
+        req: Request<pb::RenameAppRequest>,
+    ) -> Result<Response<pb::RenameAppReply>, Status> {
+        Ok(Response::new(
+            app_admin::rename(&self.meta, req.into_inner()).await?,
+        ))
+    }
+
+    async fn update_app_envs(
+        &self,
+        req: Request<pb::UpdateAppEnvsRequest>,
+    ) -> Result<Response<pb::UpdateAppEnvsReply>, Status> {
+        Ok(Response::new(
+            app_admin::update_envs(&self.meta, req.into_inner()).await?,
         ))
     }
 

@@ -311,6 +311,8 @@ impl MetaState {
 mod change;
 mod ddl;
 mod departure;
+mod envs;
+pub use envs::EnvChange;
 mod nodes;
 mod persist;
 mod presence;

@@ -19,6 +19,9 @@ struct ExistArgs {
     /// The sort key.
     #[arg(value_name = "SORT_KEY")]
     sort_key: String,
+    /// Print JSON: {"exist": true|false}.
+    #[arg(short = 'j', long = "json")]
+    json: bool,
 }
 
 #[tonic::async_trait]
@@ -46,7 +49,11 @@ impl Verb for Exist {
                 &[arg_bytes(&args.sort_key)],
             )
             .await?;
-        ctx.println(if found.is_empty() { "False" } else { "True" })?;
+        if args.json {
+            ctx.print_json(&serde_json::json!({ "exist": !found.is_empty() }))?;
+        } else {
+            ctx.println(if found.is_empty() { "False" } else { "True" })?;
+        }
         Ok(Flow::Continue)
     }
 }

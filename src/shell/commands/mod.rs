@@ -6,6 +6,7 @@ mod app;
 mod balance;
 mod cancel_decommission;
 mod check_and_set;
+mod clear_app_envs;
 mod cluster_info;
 mod count_data;
 mod create;
@@ -13,12 +14,14 @@ mod ddd_diagnose;
 mod decommission;
 mod decommission_status;
 mod del;
+mod del_app_envs;
 mod drop;
 mod drop_node;
 mod exist;
 mod exit;
 mod full_scan;
 mod get;
+mod get_app_envs;
 mod get_meta_level;
 mod hash_scan;
 mod help;
@@ -32,8 +35,10 @@ mod nodes;
 mod propose;
 mod recall;
 mod remote_command;
+mod rename;
 mod server_info;
 mod set;
+mod set_app_envs;
 mod set_meta_level;
 mod sleep;
 mod timeout;
@@ -61,6 +66,11 @@ pub static VERBS: &[&dyn Verb] = &[
     &create::Create,
     &drop::Drop,
     &recall::Recall,
+    &rename::Rename,
+    &get_app_envs::GetAppEnvs,
+    &set_app_envs::SetAppEnvs,
+    &del_app_envs::DelAppEnvs,
+    &clear_app_envs::ClearAppEnvs,
     &get_meta_level::GetMetaLevel,
     &set_meta_level::SetMetaLevel,
     &balance::Balance,

@@ -20,6 +20,9 @@ struct TtlArgs {
     /// The sort key.
     #[arg(value_name = "SORT_KEY")]
     sort_key: String,
+    /// Print JSON: {"found": bool, "ttl_seconds": N or null (never expires)}.
+    #[arg(short = 'j', long = "json")]
+    json: bool,
 }
 
 /// What `ttl` prints for a record expiring at `expire_ts` (Unix seconds, 0 = never),
@@ -56,9 +59,14 @@ impl Verb for Ttl {
                 &[arg_bytes(&args.sort_key)],
             )
             .await?;
-        match found.first() {
-            Some(r) => ctx.println(ttl_line(r.expire_ts, now_ms()))?,
-            None => ctx.println("Not found")?,
+        let line = found.first().map(|r| ttl_line(r.expire_ts, now_ms()));
+        if args.json {
+            let seconds = line.as_deref().and_then(|l| l.parse::<u64>().ok());
+            ctx.print_json(
+                &serde_json::json!({ "found": line.is_some(), "ttl_seconds": seconds }),
+            )?;
+        } else {
+            ctx.println(line.as_deref().unwrap_or("Not found"))?;
         }
         Ok(Flow::Continue)
     }
