@@ -63,6 +63,8 @@ complete -c shell -n "__fish_shell_needs_command" -f -a "drop_node" -d 'Forget a
 complete -c shell -n "__fish_shell_needs_command" -f -a "wait" -d 'Wait until every partition is healthy, or the cluster is balanced'
 complete -c shell -n "__fish_shell_needs_command" -f -a "remote_command" -d 'Which processes a remote command goes to'
 complete -c shell -n "__fish_shell_needs_command" -f -a "server_info" -d 'Which processes a remote command goes to'
+complete -c shell -n "__fish_shell_needs_command" -f -a "server_stat" -d 'The output flags most listing verbs share: `-j` and `-o FILE`'
+complete -c shell -n "__fish_shell_needs_command" -f -a "app_stat" -d 'The output flags most listing verbs share: `-j` and `-o FILE`'
 complete -c shell -n "__fish_shell_needs_command" -f -a "local" -d 'Add, stop or start replica servers of the embedded cluster (--local)'
 complete -c shell -n "__fish_shell_needs_command" -f -a "sleep" -d 'Pause for SECONDS'
 complete -c shell -n "__fish_shell_needs_command" -f -a "use" -d 'Choose the table data verbs work on'
@@ -177,6 +179,16 @@ meta-server\t''
 replica-server\t''"
 complete -c shell -n "__fish_shell_using_subcommand server_info" -s l -l list -d 'Exactly these servers' -r
 complete -c shell -n "__fish_shell_using_subcommand server_info" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand server_stat" -s l -l list -d 'Exactly these replica servers (default: every ALIVE one)' -r
+complete -c shell -n "__fish_shell_using_subcommand server_stat" -s i -l sample_interval_ms -d 'Sample the counters this many milliseconds apart' -r
+complete -c shell -n "__fish_shell_using_subcommand server_stat" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
+complete -c shell -n "__fish_shell_using_subcommand server_stat" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand server_stat" -s j -l json -d 'Print JSON (typed values, documented shape) instead of tables'
+complete -c shell -n "__fish_shell_using_subcommand app_stat" -s a -l app_name -d 'Only this table' -r
+complete -c shell -n "__fish_shell_using_subcommand app_stat" -s i -l sample_interval_ms -d 'Sample the counters this many milliseconds apart' -r
+complete -c shell -n "__fish_shell_using_subcommand app_stat" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
+complete -c shell -n "__fish_shell_using_subcommand app_stat" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand app_stat" -s j -l json -d 'Print JSON (typed values, documented shape) instead of tables'
 complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node logs" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node logs" -f -a "add_node" -d 'Start one more replica server'
 complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node logs" -f -a "stop_node" -d 'Stop a replica server at once'

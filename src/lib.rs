@@ -49,6 +49,7 @@ pub mod replica;
 pub mod server;
 pub mod shell;
 pub mod sim;
+pub mod stats;
 pub mod timeutil;
 
 pub use error::{Error, Result};

@@ -473,3 +473,55 @@ fn an_atomic_write_retried_under_its_request_id_is_applied_once_even_at_a_new_pr
         assert_eq!(value(&next), Some(Outcome::IncrValue(6)));
     });
 }
+
+/// `app_stat` and `server_stat` report the traffic of their sample interval: rates of
+/// the kinds sent, none of the kinds not sent, and a p99 for what was timed.
+#[test]
+fn app_stat_and_server_stat_count_the_requests_of_the_interval() {
+    let c = TestCluster::start(3, true);
+    let data = c.block_on(async {
+        let client = MetaClient::new(&[c.meta()], Duration::from_secs(5)).unwrap();
+        std::sync::Arc::new(DataClient::new(client, Duration::from_secs(10)))
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let traffic = {
+        let (data, stop) = (data.clone(), stop.clone());
+        let runtime = c.block_on(async { tokio::runtime::Handle::current() });
+        runtime.spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("k{}", i % 64);
+                let pair = vec![(b"s".to_vec(), b"v".to_vec())];
+                data.set("temp", key.as_bytes(), &pair, 0).await.unwrap();
+                data.get("temp", key.as_bytes(), &[b"s".to_vec()])
+                    .await
+                    .unwrap();
+                i += 1;
+            }
+            i
+        })
+    };
+    let app = c.exec("app_stat -a temp -i 700 -j").json();
+    let nodes = c.exec("server_stat -i 700 -j").json();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = c.block_on(traffic).unwrap();
+    assert!(sent > 20, "only {sent} writes");
+    let temp = &app["app_stat"][0];
+    assert_eq!(temp["app_name"], "temp");
+    for kind in ["put", "get"] {
+        let qps = temp[format!("{kind}_qps")].as_f64().unwrap();
+        assert!(qps > 5.0, "{kind}_qps {qps}: {app}");
+        let p99 = temp[format!("{kind}_p99(ms)")].as_f64().unwrap();
+        assert!(p99 > 0.0, "{kind} p99: {app}");
+    }
+    assert_eq!(temp["incr_qps"].as_f64(), Some(0.0), "nothing else counted");
+    assert_eq!(temp["multi_put_p99(ms)"], serde_json::Value::Null);
+    assert_eq!(
+        app["app_stat"][1]["put_qps"], temp["put_qps"],
+        "the total row"
+    );
+    let rows = nodes["server_stat"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let puts: f64 = rows.iter().map(|r| r["put_qps"].as_f64().unwrap()).sum();
+    assert!(puts > 5.0, "{nodes}");
+}

@@ -199,6 +199,8 @@ transcripts!(
     clear_app_envs,
     remote_command,
     server_info,
+    server_stat,
+    app_stat,
     set_meta_level,
     sleep,
     version,

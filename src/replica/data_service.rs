@@ -95,6 +95,21 @@ impl DataService {
     }
 }
 
+/// The kind of write, for the request counters (Pegasus's names).
+fn write_kind(mutations: &[pb::Mutation]) -> &'static str {
+    use pb::atomic::Op;
+    match mutations {
+        [m] => match m.atomic.as_ref().and_then(|a| a.op.as_ref()) {
+            Some(Op::Incr(_)) => "incr",
+            Some(Op::CheckAndSet(_)) => "check_and_set",
+            None if m.delete => "remove",
+            None => "put",
+        },
+        ms if ms.iter().all(|m| m.delete) => "multi_remove",
+        _ => "multi_put",
+    }
+}
+
 /// An atomic write holds only its atomic mutation and has a request id; the primary
 /// stamps its clock and the id on it. Returns the id if the write is atomic.
 fn stamp_atomic(
@@ -218,6 +233,8 @@ impl pb::replica_server::Replica for DataService {
             ))
             .into());
         }
+        let start = Instant::now();
+        let op = write_kind(&r.mutations);
         let mut mutations = r.mutations;
         let atomic = stamp_atomic(&mut mutations, r.request)?;
         let write = Write {
@@ -229,6 +246,8 @@ impl pb::replica_server::Replica for DataService {
             Some(id) => Some(self.atomic_result(gpid, id, decree).await?),
             None => None,
         };
+        let stats = &self.replica.node().stats;
+        stats.record(r.app_id, op, start.elapsed());
         Ok(Response::new(pb::WriteReply { decree, result }))
     }
 
@@ -237,6 +256,12 @@ impl pb::replica_server::Replica for DataService {
         req: Request<pb::ReadRequest>,
     ) -> std::result::Result<Response<pb::ReadReply>, Status> {
         let r = req.into_inner();
+        let (start, app_id) = (Instant::now(), r.app_id);
+        let op = if r.sort_keys.len() == 1 {
+            "get"
+        } else {
+            "multi_get"
+        };
         let gpid = Gpid::new(r.app_id, r.pidx);
         let records = self
             .read(gpid, move |store| {
@@ -250,6 +275,8 @@ impl pb::replica_server::Replica for DataService {
                 Ok(out)
             })
             .await?;
+        let stats = &self.replica.node().stats;
+        stats.record(app_id, op, start.elapsed());
         Ok(Response::new(pb::ReadReply { records }))
     }
 
@@ -258,6 +285,7 @@ impl pb::replica_server::Replica for DataService {
         req: Request<pb::ScanRequest>,
     ) -> std::result::Result<Response<pb::ScanReply>, Status> {
         let r = req.into_inner();
+        let (start, app_id) = (Instant::now(), r.app_id);
         let gpid = Gpid::new(r.app_id, r.pidx);
         let limit = match r.limit as usize {
             0 => PAGE,
@@ -290,6 +318,8 @@ impl pb::replica_server::Replica for DataService {
                 }
             })
             .await?;
+        let stats = &self.replica.node().stats;
+        stats.record(app_id, "scan", start.elapsed());
         let more = records.len() > limit;
         let records = records.into_iter().take(limit).collect();
         Ok(Response::new(pb::ScanReply { records, more }))

@@ -1,6 +1,6 @@
 //! What every replica of a server shares: its name, its clock, its lease with the meta
 //! server, its connections to peers and the meta server, the copy-rate limit, the
-//! core's timings, injected disk faults (tests), and the last learning's numbers.
+//! core's timings, the request counters, injected disk faults (tests), and the last learning's numbers.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -32,6 +32,8 @@ pub struct Node {
     pub faults: std::sync::Arc<Faults>,
     /// The cores' timings.
     pub core_config: CoreConfig,
+    /// Requests answered, by table and kind (`server_stat`, `app_stat`).
+    pub stats: crate::stats::Stats,
     learned: Mutex<Option<(u64, f64)>>,
 }
 
@@ -52,6 +54,7 @@ impl Node {
             limiter: CopyLimiter::default(),
             faults,
             core_config,
+            stats: crate::stats::Stats::default(),
             learned: Mutex::new(None),
         }
     }

@@ -15,6 +15,12 @@ pub static REPLICA_COMMANDS: Registry<Replica> = Registry::new(&[
         run: server_info,
     },
     RemoteCommand {
+        name: "server-stat",
+        args: "",
+        help: "requests answered per table and kind since the process started: counts and latency histograms (server_stat and app_stat sample it twice)",
+        run: server_stat,
+    },
+    RemoteCommand {
         name: "replica.kill_partition",
         args: "[app_id [partition_index]]",
         help: "delete replicas on this node (all, a table's, or one partition's); each is reported lost and learned again, never recreated empty",
@@ -62,6 +68,14 @@ fn kill_partition(replica: &Replica, args: &[String]) -> CommandResult {
     let killed = replica.kill_partitions(app_id, pidx);
     let killed: Vec<String> = killed.iter().map(ToString::to_string).collect();
     Ok(json!({ "error": "ok", "killed": killed }))
+}
+
+fn server_stat(replica: &Replica, args: &[String]) -> CommandResult {
+    if !args.is_empty() {
+        return Err("server-stat takes no arguments".into());
+    }
+    let counters = replica.node().stats.sample();
+    Ok(json!({ "error": "ok", "counters": counters }))
 }
 
 fn server_info(replica: &Replica, _args: &[String]) -> CommandResult {

@@ -3,6 +3,7 @@
 //! `commands/<verb>.md` at the top of the repository.
 
 mod app;
+mod app_stat;
 mod balance;
 mod cancel_decommission;
 mod check_and_set;
@@ -37,6 +38,7 @@ mod recall;
 mod remote_command;
 mod rename;
 mod server_info;
+mod server_stat;
 mod set;
 mod set_app_envs;
 mod set_meta_level;
@@ -83,6 +85,8 @@ pub static VERBS: &[&dyn Verb] = &[
     &wait::Wait,
     &remote_command::RemoteCommand,
     &server_info::ServerInfo,
+    &server_stat::ServerStat,
+    &app_stat::AppStat,
     &local::Local,
     &sleep::Sleep,
     &use_app::Use,
