@@ -40,6 +40,7 @@ pub mod client;
 pub mod config_file;
 pub mod data;
 pub mod error;
+pub mod fuzz_rpc;
 pub mod local;
 pub mod meta;
 pub mod model;

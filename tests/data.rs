@@ -525,3 +525,19 @@ fn app_stat_and_server_stat_count_the_requests_of_the_interval() {
     let puts: f64 = rows.iter().map(|r| r["put_qps"].as_f64().unwrap()).sum();
     assert!(puts > 5.0, "{nodes}");
 }
+
+/// Malformed requests to every server RPC (schema-aware, truncated, bit-flipped, random,
+/// lying lengths, huge fields) crash no server: `ballast-bench fuzz-rpc`, short.
+#[test]
+fn malformed_requests_to_every_rpc_crash_no_server() {
+    let (ok, out, err) = bench(
+        &["fuzz-rpc", "--cases", "1500", "--seed", "3"],
+        Duration::from_secs(120),
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.contains("fuzz-rpc passed") && out.contains("crashes 0"),
+        "{out}"
+    );
+    assert!(out.contains("cases tried 1500 over"), "{out}");
+}

@@ -10,9 +10,11 @@
 //!   primary move ([`failover`]);
 //! - `sim`: the deterministic simulation's randomized fault runs ([`sim`]);
 //! - `fuzz-shell`: random lines through the shell's lexer and parsers ([`fuzz_shell`]);
-//! - `shell-speed`: the shell's one-shot and piped speed beside baselines ([`shell_speed`]).
+//! - `shell-speed`: the shell's one-shot and piped speed beside baselines ([`shell_speed`]);
+//! - `fuzz-rpc`: malformed requests to every server RPC of real processes ([`fuzz_rpc`]).
 
 mod failover;
+mod fuzz_rpc;
 mod fuzz_shell;
 mod kill_test;
 mod learn;
@@ -55,6 +57,8 @@ enum Bench {
     Sim(sim::SimArgs),
     /// Random lines through the shell's lexer and parsers; exit 1 on any crash.
     FuzzShell(fuzz_shell::FuzzShellArgs),
+    /// Malformed requests to every server RPC; exit 0 only if no server crashed.
+    FuzzRpc(fuzz_rpc::FuzzRpcArgs),
     /// The shell's own speed: one-shot beside a hello-world process, and piped verbs/s.
     ShellSpeed(shell_speed::ShellSpeedArgs),
 }
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
             Bench::MovePri(args) => move_pri::run(args).await,
             Bench::Failover(args) => failover::run(args).await,
             Bench::ShellSpeed(args) => shell_speed::run(args).await.map(|()| true),
+            Bench::FuzzRpc(args) => fuzz_rpc::run(args).await,
             Bench::Sim(_) | Bench::FuzzShell(_) => unreachable!("run before the runtime"),
         }
     });

@@ -223,6 +223,28 @@ impl ProcCluster {
     }
 }
 
+impl ProcCluster {
+    /// The servers whose process has exited, by address (the meta server's first).
+    pub fn exited(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in std::iter::once(&mut self.meta).chain(self.nodes.iter_mut()) {
+            if let Some(child) = p.child.as_mut()
+                && !matches!(child.try_wait(), Ok(None))
+            {
+                out.push(p.addr.clone());
+            }
+        }
+        out
+    }
+
+    /// The servers' log files.
+    pub fn logs(&self) -> Vec<PathBuf> {
+        let mut logs = vec![self.root.join("meta.log")];
+        logs.extend((1..=self.nodes.len()).map(|i| self.root.join(format!("replica-{i}.log"))));
+        logs
+    }
+}
+
 impl Drop for ProcCluster {
     fn drop(&mut self) {
         for p in self.nodes.iter_mut().chain(std::iter::once(&mut self.meta)) {

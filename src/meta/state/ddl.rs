@@ -13,6 +13,11 @@ use crate::meta::store::StoreOp;
 use crate::model::{AppStatus, MetaLevel, PartitionConfig, validate_app_name};
 use crate::timeutil::now_ms;
 
+/// The most partitions a table may have (the shell's `create -p` limit too).
+pub const MAX_PARTITION_COUNT: u32 = 4096;
+/// The most replicas a partition may have.
+pub const MAX_REPLICA_COUNT: u32 = 9;
+
 impl MetaState {
     /// Removes dropped tables whose reserve period has ended. Returns their ids.
     pub fn purge_expired(&mut self, now_ms: u64) -> Result<Vec<u32>> {
@@ -72,6 +77,12 @@ impl MetaState {
             return Err(Error::InvalidInput(
                 "partition_count and replica_count must be at least 1".into(),
             ));
+        }
+        if partition_count > MAX_PARTITION_COUNT || replica_count > MAX_REPLICA_COUNT {
+            return Err(Error::InvalidInput(format!(
+                "partition_count is at most {MAX_PARTITION_COUNT} and replica_count at most \
+                 {MAX_REPLICA_COUNT} (asked {partition_count} and {replica_count})"
+            )));
         }
         let loads = self.candidate_loads();
         let placements = place(&loads, partition_count, replica_count)?;

@@ -84,11 +84,11 @@ impl MetaState {
     /// (replicas, primaries, bytes) the configurations of AVAILABLE tables place on
     /// `node`, bytes as it last reported them.
     pub(super) fn holdings(&self, node: &str) -> (u32, u32, u64) {
-        let (mut replicas, mut primaries, mut bytes) = (0, 0, 0);
+        let (mut replicas, mut primaries, mut bytes) = (0, 0, 0u64);
         for (gpid, p) in self.replicas_on(node) {
             replicas += 1;
             primaries += u32::from(p.primary.as_deref() == Some(node));
-            bytes += self.reported_bytes(node, gpid);
+            bytes = bytes.saturating_add(self.reported_bytes(node, gpid));
         }
         (replicas, primaries, bytes)
     }
@@ -213,13 +213,17 @@ impl MetaState {
                 remaining.len()
             ),
         });
-        let moving: u64 = batch.iter().map(|n| self.holdings(n).2).sum();
+        // Reported numbers are untrusted: saturate rather than overflow.
+        let moving: u64 = batch
+            .iter()
+            .map(|n| self.holdings(n).2)
+            .fold(0, u64::saturating_add);
         let free: u64 = remaining
             .iter()
             .filter_map(|n| self.nodes.get(*n))
             .map(|n| n.disk_free)
-            .sum();
-        let needed = moving + moving / 10;
+            .fold(0, u64::saturating_add);
+        let needed = moving.saturating_add(moving / 10);
         checks.push(Check {
             name: "disk_space",
             ok: free >= needed,

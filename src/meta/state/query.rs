@@ -70,7 +70,12 @@ impl MetaState {
                     secondary_count,
                     last_beacon_ago: now.saturating_duration_since(n.last_beacon),
                     reported: n.reported,
-                    disk_bytes: n.replicas.values().map(|r| r.disk_bytes).sum(),
+                    // Reported numbers are untrusted: saturate rather than overflow.
+                    disk_bytes: n
+                        .replicas
+                        .values()
+                        .map(|r| r.disk_bytes)
+                        .fold(0, u64::saturating_add),
                     serving: self.is_serving(addr, now),
                     state: self.life(addr),
                     disk_free: n.disk_free,

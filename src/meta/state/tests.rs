@@ -113,6 +113,20 @@ fn create_refuses_too_few_nodes_and_skips_unalive_and_black_listed() {
 }
 
 #[test]
+fn create_refuses_sizes_that_would_exhaust_memory() {
+    let (mut state, now) = fast_state();
+    join(&mut state, 3, now);
+    for (p, r) in [(u32::MAX, 1), (4097, 3), (8, 10)] {
+        let err = state.create_app("big", p, r, false, BTreeMap::new());
+        assert!(
+            matches!(err, Err(Error::InvalidInput(_))),
+            "{p} x {r}: {err:?}"
+        );
+    }
+    assert!(state.planned_app_by_name("big").is_err(), "nothing created");
+}
+
+#[test]
 fn existing_name_is_success_unless_fail_if_exist() {
     let (mut state, now) = fast_state();
     join(&mut state, 3, now);

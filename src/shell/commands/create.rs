@@ -20,7 +20,7 @@ struct CreateArgs {
     #[arg(value_name = "APP", value_parser = parse_name)]
     name: String,
     /// Number of partitions.
-    #[arg(short = 'p', long = "partition_count", value_name = "NUM", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    #[arg(short = 'p', long = "partition_count", value_name = "NUM", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
     partition_count: u32,
     /// Replicas per partition.
     #[arg(short = 'r', long = "replica_count", value_name = "NUM", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=9))]
