@@ -38,7 +38,7 @@ fn bad_usage_exits_2_with_one_line_on_stderr() {
         ("create ''", "the table name is empty"),
         ("create 'a b'", "has ' '"),
         ("app", "required"),
-        ("create t -p 0", "0 is not in 1..=65536"),
+        ("create t -p 0", "0 is not in 1..=4096"),
         ("set k 'unbalanced", "unbalanced quote"),
         ("recall x", "invalid value 'x'"),
         ("sleep soon", "not a number of seconds"),

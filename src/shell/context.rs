@@ -167,6 +167,20 @@ impl Context {
         Ok(())
     }
 
+    /// Prints a help page: on a terminal rendered (no Markdown marks) and through the
+    /// pager; otherwise as written.
+    pub fn print_page(&mut self, page: &str) -> Result<(), ShellError> {
+        if self.stdout_terminal {
+            let text = crate::shell::markdown::render(page, self.color);
+            self.out.flush()?;
+            if crate::shell::pager::page(&text) {
+                return Ok(());
+            }
+            return self.println(text.trim_end());
+        }
+        self.println(page.trim_end())
+    }
+
     /// Prints one JSON value (pretty, as reports print).
     pub fn print_json(&mut self, value: &serde_json::Value) -> Result<(), ShellError> {
         let text =

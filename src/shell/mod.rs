@@ -17,7 +17,9 @@ pub mod context;
 pub mod error;
 pub mod fuzz;
 pub mod lexer;
+pub mod markdown;
 pub mod output;
+pub mod pager;
 pub mod progress;
 pub mod registry;
 pub mod repl;
@@ -60,12 +62,12 @@ impl Shell {
         let wants_help = words[1..].iter().any(|w| w == "-h" || w == "--help");
         match cmd.clone().try_get_matches_from(words) {
             Ok(m) if m.get_flag("help") => {
-                self.ctx.println(verb.page().trim_end())?;
+                self.ctx.print_page(verb.page())?;
                 Ok(Flow::Continue)
             }
             Ok(m) => verb.run(&mut self.ctx, &m).await,
             Err(_) if wants_help => {
-                self.ctx.println(verb.page().trim_end())?;
+                self.ctx.print_page(verb.page())?;
                 Ok(Flow::Continue)
             }
             Err(e) => Err(ShellError::Usage(one_line_error(&e, &cmd))),

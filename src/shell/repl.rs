@@ -1,7 +1,8 @@
 //! The interactive session: banner, `>>> ` prompt, history in the user's data directory,
 //! completion and hints from [`crate::shell::completer`]. Ctrl-C drops the line (or
 //! interrupts a running command); Ctrl-D, `exit` or `quit` leave. Errors are printed
-//! and the session goes on.
+//! and the session goes on. Pasted lines (bracketed or not) and lines typed ahead while
+//! a command runs are kept and run one by one, in order.
 
 use std::path::PathBuf;
 
@@ -64,23 +65,28 @@ pub fn run(shell: &mut Shell, runtime: &tokio::runtime::Runtime) -> i32 {
     let _ = shell.ctx.println(banner);
     loop {
         match editor.readline(">>> ") {
-            Ok(line) => {
-                if !line.trim().is_empty() {
-                    let _ = editor.add_history_entry(line.as_str());
-                    if let Some(path) = &history {
-                        let _ = editor.append_history(path);
+            Ok(edit) => {
+                // A bracketed paste arrives as one edit holding newlines: its lines run
+                // one by one, in order, as if typed (a plain paste arrives line by line;
+                // the editor keeps the rest buffered for the next prompt).
+                for line in edit.split(['\n', '\r']) {
+                    if !line.trim().is_empty() {
+                        let _ = editor.add_history_entry(line);
+                        if let Some(path) = &history {
+                            let _ = editor.append_history(path);
+                        }
                     }
-                }
-                let result = runtime.block_on(async {
-                    tokio::select! {
-                        r = shell.run_line(&line) => r,
-                        _ = tokio::signal::ctrl_c() => Err(ShellError::Failed("interrupted".into())),
+                    let result = runtime.block_on(async {
+                        tokio::select! {
+                            r = shell.run_line(line) => r,
+                            _ = tokio::signal::ctrl_c() => Err(ShellError::Failed("interrupted".into())),
+                        }
+                    });
+                    match result {
+                        Ok(Flow::Exit) => return exit_code::OK,
+                        Ok(Flow::Continue) => {}
+                        Err(e) => shell.report_error(&e),
                     }
-                });
-                match result {
-                    Ok(Flow::Exit) => return exit_code::OK,
-                    Ok(Flow::Continue) => {}
-                    Err(e) => shell.report_error(&e),
                 }
             }
             Err(ReadlineError::Interrupted) => continue,

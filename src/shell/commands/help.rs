@@ -50,7 +50,7 @@ impl Verb for Help {
         match args.verb {
             None => ctx.println(overview())?,
             Some(name) => match find(&name) {
-                Some(verb) => ctx.println(verb.page().trim_end())?,
+                Some(verb) => ctx.print_page(verb.page())?,
                 None => {
                     return Err(ShellError::Usage(format!(
                         "unknown command '{name}'; type \"help\" for the list"
