@@ -451,3 +451,96 @@ fn local_servers_log_to_a_file_not_over_the_shell() {
         );
     }
 }
+
+/// Consecutive read-only lines of a script run side by side, yet the script prints and
+/// exits as if they ran one by one: outputs in line order, a write between reads seen by
+/// the reads after it, the first failure stopping the rest unprinted (or, with -k, every
+/// line printed and the first failure's code).
+#[test]
+fn a_script_of_reads_runs_side_by_side_and_prints_as_if_one_by_one() {
+    let c = TestCluster::start(3, true);
+    let mut script = String::from("use temp\n");
+    for i in 0..40 {
+        script.push_str(&format!("set k{i} s v{i}\n"));
+    }
+    script.push_str("get before s\n");
+    for i in 0..40 {
+        script.push_str(&format!("get k{i} s\n"));
+    }
+    script.push_str("set before s now\nget before s\nexist before s\n");
+    let out = c.script(&script);
+    let lines: Vec<&str> = out.ok().lines().filter(|l| *l != "OK").collect();
+    let mut want = vec!["Not found".to_string()];
+    want.extend((0..40).map(|i| format!("\"v{i}\"")));
+    want.extend(["\"now\"".to_string(), "True".to_string()]);
+    assert_eq!(
+        lines, want,
+        "in line order, each read after the writes before it"
+    );
+
+    let stop = "use temp\nget k1 s\nget k2 s\napp nosuch\nget k3 s\nget k4 s\n";
+    let run = c.script(stop);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(run.stdout.lines().collect::<Vec<_>>(), ["\"v1\"", "\"v2\""]);
+    assert!(run.stderr.contains("ERROR: line 4: app nosuch"), "{run:?}");
+
+    let run = shell(&["--meta", &c.meta(), "-k"], Some(stop));
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout.lines().collect::<Vec<_>>(),
+        ["\"v1\"", "\"v2\"", "\"v3\"", "\"v4\""]
+    );
+}
+
+/// A script fed a line at a time (its writer waits for each answer) is never read ahead
+/// of: every answer comes before the next line is sent.
+#[test]
+fn a_script_fed_line_by_line_gets_each_answer_before_the_next_line() {
+    use std::io::{BufRead, BufReader, Write};
+    let c = TestCluster::start(1, false);
+    let mut child = std::process::Command::new(crate::util::SHELL)
+        .args(["--meta", &c.meta()])
+        .env_remove("BALLAST_META")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut answered = true;
+    'lines: for _ in 0..3 {
+        stdin.write_all(b"get_meta_level\n").unwrap();
+        stdin.flush().unwrap();
+        // The answer must come while the next line has not been written.
+        match lines.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) => assert!(line.starts_with("current meta level is"), "{line}"),
+            Err(_) => {
+                answered = false;
+                break 'lines;
+            }
+        }
+        // Whatever else it printed ends before `version`'s line.
+        stdin.write_all(b"version\n").unwrap();
+        stdin.flush().unwrap();
+        while !lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .starts_with("Ballast Shell")
+        {}
+    }
+    if !answered {
+        let _ = child.kill();
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(answered, "no answer before the next line was sent");
+    assert!(status.success());
+}

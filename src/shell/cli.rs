@@ -3,7 +3,7 @@
 //! first failure, exit code says what failed) and one-shot (`shell nodes -d`). Also
 //! `--local [N]` (an embedded cluster) and the hidden `--completions SHELL`.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, BufReader, IsTerminal, Read};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use crate::local::{LocalCluster, local_meta_config};
 use crate::shell::commands::VERBS;
 use crate::shell::context::Context;
 use crate::shell::error::{ShellError, exit_code};
+use crate::shell::pipeline::{self, Pending};
 use crate::shell::registry::{Flow, command};
 use crate::shell::{Shell, repl};
 
@@ -114,18 +115,32 @@ pub fn main() -> i32 {
         clap_complete::generate(*shell, &mut cli(), "shell", &mut std::io::stdout());
         return exit_code::OK;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // A script or one-shot command runs one request at a time: a runtime on this thread
+    // answers fastest (no hand-off between threads). The REPL (its completer fetches
+    // live names while the editor holds this thread) and an embedded cluster (its
+    // servers run while the shell waits) need worker threads.
+    let repl = matches.subcommand().is_none()
+        && !matches.contains_id("execute")
+        && std::io::stdin().is_terminal();
+    let mut builder = if repl || matches.contains_id("local") {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ERROR: cannot start the runtime: {e}");
             return exit_code::FAILED;
         }
     };
-    quiet_logging();
+    if matches.contains_id("local") {
+        // The embedded servers log to the cluster's directory; without --local the shell
+        // has nothing to log and installs no logger (it starts faster).
+        quiet_logging();
+    }
     let mut meta: Vec<String> = matches
         .get_many::<String>("meta")
         .map(|v| v.cloned().collect())
@@ -197,26 +212,52 @@ fn run_mode(shell: &mut Shell, matches: &ArgMatches, runtime: &tokio::runtime::R
 /// Runs lines from `input` as a script: skip blanks and comments, stop at the first
 /// failure (or, with `keep_going`, run the rest and return the first failure's code),
 /// and return the exit code. Every error names its line and command; a line that is not
-/// UTF-8 is a usage error naming its line and the first bad byte.
+/// UTF-8 is a usage error naming its line and the first bad byte. Consecutive read-only
+/// lines that have already arrived run side by side ([`pipeline`]), printing in order.
 pub fn run_script(
     shell: &mut Shell,
     runtime: &tokio::runtime::Runtime,
-    mut input: impl BufRead,
+    input: impl Read,
     keep_going: bool,
 ) -> i32 {
+    let mut input = BufReader::with_capacity(64 * 1024, input);
     let mut first_failure = None;
+    let mut batch: Vec<Pending> = Vec::new();
     let mut raw = Vec::new();
-    for number in 1.. {
+    let mut number = 0;
+    loop {
+        // Never wait for more input (or pass a line that is not read-only) while lines
+        // wait in a batch.
+        let more_ready = input.buffer().contains(&b'\n');
+        if !batch.is_empty()
+            && (batch.len() >= pipeline::WINDOW || !more_ready)
+            && let Some(code) = flush(shell, runtime, &mut batch, keep_going, &mut first_failure)
+        {
+            return code;
+        }
         raw.clear();
         match input.read_until(b'\n', &mut raw) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(_) => number += 1,
             Err(e) => {
                 shell.report_error(
-                    &ShellError::Failed(format!("cannot read the script: {e}")).at(number, ""),
+                    &ShellError::Failed(format!("cannot read the script: {e}")).at(number + 1, ""),
                 );
                 return exit_code::FAILED;
             }
+        }
+        if let Ok(line) = std::str::from_utf8(&raw)
+            && let Some(words) = pipeline::batchable(line)
+        {
+            batch.push(Pending {
+                number,
+                line: line.to_string(),
+                words,
+            });
+            continue;
+        }
+        if let Some(code) = flush(shell, runtime, &mut batch, keep_going, &mut first_failure) {
+            return code;
         }
         let result = match std::str::from_utf8(&raw) {
             Ok(line) => runtime
@@ -235,7 +276,7 @@ pub fn run_script(
         };
         match result {
             Ok(Flow::Continue) => {}
-            Ok(Flow::Exit) => break,
+            Ok(Flow::Exit) => return first_failure.unwrap_or(exit_code::OK),
             Err(e) => {
                 shell.report_error(&e);
                 if !keep_going {
@@ -245,7 +286,30 @@ pub fn run_script(
             }
         }
     }
+    if let Some(code) = flush(shell, runtime, &mut batch, keep_going, &mut first_failure) {
+        return code;
+    }
     first_failure.unwrap_or(exit_code::OK)
+}
+
+/// Runs the waiting batch (one line alone, more side by side); returns the exit code if
+/// the script stops.
+fn flush(
+    shell: &mut Shell,
+    runtime: &tokio::runtime::Runtime,
+    batch: &mut Vec<Pending>,
+    keep_going: bool,
+    first_failure: &mut Option<i32>,
+) -> Option<i32> {
+    let lines = std::mem::take(batch);
+    if lines.is_empty() {
+        return None;
+    }
+    let outcome = runtime.block_on(pipeline::run_batch(shell, lines, keep_going));
+    if let Some(code) = outcome.first_failure {
+        first_failure.get_or_insert(code);
+    }
+    outcome.stop
 }
 
 /// `-e` with `--keep-going`: every statement runs; the first failure's code is returned.

@@ -13,6 +13,25 @@ use crate::error::Error;
 use crate::shell::error::ShellError;
 use crate::shell::output::Report;
 
+/// A forked session's output, kept in memory.
+pub type OutputBuffer = Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// Output kept in memory (a forked session's).
+struct SharedBuffer(OutputBuffer);
+
+impl Write for SharedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("output buffer poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// How long a request may take before the cluster counts as unreachable.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -117,6 +136,36 @@ impl Context {
     pub fn set_data_timeout(&mut self, timeout: Duration) {
         self.data_timeout = timeout;
         self.data = None;
+    }
+
+    /// A copy of the session that prints into a buffer of its own and shares this one's
+    /// cluster connections (created here first, so every copy multiplexes one), for
+    /// running read-only verbs side by side. Returns the copy and its buffer.
+    pub fn fork(&mut self) -> Result<(Context, OutputBuffer), ShellError> {
+        let meta = self.meta()?;
+        let data = self.data()?;
+        let buffer = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let copy = Context {
+            meta_addrs: self.meta_addrs.clone(),
+            client: Some(meta),
+            out: Box::new(SharedBuffer(buffer.clone())),
+            color: self.color,
+            timeout: self.timeout,
+            data: Some(data),
+            data_timeout: self.data_timeout,
+            app: self.app.clone(),
+            interactive: false,
+            stdout_terminal: self.stdout_terminal,
+            local: None,
+        };
+        Ok((copy, buffer))
+    }
+
+    /// Writes bytes to the session's output as they are.
+    pub fn write_raw(&mut self, bytes: &[u8]) -> Result<(), ShellError> {
+        self.out.write_all(bytes)?;
+        self.out.flush()?;
+        Ok(())
     }
 
     /// The data client, created on first use.

@@ -20,6 +20,7 @@ pub mod lexer;
 pub mod markdown;
 pub mod output;
 pub mod pager;
+pub mod pipeline;
 pub mod progress;
 pub mod registry;
 pub mod repl;
@@ -50,28 +51,7 @@ impl Shell {
 
     /// Runs one statement, already split into words.
     pub async fn run_words(&mut self, words: &[String]) -> Result<Flow, ShellError> {
-        let Some(first) = words.first() else {
-            return Ok(Flow::Continue);
-        };
-        let verb = find(first).ok_or_else(|| {
-            ShellError::Usage(format!(
-                "unknown command '{first}'; type \"help\" for the list"
-            ))
-        })?;
-        let cmd = command(verb);
-        let wants_help = words[1..].iter().any(|w| w == "-h" || w == "--help");
-        match cmd.clone().try_get_matches_from(words) {
-            Ok(m) if m.get_flag("help") => {
-                self.ctx.print_page(verb.page())?;
-                Ok(Flow::Continue)
-            }
-            Ok(m) => verb.run(&mut self.ctx, &m).await,
-            Err(_) if wants_help => {
-                self.ctx.print_page(verb.page())?;
-                Ok(Flow::Continue)
-            }
-            Err(e) => Err(ShellError::Usage(one_line_error(&e, &cmd))),
-        }
+        run_words(&mut self.ctx, words).await
     }
 
     /// Runs every statement of a line in order, stopping at the first failure.
@@ -96,6 +76,32 @@ impl Shell {
         };
         let _ = writeln!(self.err, "{line}");
         let _ = self.err.flush();
+    }
+}
+
+/// Runs one statement, already split into words, on `ctx`.
+pub async fn run_words(ctx: &mut Context, words: &[String]) -> Result<Flow, ShellError> {
+    let Some(first) = words.first() else {
+        return Ok(Flow::Continue);
+    };
+    let verb = find(first).ok_or_else(|| {
+        ShellError::Usage(format!(
+            "unknown command '{first}'; type \"help\" for the list"
+        ))
+    })?;
+    let cmd = command(verb);
+    let wants_help = words[1..].iter().any(|w| w == "-h" || w == "--help");
+    match cmd.clone().try_get_matches_from(words) {
+        Ok(m) if m.get_flag("help") => {
+            ctx.print_page(verb.page())?;
+            Ok(Flow::Continue)
+        }
+        Ok(m) => verb.run(ctx, &m).await,
+        Err(_) if wants_help => {
+            ctx.print_page(verb.page())?;
+            Ok(Flow::Continue)
+        }
+        Err(e) => Err(ShellError::Usage(one_line_error(&e, &cmd))),
     }
 }
 

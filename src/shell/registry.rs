@@ -33,6 +33,11 @@ pub trait Verb: Sync {
     fn page(&self) -> &'static str;
     /// Adds the verb's arguments to its (named) command.
     fn args(&self, cmd: Command) -> Command;
+    /// Whether it only reads: it changes neither the cluster nor the session, and prints
+    /// only to its output. A script runs such lines side by side (printing in order).
+    fn reads_only(&self) -> bool {
+        false
+    }
     /// Runs it.
     async fn run(&self, ctx: &mut Context, m: &ArgMatches) -> Result<Flow, ShellError>;
 }

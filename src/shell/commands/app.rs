@@ -154,6 +154,9 @@ impl Verb for App {
     fn name(&self) -> &'static str {
         "app"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Show one table: its partitions' configurations and health (-d)"
     }

@@ -36,6 +36,9 @@ impl Verb for AppStat {
     fn name(&self) -> &'static str {
         "app_stat"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Requests per second and p99 latency per table"
     }

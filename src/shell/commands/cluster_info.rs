@@ -120,6 +120,9 @@ impl Verb for ClusterInfo {
     fn name(&self) -> &'static str {
         "cluster_info"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Show the meta servers, the meta level in force and node counts"
     }

@@ -41,6 +41,9 @@ impl Verb for CountData {
     fn name(&self) -> &'static str {
         "count_data"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Count records per partition: estimate, or precise with -c"
     }

@@ -137,6 +137,9 @@ impl Verb for DecommissionStatus {
     fn name(&self) -> &'static str {
         "decommission_status"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Show the progress of decommissions, and what blocks a stalled one"
     }

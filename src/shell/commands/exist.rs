@@ -29,6 +29,9 @@ impl Verb for Exist {
     fn name(&self) -> &'static str {
         "exist"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Whether one record exists: True or False"
     }

@@ -23,6 +23,9 @@ impl Verb for FullScan {
     fn name(&self) -> &'static str {
         "full_scan"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Scan every record of the table in use"
     }

@@ -26,6 +26,9 @@ impl Verb for Get {
     fn name(&self) -> &'static str {
         "get"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Read one record"
     }

@@ -33,6 +33,9 @@ impl Verb for GetAppEnvs {
     fn name(&self) -> &'static str {
         "get_app_envs"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Show the environment variables of the table in use"
     }

@@ -39,6 +39,9 @@ impl Verb for GetMetaLevel {
     fn name(&self) -> &'static str {
         "get_meta_level"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Print the meta level (and the level in force while auto-frozen)"
     }

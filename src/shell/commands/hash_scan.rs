@@ -33,6 +33,9 @@ impl Verb for HashScan {
     fn name(&self) -> &'static str {
         "hash_scan"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Scan one hash key's records by sort-key range"
     }

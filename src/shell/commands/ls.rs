@@ -137,6 +137,9 @@ impl Verb for Ls {
     fn name(&self) -> &'static str {
         "ls"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "List the tables, with partition health per table (-d)"
     }

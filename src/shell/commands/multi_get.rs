@@ -26,6 +26,9 @@ impl Verb for MultiGet {
     fn name(&self) -> &'static str {
         "multi_get"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Read several records of one hash key"
     }

@@ -116,6 +116,9 @@ impl Verb for Nodes {
     fn name(&self) -> &'static str {
         "nodes"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "List the replica servers with their status and replica counts"
     }

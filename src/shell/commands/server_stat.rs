@@ -129,6 +129,9 @@ impl Verb for ServerStat {
     fn name(&self) -> &'static str {
         "server_stat"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Requests per second and p99 latency per replica server"
     }

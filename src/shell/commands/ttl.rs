@@ -39,6 +39,9 @@ impl Verb for Ttl {
     fn name(&self) -> &'static str {
         "ttl"
     }
+    fn reads_only(&self) -> bool {
+        true
+    }
     fn about(&self) -> &'static str {
         "Seconds a record has left, or Infinite"
     }
