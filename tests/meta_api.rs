@@ -52,7 +52,8 @@ fn malformed_requests_get_errors_and_never_crash_the_server() {
         };
         assert_eq!(
             raw.create_app(huge).await.unwrap_err().code(),
-            Code::FailedPrecondition
+            Code::InvalidArgument,
+            "more replicas than a partition may have"
         );
         let bad_name = pb::CreateAppRequest {
             app_name: "a/b".into(),
