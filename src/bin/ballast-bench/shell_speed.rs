@@ -1,6 +1,7 @@
 //! `shell-speed`: how fast the shell itself is, against baselines in the same run: a
 //! one-shot `shell --meta ADDR get_meta_level` beside a hello-world process (`echo`), and
-//! `get_meta_level` piped `--verbs` times through `shell < file` (verbs per second).
+//! `get_meta_level` piped `--verbs` times through `shell < file` (verbs per second), once as
+//! one verb per line (run side by side) and once two per line (run one after the other).
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -62,33 +63,21 @@ pub async fn run(args: ShellSpeedArgs) -> Result<()> {
     let echo = which_echo();
     let hello = time_runs(&echo, &["hello"], args.runs)?;
     let one_shot = time_runs(&shell, &["--meta", &meta, "get_meta_level"], args.runs)?;
-    let script = "get_meta_level\n".repeat(args.verbs);
-    let start = Instant::now();
-    let mut child = Command::new(&shell)
-        .args(["--meta", &meta])
-        .env_remove("BALLAST_META")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(script.as_bytes())?;
-    let out = child.wait_with_output()?;
-    let piped = start.elapsed();
-    if !out.status.success() {
-        bail!(
-            "the piped script failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let piped = time_script(&shell, &meta, &"get_meta_level\n".repeat(args.verbs))?;
+    // Two statements on a line run one after the other: the rate without pipelining.
+    let pairs = args.verbs.div_ceil(2);
+    let serial = time_script(
+        &shell,
+        &meta,
+        &"get_meta_level; get_meta_level\n".repeat(pairs),
+    )?;
     drop(cluster);
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     println!(
-        "shell-speed: median of {} runs, {} piped verbs",
-        args.runs, args.verbs
+        "shell-speed: median of {} runs, {} piped verbs, {} shell",
+        args.runs,
+        args.verbs,
+        linkage(&shell)
     );
     println!(
         "one-shot get_meta_level {:.1} ms, hello-world (echo) {:.1} ms = {:.1}x",
@@ -102,7 +91,51 @@ pub async fn run(args: ShellSpeedArgs) -> Result<()> {
         piped.as_secs_f64(),
         args.verbs as f64 / piped.as_secs_f64()
     );
+    println!(
+        "one by one (two per line): {} verbs in {:.2} s = {:.0} verbs/s",
+        pairs * 2,
+        serial.as_secs_f64(),
+        (pairs * 2) as f64 / serial.as_secs_f64()
+    );
     Ok(())
+}
+
+/// The wall time of `script` piped through one shell, which must succeed.
+fn time_script(shell: &std::path::Path, meta: &str, script: &str) -> Result<Duration> {
+    let start = Instant::now();
+    let mut child = Command::new(shell)
+        .args(["--meta", meta])
+        .env_remove("BALLAST_META")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    let took = start.elapsed();
+    if !out.status.success() {
+        bail!(
+            "the piped script failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(took)
+}
+
+/// Whether `binary` is linked dynamically (names a dynamic loader) or statically
+/// (`cargo build-shell`).
+fn linkage(binary: &std::path::Path) -> &'static str {
+    let head = std::fs::read(binary).unwrap_or_default();
+    let head = &head[..head.len().min(4096)];
+    if head.windows(7).any(|w| w == b"ld-linu") {
+        "dynamic"
+    } else {
+        "static"
+    }
 }
 
 /// A hello-world binary to compare with: `echo` from the system.
