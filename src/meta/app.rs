@@ -50,7 +50,7 @@ impl AppRecord {
 }
 
 /// A table and its partitions, the unit the meta server holds in memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct App {
     /// The table's record.
     pub record: AppRecord,

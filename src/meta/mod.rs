@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod placement;
 pub mod primary_chain;
 pub mod proposal;
+pub mod raft;
 pub mod remote_commands;
 pub mod service;
 pub mod snapshot;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::meta::app::{App, AppRecord};
@@ -18,7 +19,7 @@ use crate::meta::lifecycle::NodeLife;
 use crate::model::PartitionConfig;
 
 /// One change to durable state; a batch of them is applied atomically.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum StoreOp {
     /// Insert or replace a table's record.
     PutApp(AppRecord),
@@ -39,7 +40,7 @@ pub enum StoreOp {
 }
 
 /// Everything the store holds, as loaded at start.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredState {
     /// Tables by id, with their partitions.
     pub apps: BTreeMap<u32, App>,
@@ -100,6 +101,26 @@ impl StoredState {
     }
 }
 
+impl StoredState {
+    /// The changes that build this state from an empty store.
+    pub fn to_ops(&self) -> Vec<StoreOp> {
+        let mut ops = vec![StoreOp::PutNextAppId(self.next_app_id)];
+        for app in self.apps.values() {
+            ops.push(StoreOp::PutApp(app.record.clone()));
+            for p in &app.partitions {
+                ops.push(StoreOp::PutPartition(app.record.app_id, p.clone()));
+            }
+        }
+        for (addr, incarnation) in &self.nodes {
+            ops.push(StoreOp::PutNode(addr.clone(), incarnation.clone()));
+        }
+        for (addr, life) in &self.lives {
+            ops.push(StoreOp::PutLife(addr.clone(), life.clone()));
+        }
+        ops
+    }
+}
+
 /// Durable storage for the meta server's state.
 pub trait MetaStore: Send {
     /// Reads everything.
@@ -114,6 +135,8 @@ const NODES: TableDefinition<&str, ()> = TableDefinition::new("nodes");
 const INCARNATIONS: TableDefinition<&str, &str> = TableDefinition::new("incarnations");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 const LIVES: TableDefinition<&str, &[u8]> = TableDefinition::new("lives");
+const TAG: TableDefinition<&str, &[u8]> = TableDefinition::new("raft_applied");
+const TAG_KEY: &str = "applied";
 const NEXT_APP_ID: &str = "next_app_id";
 const FORMAT_KEY: &str = "format";
 /// The format of `meta.redb` this binary writes. Format 0 (no format key) had no
@@ -143,6 +166,18 @@ impl RedbStore {
             )),
             e => storage(e),
         })?;
+        RedbStore::with_db(db, &path.display().to_string())
+    }
+
+    /// A store in memory (tests: lost when dropped, as a wiped disk would be).
+    pub fn in_memory() -> Result<RedbStore> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(storage)?;
+        RedbStore::with_db(db, "the in-memory store")
+    }
+
+    fn with_db(db: Database, path: &str) -> Result<RedbStore> {
         let tx = db.begin_write().map_err(storage)?;
         {
             tx.open_table(APPS).map_err(storage)?;
@@ -158,8 +193,7 @@ impl RedbStore {
             match format {
                 Some(f) if f > FORMAT => {
                     return Err(Error::Storage(format!(
-                        "{} is in format {f}, written by a newer Ballast; this binary reads formats up to {FORMAT}",
-                        path.display()
+                        "{path} is in format {f}, written by a newer Ballast; this binary reads formats up to {FORMAT}"
                     )));
                 }
                 Some(FORMAT) => {}
@@ -170,6 +204,64 @@ impl RedbStore {
         }
         tx.commit().map_err(storage)?;
         Ok(RedbStore { db })
+    }
+
+    /// Applies `ops` and, if given, sets the tag (the Raft state machine's last applied log
+    /// id and membership) in the same durable transaction.
+    pub fn apply_tagged(&mut self, ops: &[StoreOp], tag: Option<&[u8]>) -> Result<()> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        write_ops(&tx, ops)?;
+        if let Some(tag) = tag {
+            let mut table = tx.open_table(TAG).map_err(storage)?;
+            table.insert(TAG_KEY, tag).map_err(storage)?;
+        }
+        tx.commit().map_err(storage)
+    }
+
+    /// The tag last written with [`RedbStore::apply_tagged`] or [`RedbStore::replace`].
+    pub fn tag(&self) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read().map_err(storage)?;
+        let table = match tx.open_table(TAG) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(storage(e)),
+        };
+        Ok(table
+            .get(TAG_KEY)
+            .map_err(storage)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Replaces everything with `state` and sets the tag, in one durable transaction (a
+    /// Raft snapshot being installed).
+    pub fn replace(&mut self, state: &StoredState, tag: &[u8]) -> Result<()> {
+        let tx = self.db.begin_write().map_err(storage)?;
+        tx.open_table(APPS)
+            .map_err(storage)?
+            .retain(|_, _| false)
+            .map_err(storage)?;
+        tx.open_table(PARTITIONS)
+            .map_err(storage)?
+            .retain(|_, _| false)
+            .map_err(storage)?;
+        tx.open_table(NODES)
+            .map_err(storage)?
+            .retain(|_, _| false)
+            .map_err(storage)?;
+        tx.open_table(INCARNATIONS)
+            .map_err(storage)?
+            .retain(|_, _| false)
+            .map_err(storage)?;
+        tx.open_table(LIVES)
+            .map_err(storage)?
+            .retain(|_, _| false)
+            .map_err(storage)?;
+        write_ops(&tx, &state.to_ops())?;
+        tx.open_table(TAG)
+            .map_err(storage)?
+            .insert(TAG_KEY, tag)
+            .map_err(storage)?;
+        tx.commit().map_err(storage)
     }
 }
 
@@ -242,62 +334,66 @@ impl MetaStore for RedbStore {
     }
 
     fn apply(&mut self, ops: &[StoreOp]) -> Result<()> {
-        let tx = self.db.begin_write().map_err(storage)?;
-        {
-            let mut apps = tx.open_table(APPS).map_err(storage)?;
-            let mut partitions = tx.open_table(PARTITIONS).map_err(storage)?;
-            let mut nodes = tx.open_table(NODES).map_err(storage)?;
-            let mut incarnations = tx.open_table(INCARNATIONS).map_err(storage)?;
-            let mut counters = tx.open_table(COUNTERS).map_err(storage)?;
-            let mut lives = tx.open_table(LIVES).map_err(storage)?;
-            for op in ops {
-                match op {
-                    StoreOp::PutApp(record) => {
-                        let bytes = serde_json::to_vec(record).map_err(storage)?;
-                        apps.insert(record.app_id, bytes.as_slice())
-                            .map_err(storage)?;
-                    }
-                    StoreOp::PutPartition(app_id, config) => {
-                        let bytes = serde_json::to_vec(config).map_err(storage)?;
-                        partitions
-                            .insert((*app_id, config.pidx), bytes.as_slice())
-                            .map_err(storage)?;
-                    }
-                    StoreOp::DeleteApp(app_id) => {
-                        apps.remove(*app_id).map_err(storage)?;
-                        partitions
-                            .retain_in((*app_id, 0)..=(*app_id, u32::MAX), |_, _| false)
-                            .map_err(storage)?;
-                    }
-                    StoreOp::PutNextAppId(id) => {
-                        counters
-                            .insert(NEXT_APP_ID, u64::from(*id))
-                            .map_err(storage)?;
-                    }
-                    StoreOp::PutNode(addr, incarnation) => {
-                        nodes.insert(addr.as_str(), ()).map_err(storage)?;
-                        incarnations
-                            .insert(addr.as_str(), incarnation.as_str())
-                            .map_err(storage)?;
-                    }
-                    StoreOp::DeleteNode(addr) => {
-                        nodes.remove(addr.as_str()).map_err(storage)?;
-                        incarnations.remove(addr.as_str()).map_err(storage)?;
-                    }
-                    StoreOp::PutLife(addr, life) => {
-                        let bytes = serde_json::to_vec(life).map_err(storage)?;
-                        lives
-                            .insert(addr.as_str(), bytes.as_slice())
-                            .map_err(storage)?;
-                    }
-                    StoreOp::DeleteLife(addr) => {
-                        lives.remove(addr.as_str()).map_err(storage)?;
-                    }
+        self.apply_tagged(ops, None)
+    }
+}
+
+/// Writes `ops` in transaction `tx`.
+fn write_ops(tx: &redb::WriteTransaction, ops: &[StoreOp]) -> Result<()> {
+    {
+        let mut apps = tx.open_table(APPS).map_err(storage)?;
+        let mut partitions = tx.open_table(PARTITIONS).map_err(storage)?;
+        let mut nodes = tx.open_table(NODES).map_err(storage)?;
+        let mut incarnations = tx.open_table(INCARNATIONS).map_err(storage)?;
+        let mut counters = tx.open_table(COUNTERS).map_err(storage)?;
+        let mut lives = tx.open_table(LIVES).map_err(storage)?;
+        for op in ops {
+            match op {
+                StoreOp::PutApp(record) => {
+                    let bytes = serde_json::to_vec(record).map_err(storage)?;
+                    apps.insert(record.app_id, bytes.as_slice())
+                        .map_err(storage)?;
+                }
+                StoreOp::PutPartition(app_id, config) => {
+                    let bytes = serde_json::to_vec(config).map_err(storage)?;
+                    partitions
+                        .insert((*app_id, config.pidx), bytes.as_slice())
+                        .map_err(storage)?;
+                }
+                StoreOp::DeleteApp(app_id) => {
+                    apps.remove(*app_id).map_err(storage)?;
+                    partitions
+                        .retain_in((*app_id, 0)..=(*app_id, u32::MAX), |_, _| false)
+                        .map_err(storage)?;
+                }
+                StoreOp::PutNextAppId(id) => {
+                    counters
+                        .insert(NEXT_APP_ID, u64::from(*id))
+                        .map_err(storage)?;
+                }
+                StoreOp::PutNode(addr, incarnation) => {
+                    nodes.insert(addr.as_str(), ()).map_err(storage)?;
+                    incarnations
+                        .insert(addr.as_str(), incarnation.as_str())
+                        .map_err(storage)?;
+                }
+                StoreOp::DeleteNode(addr) => {
+                    nodes.remove(addr.as_str()).map_err(storage)?;
+                    incarnations.remove(addr.as_str()).map_err(storage)?;
+                }
+                StoreOp::PutLife(addr, life) => {
+                    let bytes = serde_json::to_vec(life).map_err(storage)?;
+                    lives
+                        .insert(addr.as_str(), bytes.as_slice())
+                        .map_err(storage)?;
+                }
+                StoreOp::DeleteLife(addr) => {
+                    lives.remove(addr.as_str()).map_err(storage)?;
                 }
             }
         }
-        tx.commit().map_err(storage)
     }
+    Ok(())
 }
 
 /// An in-memory store for tests (and for a meta server started without a data dir).
