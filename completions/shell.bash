@@ -97,6 +97,9 @@ _shell() {
             shell,ls)
                 cmd="shell__subcmd__ls"
                 ;;
+            shell,meta)
+                cmd="shell__subcmd__meta"
+                ;;
             shell,multi_del)
                 cmd="shell__subcmd__multi_del"
                 ;;
@@ -166,6 +169,15 @@ _shell() {
             shell__subcmd__local,stop_node)
                 cmd="shell__subcmd__local__subcmd__stop_node"
                 ;;
+            shell__subcmd__meta,leave)
+                cmd="shell__subcmd__meta__subcmd__leave"
+                ;;
+            shell__subcmd__meta,status)
+                cmd="shell__subcmd__meta__subcmd__status"
+                ;;
+            shell__subcmd__meta,transfer_leader)
+                cmd="shell__subcmd__meta__subcmd__transfer_leader"
+                ;;
             *)
                 ;;
         esac
@@ -173,7 +185,7 @@ _shell() {
 
     case "${cmd}" in
         shell)
-            opts="-V -e -k -h --version --meta --execute --local --data-dir --keep-going --completions --help help version exit cluster_info nodes ls app create drop recall rename get_app_envs set_app_envs del_app_envs clear_app_envs get_meta_level set_meta_level balance propose ddd_diagnose decommission decommission_status cancel_decommission drop_node wait remote_command server_info server_stat app_stat local sleep use timeout set get exist ttl incr check_and_set del multi_set multi_get multi_del hash_scan full_scan count_data"
+            opts="-V -e -k -h --version --meta --execute --local --data-dir --keep-going --completions --help help version exit cluster_info nodes ls app create drop recall rename get_app_envs set_app_envs del_app_envs clear_app_envs get_meta_level set_meta_level balance propose ddd_diagnose decommission decommission_status cancel_decommission drop_node wait remote_command server_info meta server_stat app_stat local sleep use timeout set get exist ttl incr check_and_set del multi_set multi_get multi_del hash_scan full_scan count_data"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -882,6 +894,66 @@ _shell() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__meta)
+            opts="-h --help status leave transfer_leader"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__meta__subcmd__leave)
+            opts="--yes --force"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__meta__subcmd__status)
+            opts="-j --json"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__meta__subcmd__transfer_leader)
+            opts="--to"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -63,6 +63,7 @@ complete -c shell -n "__fish_shell_needs_command" -f -a "drop_node" -d 'Forget a
 complete -c shell -n "__fish_shell_needs_command" -f -a "wait" -d 'Wait until every partition is healthy, or the cluster is balanced'
 complete -c shell -n "__fish_shell_needs_command" -f -a "remote_command" -d 'Which processes a remote command goes to'
 complete -c shell -n "__fish_shell_needs_command" -f -a "server_info" -d 'Which processes a remote command goes to'
+complete -c shell -n "__fish_shell_needs_command" -f -a "meta" -d 'The meta servers\' group: status, leave a member, transfer leadership'
 complete -c shell -n "__fish_shell_needs_command" -f -a "server_stat" -d 'The output flags most listing verbs share: `-j` and `-o FILE`'
 complete -c shell -n "__fish_shell_needs_command" -f -a "app_stat" -d 'The output flags most listing verbs share: `-j` and `-o FILE`'
 complete -c shell -n "__fish_shell_needs_command" -f -a "local" -d 'Add, stop or start replica servers of the embedded cluster (--local)'
@@ -179,6 +180,14 @@ meta-server\t''
 replica-server\t''"
 complete -c shell -n "__fish_shell_using_subcommand server_info" -s l -l list -d 'Exactly these servers' -r
 complete -c shell -n "__fish_shell_using_subcommand server_info" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand meta; and not __fish_seen_subcommand_from status leave transfer_leader" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand meta; and not __fish_seen_subcommand_from status leave transfer_leader" -f -a "status" -d 'One row per member, then the voter and learner ids'
+complete -c shell -n "__fish_shell_using_subcommand meta; and not __fish_seen_subcommand_from status leave transfer_leader" -f -a "leave" -d 'Remove a member from the group'
+complete -c shell -n "__fish_shell_using_subcommand meta; and not __fish_seen_subcommand_from status leave transfer_leader" -f -a "transfer_leader" -d 'Hand leadership to a voter (by default the most caught-up one that is up)'
+complete -c shell -n "__fish_shell_using_subcommand meta; and __fish_seen_subcommand_from status" -s j -l json -d 'Print JSON'
+complete -c shell -n "__fish_shell_using_subcommand meta; and __fish_seen_subcommand_from leave" -l yes -d 'Do not ask (scripts must pass it)'
+complete -c shell -n "__fish_shell_using_subcommand meta; and __fish_seen_subcommand_from leave" -l force -d 'Allow leaving an even number of voters'
+complete -c shell -n "__fish_shell_using_subcommand meta; and __fish_seen_subcommand_from transfer_leader" -l to -d 'The member to lead' -r
 complete -c shell -n "__fish_shell_using_subcommand server_stat" -s l -l list -d 'Exactly these replica servers (default: every ALIVE one)' -r
 complete -c shell -n "__fish_shell_using_subcommand server_stat" -s i -l sample_interval_ms -d 'Sample the counters this many milliseconds apart' -r
 complete -c shell -n "__fish_shell_using_subcommand server_stat" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F

@@ -199,6 +199,7 @@ transcripts!(
     clear_app_envs,
     remote_command,
     server_info,
+    meta,
     server_stat,
     app_stat,
     set_meta_level,

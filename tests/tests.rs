@@ -9,6 +9,7 @@ mod completions;
 mod data;
 mod golden;
 mod meta_api;
+mod meta_group;
 mod pty;
 mod safety;
 mod scale;

@@ -316,6 +316,41 @@ pub fn start_meta_beaconing(
     )
 }
 
+/// Starts meta server `id` of a group (data in `dir/meta-ID`) with test timings: a new group
+/// (`--single`) when `join` is `None`, else joining through `join` (`--observer` if asked).
+pub fn start_meta_member(dir: &Path, id: u64, join: Option<&str>, observer: bool) -> Proc {
+    let data = dir.join(format!("meta-{id}"));
+    let id = id.to_string();
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--id",
+        &id,
+        "--beacon-interval-ms",
+        "100",
+        "--lease-ms",
+        "800",
+        "--grace-ms",
+        "1000",
+        "--lb-interval-ms",
+        "100",
+        "--raft-heartbeat-ms",
+        "50",
+        "--raft-election-ms",
+        "300",
+    ];
+    match join {
+        None => args.push("--single"),
+        Some(addr) => args.extend(["--join", addr]),
+    }
+    if observer {
+        args.push("--observer");
+    }
+    Proc::spawn(META_SERVER, &args)
+}
+
 /// Starts replica-server process `i` (data in `dir/replica-i`) against `meta`.
 pub fn start_replica(dir: &Path, i: usize, meta: &str) -> Proc {
     start_replica_on(dir, i, meta, "127.0.0.1:0")

@@ -25,9 +25,37 @@ struct Args {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:34601")]
     listen: String,
-    /// Directory of the durable meta state (tables and placements).
+    /// Directory of the durable meta state (tables and placements; a member's Raft log).
+    #[arg(long, required_unless_present = "leave_id")]
+    data_dir: Option<PathBuf>,
+    /// This meta server's id in a group of meta servers; omit it to run one meta server
+    /// alone, as before. An id is never reused.
     #[arg(long)]
-    data_dir: PathBuf,
+    id: Option<u64>,
+    /// Start a new group of this meta server alone (once: a restart just reopens it). An
+    /// existing single server's data directory is migrated in place.
+    #[arg(long, requires = "id", conflicts_with = "join")]
+    single: bool,
+    /// Join the group through these members (any of them: a follower forwards to the
+    /// leader). A member the group already holds skips joining, so restarts keep the flag.
+    #[arg(long, value_name = "ADDRS", value_delimiter = ',', requires = "id")]
+    join: Vec<String>,
+    /// Join as an observer: it replicates and serves reads, and never votes.
+    #[arg(long, requires = "join")]
+    observer: bool,
+    /// Remove member ID from the group and exit (sent to --leave-via); nothing is opened.
+    #[arg(long, value_name = "ID", requires = "leave_via", conflicts_with = "id")]
+    leave_id: Option<u64>,
+    /// Members to send --leave-id to, tried in turn.
+    #[arg(long, value_name = "ADDRS", value_delimiter = ',')]
+    leave_via: Vec<String>,
+    /// How often the group's leader heartbeats its members, in ms.
+    #[arg(long, default_value_t = 100)]
+    raft_heartbeat_ms: u64,
+    /// The group's shortest election timeout in ms (the longest is twice it); must exceed
+    /// --raft-heartbeat-ms.
+    #[arg(long, default_value_t = 500)]
+    raft_election_ms: u64,
     /// How often replica servers beacon (handed to them in beacon replies).
     #[arg(long, default_value_t = 3000)]
     beacon_interval_ms: u64,
@@ -82,6 +110,16 @@ async fn run() -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!(e))?;
     let args = Args::parse_from(argv);
     ballast::server::init_logging(&args.log_level)?;
+    if let Some(id) = args.leave_id {
+        let request = ballast::meta::raft::network::Request::Leave { id, force: false };
+        let done = ballast::meta::raft::client::send(&args.leave_via, request).await?;
+        println!("{done}");
+        return Ok(());
+    }
+    if args.id.is_some() && !args.single && args.join.is_empty() {
+        anyhow::bail!("--id needs --single (start a new group) or --join ADDRS (join one)");
+    }
+    let data_dir = args.data_dir.clone().context("--data-dir is required")?;
     let config = MetaConfig {
         beacon_interval: Duration::from_millis(args.beacon_interval_ms),
         lease: Duration::from_millis(args.lease_ms),
@@ -97,14 +135,32 @@ async fn run() -> anyhow::Result<()> {
     };
     config.validate()?;
     let listener = ballast::server::bind(&args.listen).await?;
-    let (handle, _meta) = ballast::meta::start(config, &args.data_dir, listener)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot start the meta server in {}",
-                args.data_dir.display()
-            )
-        })?;
+    let context = || format!("cannot start the meta server in {}", data_dir.display());
+    let handle = match args.id {
+        None => {
+            ballast::meta::start(config, &data_dir, listener)
+                .await
+                .with_context(context)?
+                .0
+        }
+        Some(id) => {
+            let opts = ballast::meta::GroupOptions {
+                id,
+                single: args.single,
+                join: args.join.clone(),
+                observer: args.observer,
+                timings: ballast::meta::raft::Timings {
+                    heartbeat_ms: args.raft_heartbeat_ms,
+                    election_min_ms: args.raft_election_ms,
+                    ..Default::default()
+                },
+            };
+            ballast::meta::start_member(config, opts, &data_dir, listener)
+                .await
+                .with_context(context)?
+                .0
+        }
+    };
     println!("meta server listening on {}", handle.addr());
     std::io::stdout().flush()?;
     ballast::server::wait_for_signal().await;

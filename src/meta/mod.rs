@@ -15,6 +15,7 @@ pub mod departures;
 pub mod drain;
 pub mod faulty_store;
 pub mod guardian;
+pub mod ha;
 pub mod levels;
 pub mod lifecycle;
 pub mod placement;
@@ -159,12 +160,21 @@ impl Meta {
     }
 }
 
-/// Starts a meta server on `listener` with its durable state in `data_dir`.
+/// Starts a meta server on `listener` with its durable state in `data_dir`, alone (no
+/// group). A data directory that belongs to a group member is refused: writing it directly
+/// would fork it from the group.
 pub async fn start(
     config: MetaConfig,
     data_dir: &Path,
     listener: TcpListener,
 ) -> Result<(ServerHandle, Arc<Meta>)> {
+    if data_dir.join("raft-log.redb").exists() {
+        return Err(crate::error::Error::InvalidInput(format!(
+            "{} belongs to a member of a meta server group: start it with --id (and --single \
+             or --join as before)",
+            data_dir.display()
+        )));
+    }
     let store = RedbStore::open(data_dir)?;
     start_with_store(config, Box::new(store), listener).await
 }
@@ -179,10 +189,11 @@ pub async fn start_with_store(
     let check_interval = config.check_interval();
     let lb_interval = config.lb_interval;
     let meta = Arc::new(Meta::new(config, store, address)?);
-    let service = service::MetaService::new(meta.clone());
+    let service = service::MetaService::new(ha::MetaHolder::single(meta.clone()));
     let router = tonic::transport::Server::builder()
         .add_service(pb::meta_server::MetaServer::new(service.clone()))
-        .add_service(pb::cli_server::CliServer::new(service));
+        .add_service(pb::cli_server::CliServer::new(service))
+        .add_service(raft::grpc::AloneService::server(meta.address().to_string()));
     let ticker_meta = meta.clone();
     let handle = ServerHandle::start(router, listener, move |signal| {
         vec![tokio::spawn(ticker(
@@ -196,7 +207,81 @@ pub async fn start_with_store(
     Ok((handle, meta))
 }
 
-async fn ticker(meta: Arc<Meta>, check: Duration, lb: Duration, signal: ShutdownSignal) {
+/// How a meta server takes part in a group of meta servers (`--id` and its flags).
+#[derive(Debug, Clone)]
+pub struct GroupOptions {
+    /// This member's id (never reused).
+    pub id: u64,
+    /// Start a new group of this member alone (once; a restart just reopens it).
+    pub single: bool,
+    /// Join the group through these members (any of them; a follower forwards).
+    pub join: Vec<String>,
+    /// Join as an observer: a learner that never votes.
+    pub observer: bool,
+    /// Raft's timings.
+    pub timings: raft::Timings,
+}
+
+/// Starts member `opts.id` of a meta server group on `listener`, with its log and state in
+/// `data_dir`, then initializes the group (`--single`) or joins it (`--join`). A member the
+/// committed membership already holds skips both, so a restart with the same flags is
+/// harmless. Until it leads, it answers "not the leader" with the leader's address.
+pub async fn start_member(
+    config: MetaConfig,
+    opts: GroupOptions,
+    data_dir: &Path,
+    listener: TcpListener,
+) -> Result<(ServerHandle, Arc<ha::MetaHolder>)> {
+    let address = listener.local_addr()?.to_string();
+    let node = raft::MetaNode {
+        address: address.clone(),
+        incarnation: raft::identity(data_dir)?,
+    };
+    let log = raft::log_store::LogStore::open(data_dir)?;
+    let store = RedbStore::open(data_dir)?;
+    let transport = Arc::new(raft::grpc::GrpcTransport::new());
+    let member =
+        raft::group::Member::open(opts.id, node, log, store, transport, opts.timings).await?;
+    let holder = ha::MetaHolder::group(member.clone(), config, address.clone());
+    let service = service::MetaService::new(holder.clone());
+    let router = tonic::transport::Server::builder()
+        .add_service(pb::meta_server::MetaServer::new(service.clone()))
+        .add_service(pb::cli_server::CliServer::new(service))
+        .add_service(raft::grpc::GroupService::server(member.clone()));
+    let group = holder.as_group().expect("a group holder").clone();
+    let raft_member = member.clone();
+    let handle = ServerHandle::start(router, listener, move |signal| {
+        let stop = signal.clone();
+        vec![
+            tokio::spawn(ha::follow_leadership(group, signal)),
+            tokio::spawn(async move {
+                stopped(stop).await;
+                raft_member.shutdown().await;
+            }),
+        ]
+    })?;
+    let joined = if opts.single {
+        member.initialize().await.map_err(crate::error::Error::from)
+    } else {
+        member
+            .join(&opts.join, opts.observer)
+            .await
+            .map_err(crate::error::Error::Refused)
+    };
+    if let Err(e) = joined {
+        handle.shutdown().await;
+        return Err(e);
+    }
+    tracing::info!(
+        address,
+        id = opts.id,
+        "meta server serving as a group member"
+    );
+    Ok((handle, holder))
+}
+
+/// The failure detector's and the scheduler's clock, until `signal`.
+pub(crate) async fn ticker(meta: Arc<Meta>, check: Duration, lb: Duration, signal: ShutdownSignal) {
     let mut check = tokio::time::interval(check);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut lb = tokio::time::interval(lb);

@@ -9,6 +9,7 @@ use tonic::{Request, Response, Status};
 
 use crate::error::Error;
 use crate::meta::config::MetaConfig;
+use crate::meta::ha::MetaHolder;
 use crate::meta::proposal::proposal_action;
 use crate::meta::remote_commands::META_COMMANDS;
 use crate::meta::snapshot::Action;
@@ -17,16 +18,22 @@ use crate::meta::{Meta, app_admin, departures};
 use crate::model::{AppStatus, Gpid, MetaLevel, ReplicaData, ReplicaReport};
 use crate::pb;
 
-/// Serves the `Meta` and `Cli` services over one shared [`Meta`].
+/// Serves the `Meta` and `Cli` services over the meta state this server acts on (its
+/// own, or the group's while it leads: see [`MetaHolder`]).
 #[derive(Clone)]
 pub struct MetaService {
-    meta: Arc<Meta>,
+    holder: Arc<MetaHolder>,
 }
 
 impl MetaService {
-    /// Wraps the shared meta server.
-    pub fn new(meta: Arc<Meta>) -> MetaService {
-        MetaService { meta }
+    /// Wraps the meta server's holder.
+    pub fn new(holder: Arc<MetaHolder>) -> MetaService {
+        MetaService { holder }
+    }
+
+    /// The meta state to act on, or "not the leader".
+    fn meta(&self) -> Result<Arc<Meta>, Error> {
+        self.holder.meta()
     }
 }
 
@@ -38,8 +45,9 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::PresenceRequest>,
     ) -> Result<Response<Self::PresenceStream>, Status> {
+        let meta = self.meta()?;
         Ok(Response::new(departures::presence(
-            &self.meta,
+            &meta,
             req.into_inner(),
         )?))
     }
@@ -48,8 +56,9 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::LeaveRequest>,
     ) -> Result<Response<pb::LeaveReply>, Status> {
+        let meta = self.meta()?;
         Ok(Response::new(
-            departures::leave(&self.meta, req.into_inner()).await?,
+            departures::leave(&meta, req.into_inner()).await?,
         ))
     }
 
@@ -57,8 +66,9 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::DecommissionRequest>,
     ) -> Result<Response<pb::DecommissionReply>, Status> {
+        let meta = self.meta()?;
         Ok(Response::new(
-            departures::decommission(&self.meta, req.into_inner()).await?,
+            departures::decommission(&meta, req.into_inner()).await?,
         ))
     }
 
@@ -66,15 +76,17 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         _req: Request<pb::DecommissionStatusRequest>,
     ) -> Result<Response<pb::DecommissionStatusReply>, Status> {
-        Ok(Response::new(departures::decommission_status(&self.meta)))
+        let meta = self.meta()?;
+        Ok(Response::new(departures::decommission_status(&meta)))
     }
 
     async fn cancel_decommission(
         &self,
         req: Request<pb::CancelDecommissionRequest>,
     ) -> Result<Response<pb::CancelDecommissionReply>, Status> {
+        let meta = self.meta()?;
         Ok(Response::new(
-            departures::cancel_decommission(&self.meta, req.into_inner()).await?,
+            departures::cancel_decommission(&meta, req.into_inner()).await?,
         ))
     }
 
@@ -82,8 +94,9 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::DropNodeRequest>,
     ) -> Result<Response<pb::DropNodeReply>, Status> {
+        let meta = self.meta()?;
         Ok(Response::new(
-            departures::drop_node(&self.meta, req.into_inner()).await?,
+            departures::drop_node(&meta, req.into_inner()).await?,
         ))
     }
 
@@ -91,8 +104,9 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::RenameAppRequest>,
     ) -> Result<Response<pb::RenameAppReply>, Status> {
+        let meta = self.meta()?;
         Ok(Response::new(
-            app_admin::rename(&self.meta, req.into_inner()).await?,
+            app_admin::rename(&meta, req.into_inner()).await?,
         ))
     }
 
@@ -100,8 +114,9 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::UpdateAppEnvsRequest>,
     ) -> Result<Response<pb::UpdateAppEnvsReply>, Status> {
+        let meta = self.meta()?;
         Ok(Response::new(
-            app_admin::update_envs(&self.meta, req.into_inner()).await?,
+            app_admin::update_envs(&meta, req.into_inner()).await?,
         ))
     }
 
@@ -109,13 +124,15 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::BeaconRequest>,
     ) -> Result<Response<pb::BeaconReply>, Status> {
+        // A deposed leader must not renew a lease: confirm leadership first.
+        let meta = self.holder.confirm_leader().await?;
         let req = req.into_inner();
         let replicas = req
             .replicas
             .iter()
             .map(|r| (Gpid::new(r.app_id, r.pidx), report_from_pb(r)))
             .collect();
-        let mut state = self.meta.lock();
+        let mut state = meta.lock();
         let outcome = state.beacon(&req.address, &req.incarnation, replicas, Instant::now())?;
         state.set_disk_free(&req.address, req.disk_free_bytes);
         Ok(Response::new(beacon_reply_to_pb(outcome, state.config())))
@@ -125,11 +142,12 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::ListNodesRequest>,
     ) -> Result<Response<pb::ListNodesReply>, Status> {
+        let meta = self.meta()?;
         let req = req.into_inner();
         let filter = pb::NodeStatus::try_from(req.status)
             .map_err(|_| Error::InvalidInput("unknown node status".into()))?;
         let (mut nodes, fresh) = {
-            let state = self.meta.lock();
+            let state = meta.lock();
             let mut nodes = state.list_nodes(Instant::now());
             if req.all {
                 nodes.extend(state.dropped_nodes());
@@ -166,8 +184,9 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::ListAppsRequest>,
     ) -> Result<Response<pb::ListAppsReply>, Status> {
+        let meta = self.meta()?;
         let status = AppStatus::from_pb(req.into_inner().status);
-        let state = self.meta.lock();
+        let state = meta.lock();
         let apps = state
             .list_apps(status)
             .into_iter()
@@ -180,8 +199,9 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::QueryAppRequest>,
     ) -> Result<Response<pb::QueryAppReply>, Status> {
+        let meta = self.meta()?;
         let name = req.into_inner().app_name;
-        let state = self.meta.lock();
+        let state = meta.lock();
         let app = state.app_by_name(&name)?;
         let now = Instant::now();
         let members = || {
@@ -223,7 +243,7 @@ impl pb::meta_server::Meta for MetaService {
         let r = req.into_inner();
         let envs: BTreeMap<String, String> = r.envs.into_iter().collect();
         let (app_id, existed) = self
-            .meta
+            .meta()?
             .change(|s| {
                 s.create_app(
                     &r.app_name,
@@ -244,7 +264,7 @@ impl pb::meta_server::Meta for MetaService {
         let r = req.into_inner();
         let reserve = r.reserve_seconds.map(Duration::from_secs);
         let (app_id, drop_expire_ms) = self
-            .meta
+            .meta()?
             .change(|s| s.drop_app(&r.app_name, reserve))
             .await?;
         Ok(Response::new(pb::DropAppReply {
@@ -260,7 +280,7 @@ impl pb::meta_server::Meta for MetaService {
         let r = req.into_inner();
         let new_name = (!r.new_app_name.is_empty()).then_some(r.new_app_name.as_str());
         let record = self
-            .meta
+            .meta()?
             .change(|s| s.recall_app(r.app_id, new_name))
             .await?;
         Ok(Response::new(pb::RecallAppReply {
@@ -272,8 +292,9 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::ControlMetaRequest>,
     ) -> Result<Response<pb::ControlMetaReply>, Status> {
+        let meta = self.meta()?;
         let level = MetaLevel::from_pb(req.into_inner().level)?;
-        let mut state = self.meta.lock();
+        let mut state = meta.lock();
         let view = match level {
             Some(level) => state.set_level(level),
             None => state.level(),
@@ -290,24 +311,28 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         _req: Request<pb::ClusterInfoRequest>,
     ) -> Result<Response<pb::ClusterInfoReply>, Status> {
-        let state = self.meta.lock();
+        let meta = self.meta()?;
+        let state = meta.lock();
         let now = Instant::now();
         let view = state.level();
         let (alive, dead) = state.node_counts();
-        let mut meta_servers = state.config().meta_servers.clone();
+        let mut meta_servers = match self.holder.as_group() {
+            Some(group) => group.member().addresses(),
+            None => state.config().meta_servers.clone(),
+        };
         if meta_servers.is_empty() {
-            meta_servers.push(self.meta.address().to_string());
+            meta_servers.push(meta.address().to_string());
         }
         Ok(Response::new(pb::ClusterInfoReply {
             meta_servers,
-            primary_meta_server: self.meta.address().to_string(),
+            primary_meta_server: meta.address().to_string(),
             stored_level: view.stored.to_pb() as i32,
             effective_level: view.effective.to_pb() as i32,
             freeze_reason: view.freeze_reason.unwrap_or_default(),
             total_node_count: alive + dead,
             alive_node_count: alive,
             app_count: state.list_apps(Some(AppStatus::Available)).len() as u32,
-            uptime_ms: self.meta.uptime().as_millis() as u64,
+            uptime_ms: meta.uptime().as_millis() as u64,
             balance_operation_count: Some(match state.balance_operation_count() {
                 Some(c) => pb::BalanceOperationCount {
                     move_pri: c.move_pri as i32,
@@ -341,7 +366,7 @@ impl pb::meta_server::Meta for MetaService {
             .map(Gpid::from_pb)
             .ok_or_else(|| Error::InvalidInput("gpid is missing".into()))?;
         let action = self
-            .meta
+            .meta()?
             .change(|state| {
                 let config = state.partition(gpid)?.clone();
                 let action = proposal_action(&r.kind, gpid, &r.from, &r.to, &config)?;
@@ -364,7 +389,7 @@ impl pb::meta_server::Meta for MetaService {
         };
         let change = primary_request_from_pb(r.kind, r.node)?;
         let (applied, config) = self
-            .meta
+            .meta()?
             .change(|s| s.update_partition(gpid, r.ballot, &r.from, change, Instant::now()))
             .await?;
         Ok(Response::new(pb::UpdatePartitionReply {
@@ -377,13 +402,13 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::DddDiagnoseRequest>,
     ) -> Result<Response<pb::DddDiagnoseReply>, Status> {
+        let meta = self.meta()?;
         let r = req.into_inner();
         let now = Instant::now();
         let forced = match (&r.force_gpid, r.force_node.is_empty()) {
             (Some(g), false) => {
                 let gpid = Gpid::from_pb(g);
-                self.meta
-                    .change(|s| s.force_primary(gpid, &r.force_node, now))
+                meta.change(|s| s.force_primary(gpid, &r.force_node, now))
                     .await?
             }
             (None, true) => String::new(),
@@ -393,7 +418,7 @@ impl pb::meta_server::Meta for MetaService {
                 );
             }
         };
-        let state = self.meta.lock();
+        let state = meta.lock();
         let partitions = state
             .ddd_partitions(now)
             .into_iter()
@@ -495,8 +520,9 @@ fn ddd_to_pb(p: DddPartition) -> pb::DddPartition {
 #[tonic::async_trait]
 impl pb::cli_server::Cli for MetaService {
     async fn call(&self, req: Request<pb::CliRequest>) -> Result<Response<pb::CliReply>, Status> {
+        let meta = self.meta()?;
         let req = req.into_inner();
-        let (ok, output) = META_COMMANDS.call(&self.meta, &req.command, &req.args);
+        let (ok, output) = META_COMMANDS.call(&meta, &req.command, &req.args);
         Ok(Response::new(pb::CliReply {
             ok,
             output: output.to_string(),

@@ -42,7 +42,7 @@ pub struct NodeDir {
 }
 
 /// A new random identity: 128 bits from the system's random source.
-fn new_incarnation() -> String {
+pub fn new_incarnation() -> String {
     let mut bytes = [0u8; 16];
     let read = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
     if read.is_err() {

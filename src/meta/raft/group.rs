@@ -220,16 +220,42 @@ impl Member {
         self.metrics().state == ServerState::Leader
     }
 
-    /// Confirms leadership with a quorum (read index): a deposed leader learns it here.
+    /// Confirms leadership with a quorum (read index) and waits until everything committed
+    /// is applied here: a deposed leader learns it here, a new one catches up.
     pub async fn ensure_leader(&self) -> Result<(), WriteError> {
+        self.linearize(openraft::ReadPolicy::ReadIndex).await
+    }
+
+    /// [`Member::ensure_leader`], for a leader about to build its meta state.
+    pub async fn await_caught_up_as_leader(&self) -> Result<(), WriteError> {
+        self.ensure_leader().await
+    }
+
+    /// Confirms leadership by the leader's lease (a quorum acknowledged it within the
+    /// lease; no round trip): before renewing a replica server's lease.
+    pub async fn ensure_lease(&self) -> Result<(), WriteError> {
+        self.linearize(openraft::ReadPolicy::LeaseRead).await
+    }
+
+    async fn linearize(&self, policy: openraft::ReadPolicy) -> Result<(), WriteError> {
         self.raft
-            .ensure_linearizable(openraft::ReadPolicy::ReadIndex)
+            .ensure_linearizable(policy)
             .await
             .map(|_| ())
             .map_err(|e| match e.forward_to_leader() {
                 Some(f) => WriteError::NotLeader(f.leader_node.as_ref().map(|n| n.address.clone())),
                 None => WriteError::Failed(e.to_string()),
             })
+    }
+
+    /// The address of every member, voters first.
+    pub fn addresses(&self) -> Vec<String> {
+        let m = self.members();
+        m.voters
+            .iter()
+            .chain(&m.learners)
+            .filter_map(|id| m.nodes.get(id).map(|n| n.address.clone()))
+            .collect()
     }
 
     /// Commits `ops` through the group (leader only).
@@ -274,6 +300,7 @@ impl Member {
             voters,
             learners,
             lags,
+            addresses: m.nodes().map(|(id, n)| (*id, n.address.clone())).collect(),
         }
     }
 

@@ -17,7 +17,9 @@
 //! its redb store (see the meta-HA issue's closing note for what remains).
 
 mod admin;
+pub mod client;
 pub mod group;
+pub mod grpc;
 pub mod log_store;
 pub mod mem_transport;
 pub mod membership;
@@ -132,6 +134,22 @@ pub fn config(timings: Timings) -> io::Result<openraft::Config> {
         ..Default::default()
     };
     config.validate().map_err(io::Error::other)
+}
+
+/// The identity (incarnation) of a meta server's data directory, made when the directory
+/// first serves a group member and kept in `meta-identity` beside the stores: a wiped
+/// directory gets a new one, so the group never mistakes it for the member it replaced.
+pub fn identity(dir: &std::path::Path) -> crate::error::Result<String> {
+    let path = dir.join("meta-identity");
+    if let Ok(kept) = std::fs::read_to_string(&path)
+        && !kept.trim().is_empty()
+    {
+        return Ok(kept.trim().to_string());
+    }
+    std::fs::create_dir_all(dir)?;
+    let incarnation = crate::replica::node_dir::new_incarnation();
+    crate::replica::node_dir::write_atomic(&path, incarnation.as_bytes())?;
+    Ok(incarnation)
 }
 
 /// An `io::Error` for the storage traits from anything printable.

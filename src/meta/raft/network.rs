@@ -42,6 +42,8 @@ pub struct MemberStatus {
     pub learners: Vec<u64>,
     /// Leader only: how far each member's log is behind the leader's (entries).
     pub lags: Vec<(u64, u64)>,
+    /// Every member's address, by id.
+    pub addresses: Vec<(u64, String)>,
 }
 
 /// A message to a member.

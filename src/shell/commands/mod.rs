@@ -29,6 +29,7 @@ mod help;
 mod incr;
 mod local;
 mod ls;
+mod meta;
 mod multi_del;
 mod multi_get;
 mod multi_set;
@@ -85,6 +86,7 @@ pub static VERBS: &[&dyn Verb] = &[
     &wait::Wait,
     &remote_command::RemoteCommand,
     &server_info::ServerInfo,
+    &meta::MetaVerb,
     &server_stat::ServerStat,
     &app_stat::AppStat,
     &local::Local,
