@@ -56,6 +56,16 @@ fn three_meta_servers_fail_over_within_seconds_and_lose_nothing() {
     let writes: String = (0..40).map(|i| format!("set k{i} s v{i}\n")).collect();
     shell(&["--meta", &all], Some(&format!("use t\n{writes}"))).ok();
 
+    // Runtime settings are held by every member: the next leader keeps them.
+    shell(
+        &[
+            "--meta",
+            &all,
+            "-e",
+            "set_meta_level lively; remote_command -t meta-server meta.lb.assign_delay_ms 12345",
+        ],
+        None,
+    );
     let leader = leader_of(&status(&all)).expect("a leader");
     let started = Instant::now();
     metas[leader as usize - 1].kill();
@@ -88,6 +98,19 @@ fn three_meta_servers_fail_over_within_seconds_and_lose_nothing() {
     }
     let ls = shell(&["--meta", &all, "-e", "ls -j"], None).json();
     assert_eq!(ls["general_info"].as_array().unwrap().len(), 2, "{ls}");
+    let level = shell(&["--meta", &all, "-e", "get_meta_level"], None);
+    assert!(level.ok().contains("fl_lively"), "{level:?}");
+    let leader_addr = metas[new_leader as usize - 1].addr.clone();
+    let delay = shell(
+        &[
+            "--meta",
+            &all,
+            "-e",
+            &format!("remote_command -l {leader_addr} meta.lb.assign_delay_ms"),
+        ],
+        None,
+    );
+    assert!(delay.ok().contains("12345"), "{delay:?}");
     // The replica servers follow the new leader: all four stay ALIVE.
     wait_for(
         "4 ALIVE under the new leader",

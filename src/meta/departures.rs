@@ -25,13 +25,18 @@ pub fn presence(meta: &Arc<Meta>, req: pb::PresenceRequest) -> Result<PresenceSt
     validate_address(&req.address)?;
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let session = meta.lock().presence_opened(&req.address, tx.clone());
+    let retired = meta.retired();
     let meta = meta.clone();
     tokio::spawn(async move {
         tx.closed().await;
         meta.lock().presence_closed(&req.address, session);
     });
     let events = ReceiverStream::new(rx).map(|()| Ok(pb::PresenceEvent { beacon_now: true }));
-    Ok(Box::pin(events))
+    // A meta server that stops leading ends its streams, so replica servers open them
+    // again on the new leader (which then sees their processes end, and nudges them).
+    Ok(Box::pin(futures_util::StreamExt::take_until(
+        events, retired,
+    )))
 }
 
 /// A stopping replica server's request; a node that is gone is cured at once.

@@ -83,6 +83,7 @@ impl Group {
             Box::new(store),
             self.address.clone(),
         )?);
+        replay_settings(&meta, &self.member.held_settings());
         let (stop, signal) = watch::channel(false);
         tokio::spawn(ticker(
             meta.clone(),
@@ -97,14 +98,37 @@ impl Group {
     }
 
     fn step_down(&self) {
-        if self
+        let was = self
             .leading
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .is_some()
-        {
+            .take();
+        if let Some(leading) = was {
+            leading.meta.retire();
             tracing::info!(id = self.member.id(), "no longer leading the meta servers");
+        }
+    }
+}
+
+/// The key a level change is held under (beside the remote commands).
+pub const LEVEL_SETTING: &str = "meta.level";
+
+/// Applies the runtime settings a member holds to a new leader's meta state, in order.
+fn replay_settings(meta: &Meta, settings: &[(String, Vec<String>)]) {
+    for (command, args) in settings {
+        if command == LEVEL_SETTING {
+            let level = args
+                .first()
+                .and_then(|a| a.parse::<i32>().ok())
+                .and_then(|pb| crate::model::MetaLevel::from_pb(pb).ok().flatten());
+            if let Some(level) = level {
+                meta.lock().set_level(level);
+            }
+            continue;
+        }
+        let (ok, output) = crate::meta::remote_commands::META_COMMANDS.call(meta, command, args);
+        if !ok {
+            tracing::warn!(command, "a held runtime setting did not apply: {output}");
         }
     }
 }
@@ -178,6 +202,14 @@ impl MetaHolder {
                     .map(|(_, addr)| addr)
                     .filter(|addr| *addr != g.address),
             }),
+        }
+    }
+
+    /// A runtime setting changed on this (leading) meta server: in a group, every member
+    /// holds it, so the next leader keeps it.
+    pub fn setting_changed(&self, command: &str, args: &[String]) {
+        if let MetaHolder::Group(g) = self {
+            g.member.forward_setting(command.to_string(), args.to_vec());
         }
     }
 

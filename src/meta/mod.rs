@@ -51,6 +51,7 @@ use writer::Progress;
 pub struct Meta {
     state: Arc<Mutex<MetaState>>,
     progress: watch::Sender<Progress>,
+    retired: watch::Sender<bool>,
     address: String,
     started: Instant,
     started_ms: u64,
@@ -71,6 +72,7 @@ impl Meta {
         Ok(Meta {
             state,
             progress,
+            retired: watch::channel(false).0,
             address,
             started,
             started_ms: now_ms(),
@@ -108,6 +110,20 @@ impl Meta {
             .await
             .map_err(|_| crate::error::Error::Storage("the meta store writer stopped".into()))?;
         progress.outcome(seq).unwrap_or(Ok(()))
+    }
+
+    /// Marks this meta state as no longer acted on (its server stopped leading): its
+    /// presence streams end.
+    pub fn retire(&self) {
+        self.retired.send_replace(true);
+    }
+
+    /// Resolves once [`Meta::retire`] was called.
+    pub fn retired(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.retired.subscribe();
+        async move {
+            let _ = rx.wait_for(|r| *r).await;
+        }
     }
 
     /// The address this server answers as.

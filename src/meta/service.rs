@@ -31,9 +31,11 @@ impl MetaService {
         MetaService { holder }
     }
 
-    /// The meta state to act on, or "not the leader".
-    fn meta(&self) -> Result<Arc<Meta>, Error> {
-        self.holder.meta()
+    /// The meta state to act on once leadership is confirmed (by the leader's lease: a
+    /// deposed leader learns it here), or "not the leader" with the leader's address.
+    /// Reads are so linearizable, and no change starts on a stale state.
+    async fn leader(&self) -> Result<Arc<Meta>, Error> {
+        self.holder.confirm_leader().await
     }
 }
 
@@ -45,7 +47,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::PresenceRequest>,
     ) -> Result<Response<Self::PresenceStream>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         Ok(Response::new(departures::presence(
             &meta,
             req.into_inner(),
@@ -56,7 +58,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::LeaveRequest>,
     ) -> Result<Response<pb::LeaveReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         Ok(Response::new(
             departures::leave(&meta, req.into_inner()).await?,
         ))
@@ -66,7 +68,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::DecommissionRequest>,
     ) -> Result<Response<pb::DecommissionReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         Ok(Response::new(
             departures::decommission(&meta, req.into_inner()).await?,
         ))
@@ -76,7 +78,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         _req: Request<pb::DecommissionStatusRequest>,
     ) -> Result<Response<pb::DecommissionStatusReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         Ok(Response::new(departures::decommission_status(&meta)))
     }
 
@@ -84,7 +86,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::CancelDecommissionRequest>,
     ) -> Result<Response<pb::CancelDecommissionReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         Ok(Response::new(
             departures::cancel_decommission(&meta, req.into_inner()).await?,
         ))
@@ -94,7 +96,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::DropNodeRequest>,
     ) -> Result<Response<pb::DropNodeReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         Ok(Response::new(
             departures::drop_node(&meta, req.into_inner()).await?,
         ))
@@ -104,7 +106,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::RenameAppRequest>,
     ) -> Result<Response<pb::RenameAppReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         Ok(Response::new(
             app_admin::rename(&meta, req.into_inner()).await?,
         ))
@@ -114,7 +116,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::UpdateAppEnvsRequest>,
     ) -> Result<Response<pb::UpdateAppEnvsReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         Ok(Response::new(
             app_admin::update_envs(&meta, req.into_inner()).await?,
         ))
@@ -125,7 +127,7 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::BeaconRequest>,
     ) -> Result<Response<pb::BeaconReply>, Status> {
         // A deposed leader must not renew a lease: confirm leadership first.
-        let meta = self.holder.confirm_leader().await?;
+        let meta = self.leader().await?;
         let req = req.into_inner();
         let replicas = req
             .replicas
@@ -142,7 +144,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::ListNodesRequest>,
     ) -> Result<Response<pb::ListNodesReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         let req = req.into_inner();
         let filter = pb::NodeStatus::try_from(req.status)
             .map_err(|_| Error::InvalidInput("unknown node status".into()))?;
@@ -184,7 +186,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::ListAppsRequest>,
     ) -> Result<Response<pb::ListAppsReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         let status = AppStatus::from_pb(req.into_inner().status);
         let state = meta.lock();
         let apps = state
@@ -199,7 +201,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::QueryAppRequest>,
     ) -> Result<Response<pb::QueryAppReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         let name = req.into_inner().app_name;
         let state = meta.lock();
         let app = state.app_by_name(&name)?;
@@ -243,7 +245,8 @@ impl pb::meta_server::Meta for MetaService {
         let r = req.into_inner();
         let envs: BTreeMap<String, String> = r.envs.into_iter().collect();
         let (app_id, existed) = self
-            .meta()?
+            .leader()
+            .await?
             .change(|s| {
                 s.create_app(
                     &r.app_name,
@@ -264,7 +267,8 @@ impl pb::meta_server::Meta for MetaService {
         let r = req.into_inner();
         let reserve = r.reserve_seconds.map(Duration::from_secs);
         let (app_id, drop_expire_ms) = self
-            .meta()?
+            .leader()
+            .await?
             .change(|s| s.drop_app(&r.app_name, reserve))
             .await?;
         Ok(Response::new(pb::DropAppReply {
@@ -280,7 +284,8 @@ impl pb::meta_server::Meta for MetaService {
         let r = req.into_inner();
         let new_name = (!r.new_app_name.is_empty()).then_some(r.new_app_name.as_str());
         let record = self
-            .meta()?
+            .leader()
+            .await?
             .change(|s| s.recall_app(r.app_id, new_name))
             .await?;
         Ok(Response::new(pb::RecallAppReply {
@@ -292,11 +297,17 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::ControlMetaRequest>,
     ) -> Result<Response<pb::ControlMetaReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         let level = MetaLevel::from_pb(req.into_inner().level)?;
         let mut state = meta.lock();
         let view = match level {
-            Some(level) => state.set_level(level),
+            Some(level) => {
+                let view = state.set_level(level);
+                let held = vec![(level.to_pb() as i32).to_string()];
+                self.holder
+                    .setting_changed(crate::meta::ha::LEVEL_SETTING, &held);
+                view
+            }
             None => state.level(),
         };
         Ok(Response::new(pb::ControlMetaReply {
@@ -311,7 +322,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         _req: Request<pb::ClusterInfoRequest>,
     ) -> Result<Response<pb::ClusterInfoReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         let state = meta.lock();
         let now = Instant::now();
         let view = state.level();
@@ -366,7 +377,8 @@ impl pb::meta_server::Meta for MetaService {
             .map(Gpid::from_pb)
             .ok_or_else(|| Error::InvalidInput("gpid is missing".into()))?;
         let action = self
-            .meta()?
+            .leader()
+            .await?
             .change(|state| {
                 let config = state.partition(gpid)?.clone();
                 let action = proposal_action(&r.kind, gpid, &r.from, &r.to, &config)?;
@@ -389,7 +401,8 @@ impl pb::meta_server::Meta for MetaService {
         };
         let change = primary_request_from_pb(r.kind, r.node)?;
         let (applied, config) = self
-            .meta()?
+            .leader()
+            .await?
             .change(|s| s.update_partition(gpid, r.ballot, &r.from, change, Instant::now()))
             .await?;
         Ok(Response::new(pb::UpdatePartitionReply {
@@ -402,7 +415,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::DddDiagnoseRequest>,
     ) -> Result<Response<pb::DddDiagnoseReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         let r = req.into_inner();
         let now = Instant::now();
         let forced = match (&r.force_gpid, r.force_node.is_empty()) {
@@ -520,9 +533,12 @@ fn ddd_to_pb(p: DddPartition) -> pb::DddPartition {
 #[tonic::async_trait]
 impl pb::cli_server::Cli for MetaService {
     async fn call(&self, req: Request<pb::CliRequest>) -> Result<Response<pb::CliReply>, Status> {
-        let meta = self.meta()?;
+        let meta = self.leader().await?;
         let req = req.into_inner();
         let (ok, output) = META_COMMANDS.call(&meta, &req.command, &req.args);
+        if ok && !req.args.is_empty() {
+            self.holder.setting_changed(&req.command, &req.args);
+        }
         Ok(Response::new(pb::CliReply {
             ok,
             output: output.to_string(),

@@ -29,6 +29,8 @@ pub struct Member {
     pub(super) view: Arc<RwLock<View>>,
     pub(super) timings: Timings,
     pub(super) admin: tokio::sync::Mutex<()>,
+    /// Runtime settings as the leader last forwarded them: the latest args per command.
+    settings: std::sync::Mutex<Vec<(String, Vec<String>)>>,
 }
 
 /// Why a write did not commit.
@@ -66,6 +68,7 @@ impl Member {
             view,
             timings,
             admin: tokio::sync::Mutex::new(()),
+            settings: std::sync::Mutex::new(Vec::new()),
         }))
     }
 
@@ -347,6 +350,10 @@ impl Member {
                 Err(e) => failed(&e),
             },
             Request::Status => Response::Status(self.status()),
+            Request::Setting { command, args } => {
+                self.hold_setting(command, args);
+                Response::Done("held".into())
+            }
             admin => self.admin(admin, forwarded).await,
         }
     }
@@ -387,6 +394,55 @@ impl Member {
                 Err(r) => r,
             },
             other => Response::Failed(format!("not an admin request: {other:?}")),
+        }
+    }
+
+    /// Holds `command args` as the latest value of that runtime setting.
+    pub fn hold_setting(&self, command: String, args: Vec<String>) {
+        let mut held = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(|(c, _)| *c != command);
+        held.push((command, args));
+    }
+
+    /// The runtime settings held, in the order they were last changed.
+    pub fn held_settings(&self) -> Vec<(String, Vec<String>)> {
+        self.settings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Holds a setting the leader changed and sends it to every other member (best
+    /// effort: a member that is down gets its configured values when it restarts, as a
+    /// Pegasus meta server does).
+    pub fn forward_setting(self: &Arc<Self>, command: String, args: Vec<String>) {
+        self.hold_setting(command.clone(), args.clone());
+        for (id, node) in self.members().nodes {
+            if id == self.id {
+                continue;
+            }
+            let this = self.clone();
+            let request = Request::Setting {
+                command: command.clone(),
+                args: args.clone(),
+            };
+            tokio::spawn(async move {
+                for _ in 0..3 {
+                    let sent = super::network::call_incarnation(
+                        this.transport.as_ref(),
+                        &node.address,
+                        &node.incarnation,
+                        request.clone(),
+                        this.admin_timeout(),
+                    )
+                    .await;
+                    if matches!(sent, Ok(Response::Done(_))) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(this.timings.election_min_ms)).await;
+                }
+                tracing::warn!(member = id, "could not forward a runtime setting");
+            });
         }
     }
 

@@ -90,6 +90,14 @@ pub enum Request {
     Forward(Box<Request>),
     /// Admin: this member's status.
     Status,
+    /// A runtime setting the leader changed (a meta remote command, or the level): every
+    /// member holds the latest of each, so a new leader keeps them.
+    Setting {
+        /// The remote command (or `meta.level`).
+        command: String,
+        /// Its arguments.
+        args: Vec<String>,
+    },
 }
 
 /// A member's answer.
