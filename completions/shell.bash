@@ -157,14 +157,23 @@ _shell() {
             shell,wait)
                 cmd="shell__subcmd__wait"
                 ;;
+            shell__subcmd__local,add_meta)
+                cmd="shell__subcmd__local__subcmd__add_meta"
+                ;;
             shell__subcmd__local,add_node)
                 cmd="shell__subcmd__local__subcmd__add_node"
                 ;;
             shell__subcmd__local,logs)
                 cmd="shell__subcmd__local__subcmd__logs"
                 ;;
+            shell__subcmd__local,start_meta)
+                cmd="shell__subcmd__local__subcmd__start_meta"
+                ;;
             shell__subcmd__local,start_node)
                 cmd="shell__subcmd__local__subcmd__start_node"
+                ;;
+            shell__subcmd__local,stop_meta)
+                cmd="shell__subcmd__local__subcmd__stop_meta"
                 ;;
             shell__subcmd__local,stop_node)
                 cmd="shell__subcmd__local__subcmd__stop_node"
@@ -185,7 +194,7 @@ _shell() {
 
     case "${cmd}" in
         shell)
-            opts="-V -e -k -h --version --meta --execute --local --data-dir --keep-going --completions --help help version exit cluster_info nodes ls app create drop recall rename get_app_envs set_app_envs del_app_envs clear_app_envs get_meta_level set_meta_level balance propose ddd_diagnose decommission decommission_status cancel_decommission drop_node wait remote_command server_info meta server_stat app_stat local sleep use timeout set get exist ttl incr check_and_set del multi_set multi_get multi_del hash_scan full_scan count_data"
+            opts="-V -e -k -h --version --meta --execute --local --metas --data-dir --keep-going --completions --help help version exit cluster_info nodes ls app create drop recall rename get_app_envs set_app_envs del_app_envs clear_app_envs get_meta_level set_meta_level balance propose ddd_diagnose decommission decommission_status cancel_decommission drop_node wait remote_command server_info meta server_stat app_stat local sleep use timeout set get exist ttl incr check_and_set del multi_set multi_get multi_del hash_scan full_scan count_data"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -204,6 +213,10 @@ _shell() {
                     return 0
                     ;;
                 --local)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metas)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -797,8 +810,22 @@ _shell() {
             return 0
             ;;
         shell__subcmd__local)
-            opts="-h --help add_node stop_node start_node logs"
+            opts="-h --help add_node stop_node start_node add_meta stop_meta start_meta logs"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__local__subcmd__add_meta)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -846,7 +873,35 @@ _shell() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        shell__subcmd__local__subcmd__start_meta)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         shell__subcmd__local__subcmd__start_node)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        shell__subcmd__local__subcmd__stop_meta)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

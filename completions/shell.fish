@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_shell_global_optspecs
-    string join \n V/version meta= e/execute= local= data-dir= k/keep-going completions= h/help
+    string join \n V/version meta= e/execute= local= metas= data-dir= k/keep-going completions= h/help
 end
 
 function __fish_shell_needs_command
@@ -27,6 +27,7 @@ end
 complete -c shell -n "__fish_shell_needs_command" -l meta -d 'Meta servers, host:port[,host:port...]' -r
 complete -c shell -n "__fish_shell_needs_command" -s e -l execute -d 'Run these \';\'-separated commands as a script and exit' -r
 complete -c shell -n "__fish_shell_needs_command" -l local -d 'Start an embedded cluster of 1 meta server and N replica servers (default 3)' -r
+complete -c shell -n "__fish_shell_needs_command" -l metas -d 'With --local, start M meta servers as a Raft group (default 1: one alone)' -r
 complete -c shell -n "__fish_shell_needs_command" -l data-dir -d 'Keep the embedded cluster\'s data in DIR instead of a temporary directory' -r -F
 complete -c shell -n "__fish_shell_needs_command" -l completions -d 'Print the completion script for SHELL (bash, zsh, fish, ...)' -r -f -a "bash\t''
 elvish\t''
@@ -198,11 +199,14 @@ complete -c shell -n "__fish_shell_using_subcommand app_stat" -s i -l sample_int
 complete -c shell -n "__fish_shell_using_subcommand app_stat" -s o -l output -d 'Write the output to FILE instead of standard output' -r -F
 complete -c shell -n "__fish_shell_using_subcommand app_stat" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand app_stat" -s j -l json -d 'Print JSON (typed values, documented shape) instead of tables'
-complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node logs" -s h -l help -d 'Print this verb\'s help page'
-complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node logs" -f -a "add_node" -d 'Start one more replica server'
-complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node logs" -f -a "stop_node" -d 'Stop a replica server at once'
-complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node logs" -f -a "start_node" -d 'Start a stopped replica server again'
-complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node logs" -f -a "logs" -d 'Show the last lines of the embedded servers\' log'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node add_meta stop_meta start_meta logs" -s h -l help -d 'Print this verb\'s help page'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node add_meta stop_meta start_meta logs" -f -a "add_node" -d 'Start one more replica server'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node add_meta stop_meta start_meta logs" -f -a "stop_node" -d 'Stop a replica server at once'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node add_meta stop_meta start_meta logs" -f -a "start_node" -d 'Start a stopped replica server again'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node add_meta stop_meta start_meta logs" -f -a "add_meta" -d 'Start one more meta server, which joins the group (--metas 2 or more)'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node add_meta stop_meta start_meta logs" -f -a "stop_meta" -d 'Stop meta server ID at once'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node add_meta stop_meta start_meta logs" -f -a "start_meta" -d 'Start stopped meta server ID again'
+complete -c shell -n "__fish_shell_using_subcommand local; and not __fish_seen_subcommand_from add_node stop_node start_node add_meta stop_meta start_meta logs" -f -a "logs" -d 'Show the last lines of the embedded servers\' log'
 complete -c shell -n "__fish_shell_using_subcommand local; and __fish_seen_subcommand_from logs" -s n -l lines -d 'How many lines' -r
 complete -c shell -n "__fish_shell_using_subcommand sleep" -s h -l help -d 'Print this verb\'s help page'
 complete -c shell -n "__fish_shell_using_subcommand use" -s h -l help -d 'Print this verb\'s help page'

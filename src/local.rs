@@ -1,5 +1,6 @@
-//! The embedded cluster behind `shell --local [N]`: one meta server and N replica servers
-//! in this process, on loopback ports, with data in a temporary directory (or
+//! The embedded cluster behind `shell --local [N] [--metas M]`: one meta server (or a group
+//! of M, for rehearsing Databend's and Doris's meta-server procedures) and N replica
+//! servers in this process, on loopback ports, with data in a temporary directory (or
 //! `--data-dir`, where the chosen ports are remembered so a restart keeps node names).
 //! It creates the table `temp` and is ready once every node is ALIVE, `temp` is healthy
 //! and every node holds its assignments. Tests use it as their in-process cluster.
@@ -11,8 +12,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::meta::Meta;
 use crate::meta::config::MetaConfig;
+use crate::meta::ha::MetaHolder;
+use crate::meta::{GroupOptions, Meta, start_member};
 use crate::model::{AppStatus, HealthCounts};
 use crate::replica::faults::Faults;
 use crate::replica::{Replica, ReplicaConfig};
@@ -40,11 +42,21 @@ struct LocalNode {
     running: Option<(ServerHandle, Arc<Replica>)>,
 }
 
+/// One meta server of an embedded group.
+struct LocalMeta {
+    id: u64,
+    address: String,
+    running: Option<(ServerHandle, Arc<MetaHolder>)>,
+}
+
 /// The addresses an embedded cluster in a data directory used, so a restart reuses them.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ports {
-    /// The meta server's address.
+    /// The meta server's address (the first member's, for a group).
     pub meta: String,
+    /// Every member's address, for a group (in id order).
+    #[serde(default)]
+    pub metas: Vec<String>,
     /// The replica servers' addresses, in start order.
     pub replicas: Vec<String>,
 }
@@ -53,6 +65,8 @@ pub struct Ports {
 pub struct LocalCluster {
     meta: Option<(ServerHandle, Arc<Meta>)>,
     meta_addr: String,
+    metas: Vec<LocalMeta>,
+    config: MetaConfig,
     nodes: Vec<LocalNode>,
     beacon: Duration,
     _tmp: Option<tempfile::TempDir>,
@@ -78,13 +92,29 @@ impl LocalCluster {
         let free = std::iter::once(&meta)
             .chain(&replicas)
             .all(|a| std::net::TcpListener::bind(a).is_ok());
-        free.then_some(Ports { meta, replicas })
+        free.then_some(Ports {
+            meta,
+            metas: Vec::new(),
+            replicas,
+        })
     }
 
     /// Like [`LocalCluster::start`], on `preferred` addresses when given (ports a
     /// `--data-dir` remembers win).
     pub async fn start_on(
         n: usize,
+        data_dir: Option<&Path>,
+        config: MetaConfig,
+        preferred: Option<Ports>,
+    ) -> Result<LocalCluster> {
+        LocalCluster::start_group_on(n, 1, data_dir, config, preferred).await
+    }
+
+    /// Like [`LocalCluster::start_on`] with `metas` meta servers: more than one makes a
+    /// group (member 1 starts it, the others join).
+    pub async fn start_group_on(
+        n: usize,
+        metas: usize,
         data_dir: Option<&Path>,
         config: MetaConfig,
         preferred: Option<Ports>,
@@ -108,18 +138,32 @@ impl LocalCluster {
         let meta_listen = remembered
             .as_ref()
             .map_or("127.0.0.1:0".to_string(), |p| p.meta.clone());
-        let listener = bind(&meta_listen).await?;
         let beacon = config.beacon_interval;
-        let (handle, meta) = crate::meta::start(config, &root.join("meta"), listener).await?;
-        let meta_addr = handle.addr().to_string();
         let mut cluster = LocalCluster {
-            meta: Some((handle, meta)),
-            meta_addr,
+            meta: None,
+            meta_addr: String::new(),
+            metas: Vec::new(),
+            config: config.clone(),
             nodes: Vec::new(),
             beacon,
             _tmp: tmp,
             root: root.clone(),
         };
+        if metas <= 1 {
+            let listener = bind(&meta_listen).await?;
+            let (handle, meta) = crate::meta::start(config, &root.join("meta"), listener).await?;
+            cluster.meta_addr = handle.addr().to_string();
+            cluster.meta = Some((handle, meta));
+        } else {
+            for id in 1..=metas as u64 {
+                let listen = remembered
+                    .as_ref()
+                    .and_then(|p| p.metas.get(id as usize - 1).cloned())
+                    .unwrap_or_else(|| "127.0.0.1:0".to_string());
+                cluster.start_member(id, &listen).await?;
+            }
+            cluster.meta_addr = cluster.metas[0].address.clone();
+        }
         for i in 0..n {
             let listen = remembered
                 .as_ref()
@@ -136,6 +180,7 @@ impl LocalCluster {
     fn remember_ports(&self) -> Result<()> {
         let ports = Ports {
             meta: self.meta_addr.clone(),
+            metas: self.metas.iter().map(|m| m.address.clone()).collect(),
             replicas: self.nodes.iter().map(|n| n.address.clone()).collect(),
         };
         let bytes =
@@ -149,7 +194,7 @@ impl LocalCluster {
         let faults = Arc::new(Faults::default());
         let config = ReplicaConfig {
             faults: faults.clone(),
-            ..ReplicaConfig::new(vec![self.meta_addr.clone()], data_dir.clone(), self.beacon)
+            ..ReplicaConfig::new(self.meta_addrs(), data_dir.clone(), self.beacon)
         };
         let (handle, replica) = crate::replica::start(config, listener).await?;
         let address = handle.addr().to_string();
@@ -170,9 +215,18 @@ impl LocalCluster {
         Ok(address)
     }
 
-    /// The meta server's address.
+    /// The meta server's address (the first member's, for a group).
     pub fn meta_addr(&self) -> &str {
         &self.meta_addr
+    }
+
+    /// Every meta server's address (one, or every member of the group).
+    pub fn meta_addrs(&self) -> Vec<String> {
+        if self.metas.is_empty() {
+            vec![self.meta_addr.clone()]
+        } else {
+            self.metas.iter().map(|m| m.address.clone()).collect()
+        }
     }
 
     /// The replica servers' addresses, in start order.
@@ -196,9 +250,15 @@ impl LocalCluster {
             .and_then(|n| n.running.as_ref().map(|(_, r)| r.clone()))
     }
 
-    /// The in-process meta server, for tests that inspect its state.
-    pub fn meta(&self) -> Option<&Arc<Meta>> {
-        self.meta.as_ref().map(|(_, m)| m)
+    /// The in-process meta state acted on (the group leader's), for inspection.
+    pub fn meta(&self) -> Option<Arc<Meta>> {
+        if let Some((_, meta)) = &self.meta {
+            return Some(meta.clone());
+        }
+        self.metas
+            .iter()
+            .filter_map(|m| m.running.as_ref())
+            .find_map(|(_, holder)| holder.meta().ok())
     }
 
     /// Where the servers of `shell --local` log (`local logs` shows its tail).
@@ -228,7 +288,7 @@ impl LocalCluster {
         )
         .await?;
         drop(replica);
-        let Some(meta) = self.meta().cloned() else {
+        let Some(meta) = self.meta() else {
             return Ok(());
         };
         let silent = self.beacon * 2;
@@ -247,7 +307,7 @@ impl LocalCluster {
 
     /// Starts a stopped replica server again on the same address and data.
     pub async fn start_node(&mut self, address: &str) -> Result<()> {
-        let (meta_addr, beacon) = (self.meta_addr.clone(), self.beacon);
+        let (meta_addrs, beacon) = (self.meta_addrs(), self.beacon);
         let node = self.node_mut(address)?;
         if node.running.is_some() {
             return Err(Error::Refused(format!("node {address} is already running")));
@@ -255,7 +315,7 @@ impl LocalCluster {
         let listener = bind(address).await?;
         let config = ReplicaConfig {
             faults: node.faults.clone(),
-            ..ReplicaConfig::new(vec![meta_addr], node.data_dir.clone(), beacon)
+            ..ReplicaConfig::new(meta_addrs, node.data_dir.clone(), beacon)
         };
         node.running = Some(crate::replica::start(config, listener).await?);
         Ok(())
@@ -271,10 +331,7 @@ impl LocalCluster {
     /// Waits until every running node has beaconed and counts as serving (its presence
     /// stream open), or `deadline`.
     pub async fn wait_all_serving(&self, deadline: Instant) -> Result<()> {
-        let meta = self
-            .meta()
-            .ok_or_else(|| Error::Unavailable("meta server stopped".into()))?
-            .clone();
+        let meta = self.await_meta(deadline).await?;
         let running = self.nodes.iter().filter(|n| n.running.is_some()).count();
         wait_until(deadline, "every node to beacon", || {
             meta.lock()
@@ -296,10 +353,7 @@ impl LocalCluster {
         timeout: Duration,
     ) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        let meta = self
-            .meta()
-            .ok_or_else(|| Error::Unavailable("meta server stopped".into()))?
-            .clone();
+        let meta = self.await_meta(deadline).await?;
         self.wait_all_serving(deadline).await?;
         let running = self.nodes.iter().filter(|n| n.running.is_some()).count();
         let replicas = running.clamp(1, 3) as u32;
@@ -340,6 +394,112 @@ impl LocalCluster {
         if let Some((handle, _)) = self.meta.take() {
             handle.shutdown().await;
         }
+        for member in &mut self.metas {
+            if let Some((handle, _)) = member.running.take() {
+                handle.shutdown().await;
+            }
+        }
+    }
+
+    /// The meta state acted on, waiting for a group to have a leader.
+    async fn await_meta(&self, deadline: Instant) -> Result<Arc<Meta>> {
+        wait_until(deadline, "a meta server to lead", || self.meta().is_some()).await?;
+        self.meta()
+            .ok_or_else(|| Error::Unavailable("no meta server leads".into()))
+    }
+
+    /// Starts (or restarts) group member `id` on `listen`: member 1 of a new group starts
+    /// it, every other joins through the members running.
+    async fn start_member(&mut self, id: u64, listen: &str) -> Result<String> {
+        let data_dir = self.root.join(format!("meta-{id}"));
+        let join: Vec<String> = self
+            .metas
+            .iter()
+            .filter(|m| m.id != id && m.running.is_some())
+            .map(|m| m.address.clone())
+            .collect();
+        let opts = GroupOptions {
+            id,
+            single: id == 1 && join.is_empty(),
+            join,
+            observer: false,
+            timings: Default::default(),
+        };
+        // A member stopped in this process lets go of its files once its tasks end.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let (handle, holder) = loop {
+            let listener = bind(listen).await?;
+            match start_member(self.config.clone(), opts.clone(), &data_dir, listener).await {
+                Ok(started) => break started,
+                Err(e) if e.to_string().contains("in use") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let address = handle.addr().to_string();
+        match self.metas.iter_mut().find(|m| m.id == id) {
+            Some(m) => m.running = Some((handle, holder)),
+            None => self.metas.push(LocalMeta {
+                id,
+                address: address.clone(),
+                running: Some((handle, holder)),
+            }),
+        }
+        Ok(address)
+    }
+
+    /// Starts one more meta server, which joins the group as a voter (Databend's
+    /// scale-out). Only for a cluster started with several meta servers.
+    pub async fn add_meta(&mut self) -> Result<(u64, String)> {
+        self.require_group()?;
+        let id = self.metas.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+        let address = self.start_member(id, "127.0.0.1:0").await?;
+        self.remember_ports()?;
+        Ok((id, address))
+    }
+
+    /// Stops meta server `id` at once, as a crash would.
+    pub async fn stop_meta(&mut self, id: u64) -> Result<String> {
+        self.require_group()?;
+        let member = self.member_mut(id)?;
+        let Some((handle, _)) = member.running.take() else {
+            return Err(Error::Refused(format!(
+                "meta server {id} is already stopped"
+            )));
+        };
+        handle.shutdown().await;
+        Ok(member.address.clone())
+    }
+
+    /// Starts stopped meta server `id` again on its address and data.
+    pub async fn start_meta(&mut self, id: u64) -> Result<String> {
+        self.require_group()?;
+        let member = self.member_mut(id)?;
+        if member.running.is_some() {
+            return Err(Error::Refused(format!(
+                "meta server {id} is already running"
+            )));
+        }
+        let listen = member.address.clone();
+        self.start_member(id, &listen).await
+    }
+
+    fn require_group(&self) -> Result<()> {
+        if self.metas.is_empty() {
+            return Err(Error::Refused(
+                "the local cluster has one meta server alone: start the shell with --local N --metas 3 to rehearse a group"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn member_mut(&mut self, id: u64) -> Result<&mut LocalMeta> {
+        self.metas
+            .iter_mut()
+            .find(|m| m.id == id)
+            .ok_or_else(|| Error::NotFound(format!("no meta server {id} in the local cluster")))
     }
 }
 

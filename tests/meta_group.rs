@@ -175,3 +175,31 @@ fn a_fourth_member_joins_leads_and_leaves_and_an_observer_never_votes() {
         (status(&all)["learners"] == serde_json::json!([])).then_some(())
     });
 }
+
+#[test]
+fn local_rehearses_the_databend_procedure_with_a_group_of_meta_servers() {
+    let script = "meta status -j\n\
+                  local add_meta\n\
+                  meta status -j\n\
+                  local stop_meta 1\n\
+                  nodes -j\n\
+                  local start_meta 1\n\
+                  meta transfer_leader --to 4\n\
+                  get_meta_level\n\
+                  meta leave 4 --yes\n\
+                  meta status -j\n";
+    let run = shell(&["--local", "3", "--metas", "3"], Some(script));
+    let out = run.ok();
+    assert!(out.contains("added meta server 4 at 127.0.0.1:"), "{out}");
+    assert!(out.contains("stopped meta server 1"), "{out}");
+    assert!(out.contains("started meta server 1"), "{out}");
+    assert!(out.contains("meta server 4 leads"), "{out}");
+    assert!(out.contains("meta server 4 left"), "{out}");
+    assert!(out.contains("current meta level is"), "{out}");
+    // The last status: three voters again, and 4's id is gone.
+    let last = out.rfind("{\n  \"members\"").unwrap();
+    let status: serde_json::Value = serde_json::from_str(&out[last..]).unwrap();
+    assert_eq!(status["voters"], serde_json::json!([1, 2, 3]), "{out}");
+    // nodes answered while member 1 was down.
+    assert!(out.contains("\"alive_node_count\": 3"), "{out}");
+}

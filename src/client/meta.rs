@@ -23,10 +23,35 @@ pub struct MetaClient {
 }
 
 struct Inner {
-    addrs: Vec<String>,
-    channels: Vec<Channel>,
+    /// The addresses given, then leaders learned from redirects (never removed).
+    servers: std::sync::RwLock<Vec<(String, Channel)>>,
+    given: Vec<String>,
     leader: AtomicUsize,
     timeout: Duration,
+}
+
+impl Inner {
+    fn len(&self) -> usize {
+        self.servers.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn channel(&self, idx: usize) -> Channel {
+        self.servers.read().unwrap_or_else(|p| p.into_inner())[idx]
+            .1
+            .clone()
+    }
+
+    /// The index of `addr`, adding it (a leader named by a redirect that was not among
+    /// the addresses given: a meta server that joined the group later).
+    fn index_of(&self, addr: &str) -> Option<usize> {
+        let mut servers = self.servers.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = servers.iter().position(|(a, _)| a == addr) {
+            return Some(i);
+        }
+        let channel = channel(addr, self.timeout).ok()?;
+        servers.push((addr.to_string(), channel));
+        Some(servers.len() - 1)
+    }
 }
 
 impl MetaClient {
@@ -38,10 +63,10 @@ impl MetaClient {
         let channels = addrs
             .iter()
             .map(|a| channel(a, timeout))
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let inner = Inner {
-            addrs: addrs.to_vec(),
-            channels,
+            servers: std::sync::RwLock::new(addrs.iter().cloned().zip(channels).collect()),
+            given: addrs.to_vec(),
             leader: AtomicUsize::new(0),
             timeout,
         };
@@ -52,7 +77,7 @@ impl MetaClient {
 
     /// The configured meta addresses.
     pub fn addrs(&self) -> &[String] {
-        &self.inner.addrs
+        &self.inner.given
     }
 
     /// Sends one request, trying meta servers until one answers or the deadline passes.
@@ -63,25 +88,35 @@ impl MetaClient {
     {
         let inner = &self.inner;
         let deadline = Instant::now() + inner.timeout;
-        let mut idx = inner.leader.load(Ordering::Relaxed) % inner.addrs.len();
+        let mut idx = inner.leader.load(Ordering::Relaxed) % inner.len();
         let mut last_error = None;
         // Each address gets a try, plus one redirect per address. On the first pass, with
         // several addresses, each try gets a share of the budget, so an address that
         // accepts connections and never answers cannot use it all up; later tries get
         // what is left.
-        let n = inner.addrs.len();
+        let n = inner.len();
         let share = (inner.timeout / (2 * n as u32)).max(Duration::from_millis(250));
-        for attempt in 0..n * 2 {
+        // A member that answered "not the leader" means a group that is electing or
+        // whose leader just died: keep trying (paced) until the deadline. Addresses that
+        // all refuse get two passes, as before.
+        let mut group_seen = false;
+        let mut attempt = 0;
+        loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
+            if remaining.is_zero() || (attempt >= n * 2 && !group_seen) {
                 break;
             }
+            if attempt >= n * 2 {
+                tokio::time::sleep(Duration::from_millis(100).min(remaining)).await;
+            }
+            attempt += 1;
+            let attempt = attempt - 1;
             let budget = if n > 1 && attempt < n {
                 remaining.min(share)
             } else {
                 remaining
             };
-            let raw = RawClient::new(inner.channels[idx].clone());
+            let raw = RawClient::new(inner.channel(idx));
             let outcome = tokio::time::timeout(budget, f(raw)).await;
             let err = match outcome {
                 Ok(Ok(reply)) => {
@@ -91,15 +126,20 @@ impl MetaClient {
                 Ok(Err(status)) => Error::from(status),
                 Err(_) => Error::Unavailable("timed out".into()),
             };
+            if matches!(err, Error::NotLeader { .. }) {
+                group_seen = true;
+            }
             match &err {
                 Error::NotLeader {
                     leader: Some(leader),
-                } => match inner.addrs.iter().position(|a| a == leader) {
-                    Some(i) => idx = i,
-                    None => idx = (idx + 1) % inner.addrs.len(),
+                } => match inner.index_of(leader) {
+                    // A leader that was just named but refuses is dead or deposed: the
+                    // next member may know better.
+                    Some(i) if i != idx => idx = i,
+                    _ => idx = (idx + 1) % inner.len(),
                 },
                 e if e.is_retryable() || matches!(e, Error::Internal(_)) => {
-                    idx = (idx + 1) % inner.addrs.len();
+                    idx = (idx + 1) % inner.len();
                 }
                 _ => return Err(err),
             }
@@ -108,7 +148,7 @@ impl MetaClient {
         let why = last_error.map(|e| format!(": {e}")).unwrap_or_default();
         Err(Error::Unavailable(format!(
             "cannot reach the meta server at {} within {:?}{why}",
-            inner.addrs.join(","),
+            inner.given.join(","),
             inner.timeout
         )))
     }

@@ -66,6 +66,14 @@ fn flags() -> Command {
                 ),
         )
         .arg(
+            Arg::new("metas")
+                .long("metas")
+                .value_name("M")
+                .value_parser(value_parser!(u32).range(1..=9))
+                .requires("local")
+                .help("With --local, start M meta servers as a Raft group (default 1: one alone)"),
+        )
+        .arg(
             Arg::new("data-dir")
                 .long("data-dir")
                 .value_name("DIR")
@@ -154,12 +162,14 @@ pub fn main() -> i32 {
     }
     let mut local = None;
     if let Some(n) = matches.get_one::<u32>("local") {
+        let metas = matches.get_one::<u32>("metas").copied().unwrap_or(1) as usize;
         match runtime.block_on(start_local(
             *n as usize,
+            metas,
             matches.get_one::<PathBuf>("data-dir"),
         )) {
             Ok(cluster) => {
-                meta = vec![cluster.meta_addr().to_string()];
+                meta = cluster.meta_addrs();
                 local = Some(cluster);
             }
             Err(e) => {
@@ -352,9 +362,14 @@ fn quiet_logging() {
     let _ = crate::server::init_logging_to_file("info");
 }
 
-async fn start_local(n: usize, data_dir: Option<&PathBuf>) -> Result<LocalCluster, ShellError> {
+async fn start_local(
+    n: usize,
+    metas: usize,
+    data_dir: Option<&PathBuf>,
+) -> Result<LocalCluster, ShellError> {
     eprintln!(
-        "starting a local cluster: 1 meta server, {n} replica server{}, data in {}",
+        "starting a local cluster: {metas} meta server{}, {n} replica server{}, data in {}",
+        if metas == 1 { "" } else { "s" },
         if n == 1 { "" } else { "s" },
         data_dir.map_or("a temporary directory".to_string(), |d| d
             .display()
@@ -374,8 +389,9 @@ async fn start_local(n: usize, data_dir: Option<&PathBuf>) -> Result<LocalCluste
         }
         ports
     };
-    let cluster = LocalCluster::start_on(
+    let cluster = LocalCluster::start_group_on(
         n,
+        metas,
         data_dir.map(PathBuf::as_path),
         local_meta_config(n),
         preferred,
@@ -389,8 +405,9 @@ async fn start_local(n: usize, data_dir: Option<&PathBuf>) -> Result<LocalCluste
         .create_table_and_wait("temp", 8, Duration::from_secs(30))
         .await?;
     eprintln!(
-        "local cluster ready: meta server {}, replica servers {}, table temp",
-        cluster.meta_addr(),
+        "local cluster ready: meta server{} {}, replica servers {}, table temp",
+        if metas == 1 { "" } else { "s" },
+        cluster.meta_addrs().join(","),
         cluster.node_addrs().join(",")
     );
     Ok(cluster)

@@ -345,7 +345,7 @@ mod tests {
         assert!(h.candidates(&words("bogus"), "x").is_empty());
         assert_eq!(
             h.candidates(&words("local"), "st"),
-            ["stop_node", "start_node"]
+            ["stop_node", "start_node", "stop_meta", "start_meta"]
         );
         assert_eq!(h.candidates(&words("balance -p"), "move"), ["move_pri"]);
     }

@@ -1,5 +1,5 @@
-//! `local add_node | stop_node ADDR | start_node ADDR | logs [-n N]`: changes the
-//! embedded cluster of `shell --local`, so every procedure (scale out, scale in, node
+//! `local add_node | stop_node ADDR | start_node ADDR | add_meta | stop_meta ID |
+//! start_meta ID | logs [-n N]`: changes the embedded cluster of `shell --local`, so every procedure (scale out, scale in, node
 //! migration) can be rehearsed with nothing else running. `stop_node` stops a replica
 //! server at once, as a crash or `kill` would; `start_node` brings it back on the same
 //! address and data; `logs` shows the tail of the servers' log file (they never log over
@@ -33,6 +33,20 @@ enum LocalCommand {
         /// The node's address.
         #[arg(value_name = "ADDR", value_parser = parse_addr)]
         address: String,
+    },
+    /// Start one more meta server, which joins the group (--metas 2 or more).
+    AddMeta,
+    /// Stop meta server ID at once.
+    StopMeta {
+        /// The meta server's id.
+        #[arg(value_name = "ID")]
+        id: u64,
+    },
+    /// Start stopped meta server ID again.
+    StartMeta {
+        /// The meta server's id.
+        #[arg(value_name = "ID")]
+        id: u64,
     },
     /// Show the last lines of the embedded servers' log.
     Logs {
@@ -74,6 +88,22 @@ impl Verb for Local {
             LocalCommand::StartNode { address } => {
                 cluster.start_node(&address).await?;
                 format!("started node {address}")
+            }
+            LocalCommand::AddMeta => {
+                let (id, address) = cluster.add_meta().await?;
+                format!("added meta server {id} at {address}")
+            }
+            LocalCommand::StopMeta { id } => {
+                format!(
+                    "stopped meta server {id} at {}",
+                    cluster.stop_meta(id).await?
+                )
+            }
+            LocalCommand::StartMeta { id } => {
+                format!(
+                    "started meta server {id} at {}",
+                    cluster.start_meta(id).await?
+                )
             }
             LocalCommand::Logs { lines } => {
                 let path = cluster.log_path();
