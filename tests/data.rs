@@ -1,7 +1,7 @@
 //! The data plane end to end, through real `meta-server` and `replica-server` processes:
 //! acknowledged writes survive the loss of a primary, a new node learns its replicas'
 //! data (it serves them once made primary), a primary whose lease ran out stops
-//! serving, a 20 s `ballast-bench kill-test --wipe` loses nothing, and the learning and
+//! serving, a 20 s `ballast-bench kill-test --wipe --kill-meta` loses nothing, and the learning and
 //! primary-move benchmarks run and report. In process: one partition's stalled disk
 //! holds up nothing but that partition's writes; an atomic write retried under its
 //! request id is applied once, also at a new primary.
@@ -211,10 +211,19 @@ fn number_after(line: &str, label: &str) -> f64 {
 }
 
 #[test]
-fn a_20s_kill_test_with_wiped_disks_and_partition_kills_loses_nothing() {
-    // Seed 42's first steps include a wiped restart and partition kills.
+fn a_20s_kill_test_with_wiped_disks_partition_and_meta_kills_loses_nothing() {
+    // Seed 42's first steps include a wiped restart, partition kills, and kill -9 of meta
+    // servers of a group of three (the leader among them).
     let (ok, stdout, stderr) = bench(
-        &["kill-test", "--duration", "20s", "--wipe", "--seed", "42"],
+        &[
+            "kill-test",
+            "--duration",
+            "20s",
+            "--wipe",
+            "--kill-meta",
+            "--seed",
+            "42",
+        ],
         Duration::from_secs(240),
     );
     let last = stdout.lines().last().unwrap_or_default().to_string();
@@ -224,6 +233,7 @@ fn a_20s_kill_test_with_wiped_disks_and_partition_kills_loses_nothing() {
     let count = |label: &str| number_after(&last, label) as u64;
     assert_eq!(count("wrong"), 0, "{last}");
     assert!(count("writes acknowledged") > 0, "{last}");
+    assert!(count("meta kills") > 0, "{last}");
     assert!(count("kills") > 0 && count("wipes") > 0, "{last}");
     assert!(count("partition kills") > 0, "{last}");
 }
@@ -540,4 +550,21 @@ fn malformed_requests_to_every_rpc_crash_no_server() {
         "{out}"
     );
     assert!(out.contains("cases tried 1500 over"), "{out}");
+}
+
+#[test]
+fn meta_bench_reports_raft_beside_a_single_meta_server() {
+    let (ok, stdout, stderr) = bench(&["meta-bench", "--ops", "5"], Duration::from_secs(120));
+    assert!(ok, "{stdout}\n{stderr}");
+    for op in ["create", "set_app_envs"] {
+        for store in ["single", "raft-3-voters"] {
+            let row = stdout
+                .lines()
+                .find(|l| l.starts_with(op) && l.contains(store))
+                .unwrap_or_else(|| panic!("no {op} {store} row in {stdout}"));
+            let p50: u64 = row.split_whitespace().nth(2).unwrap().parse().unwrap();
+            assert!(p50 > 0, "{row}");
+        }
+    }
+    assert!(stdout.contains("raft / single: create p50"), "{stdout}");
 }

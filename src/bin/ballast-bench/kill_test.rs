@@ -52,6 +52,10 @@ pub struct KillTestArgs {
     /// Sometimes delete a killed node's data directory before restarting it.
     #[arg(long)]
     wipe: bool,
+    /// Run three meta servers as a group and kill -9 one of them (a minority) at random
+    /// moments, restarting it shortly after.
+    #[arg(long)]
+    kill_meta: bool,
 }
 
 impl KillTestArgs {
@@ -162,6 +166,7 @@ struct Moves {
     scale_ins: u32,
     partition_kills: u32,
     wipes: u32,
+    meta_kills: u32,
 }
 
 async fn kill_one(
@@ -209,20 +214,24 @@ async fn scale_in(
     let node = running[dice.roll(running.len() as u64) as usize].clone();
     gone.push(node.clone());
     let list = gone.join(",");
-    ops::remote(
-        meta_addr(meta),
-        "meta.lb.assign_secondary_black_list",
-        &[&list],
-    )
-    .await?;
+    ops::remote_meta(meta, "meta.lb.assign_secondary_black_list", &[&list]).await?;
     cluster.kill(&node)?;
     moves.scale_ins += 1;
     eprintln!("kill-test: black-listed and stopped {node}");
     Ok(())
 }
 
-fn meta_addr(meta: &MetaClient) -> &str {
-    &meta.addrs()[0]
+/// Kills -9 one meta server of the group while all are up (never a majority), and
+/// restarts it after a moment.
+async fn kill_meta(cluster: &mut ProcCluster, dice: &mut Dice, moves: &mut Moves) -> Result<()> {
+    let running = cluster.metas_running();
+    let victim = running[dice.roll(running.len() as u64) as usize];
+    cluster.kill_meta(victim)?;
+    tokio::time::sleep(Duration::from_millis(200 + dice.roll(1300))).await;
+    cluster.restart_meta(victim)?;
+    moves.meta_kills += 1;
+    eprintln!("kill-test: killed and restarted meta server {victim}");
+    Ok(())
 }
 
 async fn kill_partition(meta: &MetaClient, dice: &mut Dice, moves: &mut Moves) -> Result<()> {
@@ -251,8 +260,10 @@ async fn kill_partition(meta: &MetaClient, dice: &mut Dice, moves: &mut Moves) -
 /// Runs the kill test; returns whether it passed.
 pub async fn run(args: KillTestArgs) -> Result<bool> {
     let dir = tempfile::Builder::new().prefix("kill-test").tempdir()?;
+    let metas = if args.kill_meta { 3 } else { 1 };
     let (mut cluster, meta) =
-        ops::cluster_with_table(dir.path(), &args.meta, args.nodes, TABLE, 8, 3).await?;
+        ops::cluster_with_table_and_metas(dir.path(), &args.meta, args.nodes, metas, TABLE, 8, 3)
+            .await?;
     let data = Arc::new(DataClient::new(meta.clone(), Duration::from_secs(5)));
     ops::set_level(&meta, pb::MetaLevel::Lively).await?;
     let tally = Arc::new(Tally::default());
@@ -287,6 +298,9 @@ pub async fn run(args: KillTestArgs) -> Result<bool> {
                 7 if moves.scale_outs < 2 => scale_out(c, &meta, &mut moves).await,
                 8 if gone.is_empty() && c.running().len() > 4 => {
                     scale_in(c, &meta, &mut dice, &mut gone, &mut moves).await
+                }
+                3 | 4 if args.kill_meta && c.metas_running().len() == 3 => {
+                    kill_meta(c, &mut dice, &mut moves).await
                 }
                 _ => kill_one(c, &mut dice, &mut moves, args.wipe).await,
             },
@@ -348,7 +362,7 @@ pub async fn run(args: KillTestArgs) -> Result<bool> {
         let _ = dir.keep();
     }
     println!(
-        "kill-test {}: writes acknowledged {}, reads checked {}, kills {}, wipes {}, scale-outs {}, scale-ins {}, partition kills {}, write retries {}, unverified {unverified}, wrong {}, lost = {}",
+        "kill-test {}: writes acknowledged {}, reads checked {}, kills {}, wipes {}, scale-outs {}, scale-ins {}, partition kills {}, meta kills {}, write retries {}, unverified {unverified}, wrong {}, lost = {}",
         if passed { "passed" } else { "FAILED" },
         acked.len(),
         tally.reads.load(Ordering::Relaxed),
@@ -357,6 +371,7 @@ pub async fn run(args: KillTestArgs) -> Result<bool> {
         moves.scale_outs,
         moves.scale_ins,
         moves.partition_kills,
+        moves.meta_kills,
         tally.write_retries.load(Ordering::Relaxed),
         wrong.len(),
         lost.len(),

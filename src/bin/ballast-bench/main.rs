@@ -19,6 +19,7 @@ mod fuzz_shell;
 mod kill_test;
 mod learn;
 mod load;
+mod meta_bench;
 mod move_pri;
 mod ops;
 mod procs;
@@ -61,6 +62,10 @@ enum Bench {
     FuzzRpc(fuzz_rpc::FuzzRpcArgs),
     /// The shell's own speed: one-shot beside a hello-world process, and piped verbs/s.
     ShellSpeed(shell_speed::ShellSpeedArgs),
+    /// DDL and configuration-change latency through a Raft group of meta servers, beside
+    /// a single meta server in the same run.
+    #[command(name = "meta-bench")]
+    MetaLatency(meta_bench::MetaBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +110,7 @@ fn main() -> ExitCode {
             Bench::Failover(args) => failover::run(args).await,
             Bench::ShellSpeed(args) => shell_speed::run(args).await.map(|()| true),
             Bench::FuzzRpc(args) => fuzz_rpc::run(args).await,
+            Bench::MetaLatency(args) => meta_bench::run(args).await.map(|()| true),
             Bench::Sim(_) | Bench::FuzzShell(_) => unreachable!("run before the runtime"),
         }
     });

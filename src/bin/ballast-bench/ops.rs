@@ -18,13 +18,31 @@ pub async fn cluster_with_table(
     partition_count: u32,
     replicas: u32,
 ) -> Result<(Option<crate::procs::ProcCluster>, MetaClient)> {
+    cluster_with_table_and_metas(dir, meta, nodes, 1, table, partition_count, replicas).await
+}
+
+/// [`cluster_with_table`] with `metas` meta servers (more than one: a Raft group).
+pub async fn cluster_with_table_and_metas(
+    dir: &std::path::Path,
+    meta: &[String],
+    nodes: usize,
+    metas: usize,
+    table: &str,
+    partition_count: u32,
+    replicas: u32,
+) -> Result<(Option<crate::procs::ProcCluster>, MetaClient)> {
     let cluster = if meta.is_empty() {
-        Some(crate::procs::ProcCluster::start(dir, nodes, &[])?)
+        Some(crate::procs::ProcCluster::start_group(
+            dir,
+            nodes,
+            metas,
+            &[],
+        )?)
     } else {
         None
     };
     let addrs = match &cluster {
-        Some(c) => vec![c.meta_addr().to_string()],
+        Some(c) => c.meta_addrs(),
         None => meta.to_vec(),
     };
     let client = MetaClient::new(&addrs, Duration::from_secs(5))?;
@@ -189,6 +207,26 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         };
     }
     Ok(total)
+}
+
+/// Runs remote command `command` on the meta servers of `meta` (the leader answers; in a
+/// group the others say they do not lead, so each is tried in turn).
+pub async fn remote_meta(meta: &MetaClient, command: &str, args: &[&str]) -> Result<()> {
+    // During an election no member leads: keep trying for a while.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut last = None;
+        for addr in meta.addrs() {
+            match remote(addr, command, args).await {
+                Ok(_) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(last.unwrap_or_else(|| anyhow::anyhow!("no meta server")));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! A cluster of real server processes for the benchmarks: one meta-server and replica
-//! servers, spawned from the binaries beside this one, each on a loopback port it chose
+//! A cluster of real server processes for the benchmarks: one meta-server (or a group of
+//! them, which can be killed and restarted) and replica servers, spawned from the binaries beside this one, each on a loopback port it chose
 //! (`127.0.0.1:0`, read back from its first line). Replica servers can be killed
 //! (SIGKILL) and restarted under the same address and data. Everything is killed and
 //! reaped on drop.
@@ -28,6 +28,9 @@ pub struct ProcCluster {
     bin_dir: PathBuf,
     root: PathBuf,
     meta: Proc,
+    /// The other members when the meta servers are a group (member 1 is `meta`).
+    members: Vec<Proc>,
+    meta_args: Vec<String>,
     nodes: Vec<Proc>,
 }
 
@@ -59,14 +62,71 @@ fn spawn(bin: &Path, args: &[String], log: &Path) -> Result<(Child, String)> {
 impl ProcCluster {
     /// Starts a meta server and `n` replica servers under `root`.
     pub fn start(root: &Path, n: usize, meta_args: &[&str]) -> Result<ProcCluster> {
+        ProcCluster::start_group(root, n, 1, meta_args)
+    }
+
+    /// Starts `metas` meta servers (more than one: a group, member 1 starting it and the
+    /// others joining) and `n` replica servers under `root`.
+    pub fn start_group(
+        root: &Path,
+        n: usize,
+        metas: usize,
+        meta_args: &[&str],
+    ) -> Result<ProcCluster> {
         let exe = std::env::current_exe()?;
         let bin_dir = exe.parent().context("no binary directory")?.to_path_buf();
         let meta_dir = root.join("meta");
+        let mut args: Vec<String> = meta_args.iter().map(|s| s.to_string()).collect();
+        if metas > 1 {
+            args.extend(
+                ["--raft-heartbeat-ms", "50", "--raft-election-ms", "300"].map(String::from),
+            );
+        }
+        let member_args = args.clone();
+        if metas > 1 {
+            args.extend(["--id", "1", "--single"].map(String::from));
+        }
+        let mut args = ProcCluster::meta_flags(&meta_dir, "127.0.0.1:0", &args)?;
+        std::fs::create_dir_all(root)?;
+        let (child, addr) = spawn(
+            &bin_dir.join("meta-server"),
+            &std::mem::take(&mut args),
+            &root.join("meta.log"),
+        )?;
+        let mut cluster = ProcCluster {
+            bin_dir,
+            root: root.to_path_buf(),
+            meta: Proc {
+                child: Some(child),
+                addr,
+                data_dir: meta_dir,
+            },
+            members: Vec::new(),
+            meta_args: member_args,
+            nodes: Vec::new(),
+        };
+        for id in 2..=metas {
+            let data_dir = root.join(format!("meta-{id}"));
+            let (child, addr) = cluster.spawn_member(id, "127.0.0.1:0", &data_dir)?;
+            cluster.members.push(Proc {
+                child: Some(child),
+                addr,
+                data_dir,
+            });
+        }
+        for _ in 0..n {
+            cluster.add_node()?;
+        }
+        Ok(cluster)
+    }
+
+    /// The meta server flags: the caller's, then short defaults for those not given.
+    fn meta_flags(data_dir: &Path, listen: &str, given: &[String]) -> Result<Vec<String>> {
         let mut args: Vec<String> = [
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--data-dir",
-            meta_dir.to_str().context("path")?,
+            data_dir.to_str().context("path")?,
             "--log-level",
             "info",
         ]
@@ -81,29 +141,89 @@ impl ProcCluster {
             ("--action-timeout-ms", 120_000),
         ] {
             // A flag the caller passes overrides the default.
-            if !meta_args.contains(&flag) {
+            if !given.iter().any(|g| g == flag) {
                 args.push(flag.into());
                 args.push(value.to_string());
             }
         }
-        args.extend(meta_args.iter().map(|s| s.to_string()));
-        std::fs::create_dir_all(root)?;
-        let (child, addr) = spawn(&bin_dir.join("meta-server"), &args, &root.join("meta.log"))?;
-        let mut cluster = ProcCluster {
-            bin_dir,
-            root: root.to_path_buf(),
-            meta: Proc {
-                child: Some(child),
-                addr,
-                data_dir: meta_dir,
-            },
+        args.extend(given.iter().cloned());
+        Ok(args)
+    }
 
-            nodes: Vec::new(),
-        };
-        for _ in 0..n {
-            cluster.add_node()?;
+    /// Spawns group member `id` (2 and up), joining through every other member.
+    fn spawn_member(&self, id: usize, listen: &str, data_dir: &Path) -> Result<(Child, String)> {
+        let mut given = self.meta_args.clone();
+        let join: Vec<String> = self.meta_addrs();
+        given.extend([
+            "--id".to_string(),
+            id.to_string(),
+            "--join".into(),
+            join.join(","),
+        ]);
+        let args = ProcCluster::meta_flags(data_dir, listen, &given)?;
+        let log = self.root.join(format!("meta-{id}.log"));
+        spawn(&self.bin_dir.join("meta-server"), &args, &log)
+    }
+
+    /// Every meta server's address (member 1 first).
+    pub fn meta_addrs(&self) -> Vec<String> {
+        std::iter::once(&self.meta)
+            .chain(&self.members)
+            .map(|p| p.addr.clone())
+            .collect()
+    }
+
+    /// Kills (SIGKILL) group member `id` (1 is the first).
+    pub fn kill_meta(&mut self, id: usize) -> Result<()> {
+        let p = self.member(id)?;
+        if let Some(mut child) = p.child.take() {
+            child.kill()?;
+            child.wait()?;
         }
-        Ok(cluster)
+        Ok(())
+    }
+
+    /// Restarts killed group member `id` on its address and data (it does not join again:
+    /// the group still holds it).
+    pub fn restart_meta(&mut self, id: usize) -> Result<()> {
+        let (addr, data_dir) = {
+            let p = self.member(id)?;
+            (p.addr.clone(), p.data_dir.clone())
+        };
+        let mut given = self.meta_args.clone();
+        let others: Vec<String> = self
+            .meta_addrs()
+            .into_iter()
+            .filter(|a| *a != addr)
+            .collect();
+        given.extend([
+            "--id".to_string(),
+            id.to_string(),
+            "--join".into(),
+            others.join(","),
+        ]);
+        let args = ProcCluster::meta_flags(&data_dir, &addr, &given)?;
+        let log = self.root.join(format!("meta-{id}.restart.log"));
+        let (child, _) = spawn(&self.bin_dir.join("meta-server"), &args, &log)?;
+        self.member(id)?.child = Some(child);
+        Ok(())
+    }
+
+    /// Group members running now, by id.
+    pub fn metas_running(&self) -> Vec<usize> {
+        std::iter::once(&self.meta)
+            .chain(&self.members)
+            .enumerate()
+            .filter(|(_, p)| p.child.is_some())
+            .map(|(i, _)| i + 1)
+            .collect()
+    }
+
+    fn member(&mut self, id: usize) -> Result<&mut Proc> {
+        match id {
+            1 => Ok(&mut self.meta),
+            _ => self.members.get_mut(id - 2).context("no such meta server"),
+        }
     }
 
     /// The meta server's address.
@@ -125,7 +245,7 @@ impl ProcCluster {
             "--listen",
             listen,
             "--meta",
-            &self.meta.addr,
+            &self.meta_addrs().join(","),
             "--data-dir",
             data_dir.to_str().context("path")?,
             "--beacon-interval-ms",
@@ -247,7 +367,12 @@ impl ProcCluster {
 
 impl Drop for ProcCluster {
     fn drop(&mut self) {
-        for p in self.nodes.iter_mut().chain(std::iter::once(&mut self.meta)) {
+        for p in self
+            .nodes
+            .iter_mut()
+            .chain(std::iter::once(&mut self.meta))
+            .chain(self.members.iter_mut())
+        {
             if let Some(mut child) = p.child.take() {
                 let _ = child.kill();
                 let _ = child.wait();
