@@ -9,7 +9,7 @@ use std::time::Duration;
 use openraft::{ChangeMembers, ServerState};
 
 use super::group::Member;
-use super::membership::{JoinPlan, LeavePlan, plan_join, plan_leave};
+use super::membership::{JoinPlan, LeavePlan, plan_join, plan_leave, plan_transfer};
 use super::network::{Request, Response, call, call_incarnation};
 use super::{Command, MetaNode};
 
@@ -151,32 +151,9 @@ impl Member {
         let members = self.members();
         let up = self.up().await;
         let lag: BTreeMap<u64, u64> = self.status().lags.into_iter().collect();
-        let target = match to {
-            Some(to) => to,
-            None => members
-                .voters
-                .iter()
-                .copied()
-                .filter(|v| *v != self.id && up.contains(v))
-                .min_by_key(|v| lag.get(v).copied().unwrap_or(u64::MAX))
-                .ok_or_else(|| Response::Refused("no other voter is up to lead".into()))?,
-        };
+        let target = plan_transfer(&members, self.id, &up, &lag, to).map_err(Response::Refused)?;
         if target == self.id {
             return Ok(target);
-        }
-        if !members.voters.contains(&target) {
-            return Err(Response::Refused(format!(
-                "meta server {target} is not a voter; only a voter can lead"
-            )));
-        }
-        if !up.contains(&target) {
-            return Err(Response::Refused(format!("meta server {target} is down")));
-        }
-        let behind = lag.get(&target).copied().unwrap_or(u64::MAX);
-        if behind > 10 {
-            return Err(Response::Refused(format!(
-                "meta server {target} is {behind} entries behind; wait until it catches up"
-            )));
         }
         self.raft
             .trigger()

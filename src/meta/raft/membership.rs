@@ -156,6 +156,50 @@ pub fn plan_leave(
     })
 }
 
+/// How many entries a voter may be behind the leader and still take over leadership.
+pub const MAX_TRANSFER_LAG: u64 = 10;
+
+/// Decides which member takes over leadership from `leader`: `to`, or else the most
+/// caught-up voter that is up. Refuses a learner (it never votes), a member that is down,
+/// and one more than [`MAX_TRANSFER_LAG`] entries behind (`lags`: id to entries behind).
+pub fn plan_transfer(
+    members: &Members,
+    leader: u64,
+    up: &BTreeSet<u64>,
+    lags: &BTreeMap<u64, u64>,
+    to: Option<u64>,
+) -> Result<u64, String> {
+    let lag = |id: &u64| lags.get(id).copied().unwrap_or(u64::MAX);
+    let target = match to {
+        Some(to) => to,
+        None => members
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| *v != leader && up.contains(v))
+            .min_by_key(lag)
+            .ok_or("no other voter is up to lead")?,
+    };
+    if target == leader {
+        return Ok(target);
+    }
+    if !members.voters.contains(&target) {
+        return Err(format!(
+            "meta server {target} is not a voter; only a voter can lead"
+        ));
+    }
+    if !up.contains(&target) {
+        return Err(format!("meta server {target} is down"));
+    }
+    let behind = lag(&target);
+    if behind > MAX_TRANSFER_LAG {
+        return Err(format!(
+            "meta server {target} is {behind} entries behind; wait until it catches up"
+        ));
+    }
+    Ok(target)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +280,31 @@ mod tests {
                 .unwrap_err()
                 .contains("not a member")
         );
+    }
+
+    #[test]
+    fn leadership_goes_only_to_a_caught_up_voter_that_is_up() {
+        let g = group(&[1, 2, 3], &[4]);
+        let all: BTreeSet<u64> = [1, 2, 3, 4].into();
+        let lags: BTreeMap<u64, u64> = [(2, 0), (3, 50), (4, 0)].into();
+        assert_eq!(
+            plan_transfer(&g, 1, &all, &lags, None),
+            Ok(2),
+            "the most caught up"
+        );
+        let err = plan_transfer(&g, 1, &all, &lags, Some(3)).unwrap_err();
+        assert!(err.contains("50 entries behind"), "{err}");
+        let err = plan_transfer(&g, 1, &all, &lags, Some(4)).unwrap_err();
+        assert!(err.contains("not a voter"), "{err}");
+        let up: BTreeSet<u64> = [1, 3].into();
+        let err = plan_transfer(&g, 1, &up, &lags, Some(2)).unwrap_err();
+        assert!(err.contains("down"), "{err}");
+        let err = plan_transfer(&g, 1, &up, &lags, None).unwrap_err();
+        assert!(err.contains("behind"), "the only voter up lags: {err}");
+        let caught_up: BTreeMap<u64, u64> = [(2, 0), (3, 2)].into();
+        assert_eq!(plan_transfer(&g, 1, &up, &caught_up, None), Ok(3));
+        let none: BTreeSet<u64> = [1].into();
+        assert!(plan_transfer(&g, 1, &none, &lags, None).is_err());
     }
 
     #[test]

@@ -471,3 +471,27 @@ async fn the_log_and_the_state_machine_pass_openraft_storage_suite() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moves_to_a_voter_once_it_has_caught_up() {
+    let c = group_of(3, 11).await;
+    let leader = c.await_leader().await;
+    let target = *leader
+        .members()
+        .voters
+        .iter()
+        .find(|v| **v != leader.id())
+        .unwrap();
+    c.router.cut(&address(target));
+    for n in 300..330 {
+        c.write(n).await;
+    }
+    c.router.heal();
+    c.await_converged().await;
+    let r = admin(&leader, Request::Transfer { to: Some(target) }).await;
+    assert!(matches!(r, Response::Done(_)), "{r:?}");
+    wait_for("the new leader", || {
+        c.leader().is_some_and(|l| l.id() == target)
+    })
+    .await;
+}
