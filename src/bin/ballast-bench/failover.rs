@@ -6,8 +6,10 @@
 //! by the failover time (the grace period plus one failure-detector check, printed
 //! beside it): cure runs as soon as the node is declared dead; how soon the meta server
 //! stops counting the killed node as serving is printed too. A planned stop's and a
-//! decommission's stall should be a primary move's. Every acknowledged write is read
-//! back at the end.
+//! decommission's stall should be a primary move's. With `--metas 3` the meta servers are a
+//! Raft group and a last kind of round kills -9 the meta leader: the writes should stall no
+//! longer than an election (the replica servers' leases are renewed by whichever member
+//! leads). Every acknowledged write is read back at the end.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +44,10 @@ pub struct FailoverArgs {
     /// Writing after each round before the next one.
     #[arg(long, default_value = "2s", value_parser = ops::parse_duration)]
     settle: Duration,
+    /// Meta servers: 3 (or more) runs them as a group and adds rounds that kill -9 the
+    /// meta leader.
+    #[arg(long, default_value_t = 1)]
+    metas: usize,
 }
 
 /// One kind of failover.
@@ -51,6 +57,7 @@ enum Kind {
     Sigterm,
     Kill,
     Decommission,
+    MetaKill,
 }
 
 impl Kind {
@@ -60,6 +67,7 @@ impl Kind {
             Kind::Sigterm => "sigterm",
             Kind::Kill => "kill -9",
             Kind::Decommission => "decommission",
+            Kind::MetaKill => "meta kill -9",
         }
     }
 }
@@ -140,6 +148,27 @@ async fn round(
             settled(meta, &primary).await?;
             cluster.restart(&primary)?;
         }
+        Kind::MetaKill => {
+            let leader = meta.cluster_info().await?.primary_meta_server;
+            let Some(at) = cluster.meta_addrs().iter().position(|a| *a == leader) else {
+                bail!("the meta leader {leader} is not one of this cluster's meta servers");
+            };
+            cluster.kill_meta(at + 1)?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let info = meta.cluster_info().await;
+                if info.is_ok_and(|i| i.primary_meta_server != leader) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("no new meta leader within 30 s");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            cluster.restart_meta(at + 1)?;
+            ops::wait_healthy(meta, TABLE, Duration::from_secs(120)).await?;
+            return Ok(leader);
+        }
         Kind::Decommission => {
             let request = pb::DecommissionRequest {
                 nodes: vec![primary.clone()],
@@ -186,8 +215,8 @@ pub async fn run(args: FailoverArgs) -> Result<bool> {
         "--beacon-interval-ms",
         beacon.as_str(),
     ];
-    let mut cluster = ProcCluster::start(dir.path(), 4, &meta_args)?;
-    let meta = MetaClient::new(&[cluster.meta_addr().to_string()], Duration::from_secs(5))?;
+    let mut cluster = ProcCluster::start_group(dir.path(), 4, args.metas.max(1), &meta_args)?;
+    let meta = MetaClient::new(&cluster.meta_addrs(), Duration::from_secs(5))?;
     ops::create_table(&meta, TABLE, PARTITIONS, 3).await?;
     let failover_ms = meta.cluster_info().await?.failover_ms;
     let data = Arc::new(DataClient::new(meta.clone(), Duration::from_secs(60)));
@@ -200,7 +229,10 @@ pub async fn run(args: FailoverArgs) -> Result<bool> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut rounds = Vec::new();
     let mut noticed = Vec::new();
-    let kinds = [Kind::Move, Kind::Sigterm, Kind::Kill, Kind::Decommission];
+    let mut kinds = vec![Kind::Move, Kind::Sigterm, Kind::Kill, Kind::Decommission];
+    if args.metas >= 3 {
+        kinds.push(Kind::MetaKill);
+    }
     for kind in kinds {
         // A decommission removes a node for good: once, last.
         let times = if kind == Kind::Decommission {
@@ -258,6 +290,14 @@ pub async fn run(args: FailoverArgs) -> Result<bool> {
         noticed.len(),
         args.grace_ms
     );
+    if args.metas >= 3 {
+        println!(
+            "meta leader kill -9: worst write stall {:.0} ms ({} rounds; election timeout 300-600 ms, leases {} ms)",
+            worst(Kind::MetaKill),
+            args.rounds,
+            args.lease_ms
+        );
+    }
     let passed = bad == 0;
     let within = if killed <= (failover_ms + 1000) as f64 {
         "within"
