@@ -205,6 +205,20 @@ impl MetaHolder {
         }
     }
 
+    /// Confirms leadership with a quorum (read index) before a read shown as authoritative.
+    pub async fn confirm_leader_read(&self) -> Result<Arc<Meta>> {
+        let meta = self.meta()?;
+        if let MetaHolder::Group(g) = self {
+            g.member
+                .ensure_leader()
+                .await
+                .map_err(|_| Error::NotLeader {
+                    leader: g.member.leader().map(|(_, addr)| addr),
+                })?;
+        }
+        Ok(meta)
+    }
+
     /// A runtime setting changed on this (leading) meta server: in a group, every member
     /// holds it, so the next leader keeps it.
     pub fn setting_changed(&self, command: &str, args: &[String]) {
