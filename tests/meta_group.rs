@@ -1,9 +1,11 @@
 //! Several meta servers as one group, with real processes: three members and four replica
-//! servers under a table; kill -9 of the leader; a new leader serves the shell within 5 s,
-//! keeps every table and acknowledged write, and leases are renewed by whichever member
+//! servers under a table and a writer; kill -9 of the leader; a new leader serves the shell
+//! within 5 s, keeps every table and every write acknowledged before, during and after, and leases are renewed by whichever member
 //! leads. Then Databend's scale-out and scale-in (a fourth member joins, leads, leaves) and
 //! Doris's observer.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::util::{Proc, shell, start_meta_member, start_replica, wait_for};
@@ -66,6 +68,26 @@ fn three_meta_servers_fail_over_within_seconds_and_lose_nothing() {
         ],
         None,
     );
+    // Under write load: a writer keeps setting keys through its own shells; what it saw
+    // acknowledged must all read back after the failover.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let writer = {
+        let (stop, acked, all) = (stop.clone(), acked.clone(), all.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let cmd = format!("use t; set w{i} s x{i}");
+                if shell(&["--meta", &all, "-e", &cmd], None).code == 0 {
+                    acked.lock().unwrap().push(i);
+                }
+                i += 1;
+            }
+        })
+    };
+    wait_for("writes under way", Duration::from_secs(10), || {
+        (acked.lock().unwrap().len() >= 5).then_some(())
+    });
     let leader = leader_of(&status(&all)).expect("a leader");
     let started = Instant::now();
     metas[leader as usize - 1].kill();
@@ -111,6 +133,21 @@ fn three_meta_servers_fail_over_within_seconds_and_lose_nothing() {
         None,
     );
     assert!(delay.ok().contains("12345"), "{delay:?}");
+    let before = acked.lock().unwrap().len();
+    wait_for("writes after the failover", Duration::from_secs(10), || {
+        (acked.lock().unwrap().len() >= before + 5).then_some(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    let reads: String = acked.iter().map(|i| format!("get w{i} s\n")).collect();
+    let out = shell(&["--meta", &all], Some(&format!("use t\n{reads}")));
+    for i in &acked {
+        assert!(
+            out.ok().contains(&format!("\"x{i}\"")),
+            "w{i} lost: {out:?}"
+        );
+    }
     // The replica servers follow the new leader: all four stay ALIVE.
     wait_for(
         "4 ALIVE under the new leader",
