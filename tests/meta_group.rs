@@ -1,8 +1,8 @@
 //! Several meta servers as one group, with real processes: three members and four replica
 //! servers under a table and a writer; kill -9 of the leader; a new leader serves the shell
 //! within 5 s, keeps every table and every write acknowledged before, during and after,
-//! and leases are renewed by whichever member leads. Then Databend's scale-out and scale-in (a fourth member joins, leads, leaves) and
-//! Doris's observer.
+//! and leases are renewed by whichever member leads. Then Databend's scale-out and
+//! scale-in (a fourth member joins, leads, leaves) and Doris's observer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
