@@ -212,8 +212,9 @@ fn number_after(line: &str, label: &str) -> f64 {
 
 #[test]
 fn a_20s_kill_test_with_wiped_disks_partition_and_meta_kills_loses_nothing() {
-    // Seed 42's first steps include a wiped restart, partition kills, and kill -9 of meta
-    // servers of a group of three (the leader among them).
+    // The killer's choices follow the seed; only how many steps fit in 20 s depends on the
+    // machine. Seed 15's first three steps are a partition kill, a restart on an emptied
+    // data directory and a kill -9 of a meta server of the group of three.
     let (ok, stdout, stderr) = bench(
         &[
             "kill-test",
@@ -222,7 +223,7 @@ fn a_20s_kill_test_with_wiped_disks_partition_and_meta_kills_loses_nothing() {
             "--wipe",
             "--kill-meta",
             "--seed",
-            "42",
+            "15",
         ],
         Duration::from_secs(240),
     );
