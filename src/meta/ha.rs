@@ -71,7 +71,7 @@ impl Group {
     /// has applied everything committed.
     async fn take_over(&self) -> Result<()> {
         self.member
-            .await_caught_up_as_leader()
+            .ensure_leader()
             .await
             .map_err(|e| Error::Unavailable(format!("{e:?}")))?;
         let store = RaftStore {
@@ -207,16 +207,7 @@ impl MetaHolder {
 
     /// Confirms leadership with a quorum (read index) before a read shown as authoritative.
     pub async fn confirm_leader_read(&self) -> Result<Arc<Meta>> {
-        let meta = self.meta()?;
-        if let MetaHolder::Group(g) = self {
-            g.member
-                .ensure_leader()
-                .await
-                .map_err(|_| Error::NotLeader {
-                    leader: g.member.leader().map(|(_, addr)| addr),
-                })?;
-        }
-        Ok(meta)
+        self.confirm(true).await
     }
 
     /// A runtime setting changed on this (leading) meta server: in a group, every member
@@ -230,14 +221,22 @@ impl MetaHolder {
     /// Confirms, before a lease is renewed or a configuration handed out, that this meta
     /// server still leads (a deposed leader learns it here and answers "not the leader").
     pub async fn confirm_leader(&self) -> Result<Arc<Meta>> {
+        self.confirm(false).await
+    }
+
+    /// The meta state to act on once leadership is confirmed: with a quorum (read index)
+    /// if `quorum`, else by the leader lease.
+    async fn confirm(&self, quorum: bool) -> Result<Arc<Meta>> {
         let meta = self.meta()?;
         if let MetaHolder::Group(g) = self {
-            g.member
-                .ensure_lease()
-                .await
-                .map_err(|_| Error::NotLeader {
-                    leader: g.member.leader().map(|(_, addr)| addr),
-                })?;
+            let confirmed = if quorum {
+                g.member.ensure_leader().await
+            } else {
+                g.member.ensure_lease().await
+            };
+            confirmed.map_err(|_| Error::NotLeader {
+                leader: g.member.leader().map(|(_, addr)| addr),
+            })?;
         }
         Ok(meta)
     }

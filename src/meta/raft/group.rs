@@ -229,11 +229,6 @@ impl Member {
         self.linearize(openraft::ReadPolicy::ReadIndex).await
     }
 
-    /// [`Member::ensure_leader`], for a leader about to build its meta state.
-    pub async fn await_caught_up_as_leader(&self) -> Result<(), WriteError> {
-        self.ensure_leader().await
-    }
-
     /// Confirms leadership by the leader's lease (a quorum acknowledged it within the
     /// lease; no round trip): before renewing a replica server's lease.
     pub async fn ensure_lease(&self) -> Result<(), WriteError> {
@@ -245,10 +240,7 @@ impl Member {
             .ensure_linearizable(policy)
             .await
             .map(|_| ())
-            .map_err(|e| match e.forward_to_leader() {
-                Some(f) => WriteError::NotLeader(f.leader_node.as_ref().map(|n| n.address.clone())),
-                None => WriteError::Failed(e.to_string()),
-            })
+            .map_err(|e| write_error(e.forward_to_leader(), &e))
     }
 
     /// The address of every member, voters first.
@@ -267,10 +259,7 @@ impl Member {
             .client_write(Command::Ops(ops))
             .await
             .map(|_| ())
-            .map_err(|e| match e.forward_to_leader() {
-                Some(f) => WriteError::NotLeader(f.leader_node.as_ref().map(|n| n.address.clone())),
-                None => WriteError::Failed(e.to_string()),
-            })
+            .map_err(|e| write_error(e.forward_to_leader(), &e))
     }
 
     /// This member's status row.
@@ -449,6 +438,18 @@ impl Member {
     /// Stops this member's Raft.
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// A Raft error as a [`WriteError`]: "not the leader" (with the leader's address if known)
+/// when Raft says to forward, else a failure.
+fn write_error(
+    forward: Option<&openraft::error::ForwardToLeader<super::TypeConfig>>,
+    e: &dyn std::fmt::Display,
+) -> WriteError {
+    match forward {
+        Some(f) => WriteError::NotLeader(f.leader_node.as_ref().map(|n| n.address.clone())),
+        None => WriteError::Failed(e.to_string()),
     }
 }
 
