@@ -194,7 +194,7 @@ _shell() {
 
     case "${cmd}" in
         shell)
-            opts="-V -e -k -h --version --meta --execute --local --metas --data-dir --keep-going --completions --help help version exit cluster_info nodes ls app create drop recall rename get_app_envs set_app_envs del_app_envs clear_app_envs get_meta_level set_meta_level balance propose ddd_diagnose decommission decommission_status cancel_decommission drop_node wait remote_command server_info meta server_stat app_stat local sleep use timeout set get exist ttl incr check_and_set del multi_set multi_get multi_del hash_scan full_scan count_data"
+            opts="-V -e -k -h --version --meta --execute --local --metas --data-dir --stale-ok --keep-going --completions --help help version exit cluster_info nodes ls app create drop recall rename get_app_envs set_app_envs del_app_envs clear_app_envs get_meta_level set_meta_level balance propose ddd_diagnose decommission decommission_status cancel_decommission drop_node wait remote_command server_info meta server_stat app_stat local sleep use timeout set get exist ttl incr check_and_set del multi_set multi_get multi_del hash_scan full_scan count_data"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_shell_global_optspecs
-    string join \n V/version meta= e/execute= local= metas= data-dir= k/keep-going completions= h/help
+    string join \n V/version meta= e/execute= local= metas= data-dir= stale-ok k/keep-going completions= h/help
 end
 
 function __fish_shell_needs_command
@@ -35,6 +35,7 @@ fish\t''
 powershell\t''
 zsh\t''"
 complete -c shell -n "__fish_shell_needs_command" -s V -l version -d 'Print the version'
+complete -c shell -n "__fish_shell_needs_command" -l stale-ok -d 'Let any meta server answer nodes, ls, app and cluster_info from its own copy of the state (liveness unknown)'
 complete -c shell -n "__fish_shell_needs_command" -s k -l keep-going -d 'In scripts, run the rest after a failure and exit with the first failure\'s code'
 complete -c shell -n "__fish_shell_needs_command" -s h -l help -d 'Print help'
 complete -c shell -n "__fish_shell_needs_command" -f -a "help" -d 'List the verbs, or print one verb\'s help page'

@@ -2,7 +2,8 @@
 //! servers under a table and a writer; kill -9 of the leader; a new leader serves the shell
 //! within 5 s, keeps every table and every write acknowledged before, during and after,
 //! and leases are renewed by whichever member leads. Then Databend's scale-out and
-//! scale-in (a fourth member joins, leads, leaves) and Doris's observer.
+//! scale-in (a fourth member joins, leads, leaves) and Doris's observer; reads with
+//! `--stale-ok` from any member (liveness unknown), also once the quorum is lost.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,20 +33,31 @@ fn alive(metas: &str) -> usize {
         .unwrap_or(0) as usize
 }
 
-#[test]
-fn three_meta_servers_fail_over_within_seconds_and_lose_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = start_meta_member(dir.path(), 1, None, false);
-    let mut metas: Vec<Proc> = vec![first];
+/// Starts a group of three meta servers in `dir` (1 with `--single`, 2 and 3 joining
+/// through 1); returns them and their addresses as one `--meta` list.
+fn start_three(dir: &std::path::Path) -> (Vec<Proc>, String) {
+    let first = start_meta_member(dir, 1, None, false);
+    let join = first.addr.clone();
+    let mut metas = vec![first];
     for id in 2..=3 {
-        let join = metas[0].addr.clone();
-        metas.push(start_meta_member(dir.path(), id, Some(&join), false));
+        metas.push(start_meta_member(dir, id, Some(&join), false));
     }
-    let all = metas
+    let all = addresses(&metas);
+    (metas, all)
+}
+
+fn addresses(metas: &[Proc]) -> String {
+    metas
         .iter()
         .map(|p| p.addr.clone())
         .collect::<Vec<_>>()
-        .join(",");
+        .join(",")
+}
+
+#[test]
+fn three_meta_servers_fail_over_within_seconds_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut metas, all) = start_three(dir.path());
     let s = status(&all);
     assert_eq!(s["voters"], serde_json::json!([1, 2, 3]), "{s}");
     let _replicas: Vec<Proc> = (1..=4)
@@ -159,12 +171,8 @@ fn three_meta_servers_fail_over_within_seconds_and_lose_nothing() {
 #[test]
 fn a_fourth_member_joins_leads_and_leaves_and_an_observer_never_votes() {
     let dir = tempfile::tempdir().unwrap();
-    let first = start_meta_member(dir.path(), 1, None, false);
-    let join = first.addr.clone();
-    let mut metas = vec![first];
-    for id in 2..=3 {
-        metas.push(start_meta_member(dir.path(), id, Some(&join), false));
-    }
+    let (mut metas, _) = start_three(dir.path());
+    let join = metas[0].addr.clone();
     // Databend's scale-out: join a fourth through --join; it becomes a voter.
     metas.push(start_meta_member(
         dir.path(),
@@ -172,11 +180,7 @@ fn a_fourth_member_joins_leads_and_leaves_and_an_observer_never_votes() {
         Some(&metas[1].addr),
         false,
     ));
-    let all = metas
-        .iter()
-        .map(|p| p.addr.clone())
-        .collect::<Vec<_>>()
-        .join(",");
+    let all = addresses(&metas);
     assert_eq!(status(&all)["voters"], serde_json::json!([1, 2, 3, 4]));
     // Transfer leadership to it, then make it leave: the group is three again.
     shell(&["--meta", &all, "-e", "meta transfer_leader --to 4"], None).ok();
@@ -207,6 +211,19 @@ fn a_fourth_member_joins_leads_and_leaves_and_an_observer_never_votes() {
         .cloned()
         .unwrap();
     assert_eq!(row["role"], "learner", "{obs}");
+    // It serves reads (stale ones: it is not the leader).
+    let read = shell(
+        &[
+            "--meta",
+            &observer.addr,
+            "--stale-ok",
+            "-e",
+            "cluster_info -j",
+        ],
+        None,
+    )
+    .json();
+    assert_eq!(read["stale_read"]["member_id"], 5, "{read}");
     shell(&["--meta", &all, "-e", "meta leave 5 --yes"], None).ok();
     wait_for("no learners", Duration::from_secs(5), || {
         (status(&all)["learners"] == serde_json::json!([])).then_some(())
@@ -239,4 +256,96 @@ fn local_rehearses_the_databend_procedure_with_a_group_of_meta_servers() {
     assert_eq!(status["voters"], serde_json::json!([1, 2, 3]), "{out}");
     // nodes answered while member 1 was down.
     assert!(out.contains("\"alive_node_count\": 3"), "{out}");
+}
+
+#[test]
+fn any_member_answers_reads_with_stale_ok_and_never_calls_a_node_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut metas, all) = start_three(dir.path());
+    let _replicas: Vec<Proc> = (1..=3)
+        .map(|i| start_replica(dir.path(), i, &all))
+        .collect();
+    wait_for("3 ALIVE nodes", Duration::from_secs(15), || {
+        (alive(&all) == 3).then_some(())
+    });
+    shell(&["--meta", &all, "-e", "create t -p 4 -r 3"], None).ok();
+    let leader = leader_of(&status(&all)).expect("a leader");
+    let follower = (1..=3u64).find(|id| *id != leader).unwrap();
+    let addrs: Vec<String> = metas.iter().map(|p| p.addr.clone()).collect();
+    let at = |id: u64| addrs[id as usize - 1].clone();
+    let stale = |id: u64, verb: &str| shell(&["--meta", &at(id), "--stale-ok", "-e", verb], None);
+    // Without --stale-ok a follower's address reaches the leader: liveness known.
+    let fresh = shell(&["--meta", &at(follower), "-e", "nodes -j"], None).json();
+    assert_eq!(fresh["summary"]["alive_node_count"], 3, "{fresh}");
+    // With it, the follower answers itself, says so, and knows no liveness. It has the
+    // table once it applied the create (it answers as of its own applied index).
+    let ls = wait_for(
+        "the follower to have the table",
+        Duration::from_secs(5),
+        || {
+            let ls = stale(follower, "ls -d -j").json();
+            (ls["general_info"].as_array().unwrap().len() == 1).then_some(ls)
+        },
+    );
+    assert_eq!(ls["stale_read"]["member_id"], follower, "{ls}");
+    assert_eq!(ls["stale_read"]["leader"], at(leader), "{ls}");
+    assert!(
+        ls["stale_read"]["applied_index"].as_u64().unwrap() > 0,
+        "{ls}"
+    );
+    assert_eq!(
+        ls["healthy_info"][0]["fully_healthy"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        ls["summary"]["fully_healthy_app_count"],
+        serde_json::Value::Null
+    );
+    let nodes = stale(follower, "nodes -d -j").json();
+    let rows = nodes["details"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{nodes}");
+    for row in rows {
+        assert_eq!(row["status"], "UNKNOWN", "{nodes}");
+        assert_eq!(row["connection"], "UNKNOWN", "{nodes}");
+    }
+    assert_eq!(nodes["summary"]["alive_node_count"], 0, "{nodes}");
+    assert_eq!(nodes["summary"]["unknown_node_count"], 3, "{nodes}");
+    let app = stale(follower, "app t -d -j").json();
+    assert_eq!(app["replicas"].as_array().unwrap().len(), 4, "{app}");
+    assert_eq!(
+        app["healthy"]["unhealthy_partition_count"],
+        serde_json::Value::Null
+    );
+    let info = stale(follower, "cluster_info -j").json();
+    assert_eq!(info["cluster_info"]["app_count"], 1, "{info}");
+    assert_eq!(
+        info["cluster_info"]["alive_node_count"],
+        serde_json::Value::Null
+    );
+    // `wait` needs liveness: refused at once rather than waiting on unknowns.
+    let wait = stale(follower, "wait healthy --timeout 2");
+    assert_eq!(wait.code, 2, "{wait:?}");
+
+    // The quorum lost (the leader and one more killed): only stale reads are answered,
+    // and the text never says ALIVE or healthy.
+    let survivor = follower;
+    for id in (1..=3u64).filter(|id| *id != survivor) {
+        metas[id as usize - 1].kill();
+    }
+    let refused = shell(&["--meta", &at(survivor), "-e", "nodes"], None);
+    assert_ne!(
+        refused.code, 0,
+        "no leader, no authoritative answer: {refused:?}"
+    );
+    let text = stale(survivor, "nodes -d");
+    let out = text.ok();
+    assert!(!out.contains("ALIVE") && out.contains("UNKNOWN"), "{out}");
+    assert!(out.contains("[stale_read]"), "{out}");
+    let ls = stale(survivor, "ls -d").ok().to_string();
+    assert!(ls.contains(" t ") && ls.contains("unknown"), "{ls}");
+    let summary = ls
+        .lines()
+        .find(|l| l.starts_with("fully_healthy_app_count"))
+        .unwrap_or_default();
+    assert!(summary.ends_with("unknown"), "{ls}");
 }

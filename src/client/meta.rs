@@ -28,6 +28,8 @@ struct Inner {
     given: Vec<String>,
     leader: AtomicUsize,
     timeout: Duration,
+    /// Reads allow a stale answer from a follower (`--stale-ok`).
+    stale_ok: bool,
 }
 
 impl Inner {
@@ -57,6 +59,18 @@ impl Inner {
 impl MetaClient {
     /// A client of `addrs` whose requests give up after `timeout` in all.
     pub fn new(addrs: &[String], timeout: Duration) -> Result<MetaClient> {
+        MetaClient::build(addrs, timeout, false)
+    }
+
+    /// Like [`MetaClient::new`], but the reads (`list_nodes`, `list_apps`, `query_app`,
+    /// `cluster_info`) allow a stale answer: any meta server of a group answers them from
+    /// its own copy of the state, marked stale (see `pb::StaleRead`), instead of naming
+    /// the leader. For when the group has no leader, or to spare it.
+    pub fn allowing_stale_reads(addrs: &[String], timeout: Duration) -> Result<MetaClient> {
+        MetaClient::build(addrs, timeout, true)
+    }
+
+    fn build(addrs: &[String], timeout: Duration, stale_ok: bool) -> Result<MetaClient> {
         if addrs.is_empty() {
             return Err(Error::InvalidInput("no meta server address given".into()));
         }
@@ -69,6 +83,7 @@ impl MetaClient {
             given: addrs.to_vec(),
             leader: AtomicUsize::new(0),
             timeout,
+            stale_ok,
         };
         Ok(MetaClient {
             inner: Arc::new(inner),
@@ -78,6 +93,18 @@ impl MetaClient {
     /// The configured meta addresses.
     pub fn addrs(&self) -> &[String] {
         &self.inner.given
+    }
+
+    /// A read request, with the header that allows a stale answer if this client does.
+    fn read_request<T>(&self, req: T) -> tonic::Request<T> {
+        let mut req = tonic::Request::new(req);
+        if self.inner.stale_ok {
+            req.metadata_mut().insert(
+                crate::meta::service::STALE_OK_HEADER,
+                tonic::metadata::MetadataValue::from_static("1"),
+            );
+        }
+        req
     }
 
     /// Sends one request, trying meta servers until one answers or the deadline passes.
@@ -173,25 +200,41 @@ impl MetaClient {
         status: pb::NodeStatus,
         all: bool,
     ) -> Result<Vec<pb::NodeInfo>> {
+        Ok(self.list_nodes_reply(status, all).await?.nodes)
+    }
+
+    /// The whole answer of [`MetaClient::list_nodes_with`] (it says whether it is stale).
+    pub async fn list_nodes_reply(
+        &self,
+        status: pb::NodeStatus,
+        all: bool,
+    ) -> Result<pb::ListNodesReply> {
         let req = pb::ListNodesRequest {
             status: status as i32,
             all,
         };
-        let reply = self
-            .call(|mut c| async move { c.list_nodes(req).await })
-            .await?;
-        Ok(reply.nodes)
+        self.call(|mut c| {
+            let req = self.read_request(req);
+            async move { c.list_nodes(req).await }
+        })
+        .await
     }
 
     /// Tables with their partitions, optionally of one status.
     pub async fn list_apps(&self, status: pb::AppStatus) -> Result<Vec<pb::AppDetail>> {
+        Ok(self.list_apps_reply(status).await?.apps)
+    }
+
+    /// The whole answer of [`MetaClient::list_apps`] (it says whether it is stale).
+    pub async fn list_apps_reply(&self, status: pb::AppStatus) -> Result<pb::ListAppsReply> {
         let req = pb::ListAppsRequest {
             status: status as i32,
         };
-        let reply = self
-            .call(|mut c| async move { c.list_apps(req).await })
-            .await?;
-        Ok(reply.apps)
+        self.call(|mut c| {
+            let req = self.read_request(req);
+            async move { c.list_apps(req).await }
+        })
+        .await
     }
 
     /// One table by name, with its partitions and the ALIVE nodes among their members.
@@ -200,7 +243,7 @@ impl MetaClient {
             app_name: name.to_string(),
         };
         self.call(|mut c| {
-            let req = req.clone();
+            let req = self.read_request(req.clone());
             async move { c.query_app(req).await }
         })
         .await
@@ -265,8 +308,11 @@ impl MetaClient {
 
     /// The cluster summary.
     pub async fn cluster_info(&self) -> Result<pb::ClusterInfoReply> {
-        self.call(|mut c| async move { c.cluster_info(pb::ClusterInfoRequest {}).await })
-            .await
+        self.call(|mut c| {
+            let req = self.read_request(pb::ClusterInfoRequest {});
+            async move { c.cluster_info(req).await }
+        })
+        .await
     }
 
     /// Sends a manual configuration change.

@@ -5,6 +5,10 @@
 //! and the balancer; when it stops leading, all of that is dropped at once and every request
 //! is answered "not the leader" with the leader's address. Its durable changes go through
 //! [`RaftStore`]: acknowledged only once a majority committed them.
+//!
+//! A read that allows a stale answer is served by a follower from its own copy of the
+//! replicated state (tables, partitions, nodes as of its last applied entry), marked as
+//! such: a follower does not track liveness, so it never calls a node ALIVE.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -14,8 +18,10 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::meta::config::MetaConfig;
 use crate::meta::raft::group::{Member, WriteError};
+use crate::meta::store::MemStore;
 use crate::meta::store::{MetaStore, StoreOp, StoredState};
 use crate::meta::{Meta, ticker};
+use crate::pb;
 use crate::server::{ShutdownSignal, stopped};
 
 /// The meta store of a group's leader: writes commit through Raft.
@@ -48,12 +54,20 @@ struct Leading {
     _stop: watch::Sender<bool>,
 }
 
+/// A read-only meta state built from the replicated state as applied up to `applied`.
+struct StaleView {
+    applied: u64,
+    settings: Vec<(String, Vec<String>)>,
+    meta: Arc<Meta>,
+}
+
 /// A group member's meta server side.
 pub struct Group {
     member: Arc<Member>,
     config: MetaConfig,
     address: String,
     leading: RwLock<Option<Leading>>,
+    stale: std::sync::Mutex<Option<StaleView>>,
 }
 
 impl Group {
@@ -95,6 +109,53 @@ impl Group {
         *self.leading.write().unwrap_or_else(|p| p.into_inner()) =
             Some(Leading { meta, _stop: stop });
         Ok(())
+    }
+
+    /// A meta state for a stale read: this member's copy of the replicated state, rebuilt
+    /// only when it applied something new. Nothing runs on it (no failure detector, no
+    /// cure) and nothing is written through it.
+    fn stale_read(&self) -> Result<(Arc<Meta>, pb::StaleRead)> {
+        let status = self.member.status();
+        let settings = self.member.held_settings();
+        let mut cached = self.stale.lock().unwrap_or_else(|p| p.into_inner());
+        let meta = match cached.as_ref() {
+            Some(view) if view.applied == status.applied_index && view.settings == settings => {
+                view.meta.clone()
+            }
+            _ => {
+                let state = {
+                    let view = self.member.view();
+                    let view = view.read().unwrap_or_else(|p| p.into_inner());
+                    view.state.clone()
+                };
+                let meta = Arc::new(Meta::new(
+                    self.config.clone(),
+                    Box::new(MemStore::from_state(state)),
+                    self.address.clone(),
+                )?);
+                replay_settings(&meta, &settings);
+                *cached = Some(StaleView {
+                    applied: status.applied_index,
+                    settings,
+                    meta: meta.clone(),
+                });
+                meta
+            }
+        };
+        let leader = self
+            .member
+            .leader()
+            .map(|(_, addr)| addr)
+            .filter(|addr| *addr != self.address)
+            .unwrap_or_default();
+        Ok((
+            meta,
+            pb::StaleRead {
+                member_id: self.member.id(),
+                applied_index: status.applied_index,
+                leader,
+            },
+        ))
     }
 
     fn step_down(&self) {
@@ -180,6 +241,7 @@ impl MetaHolder {
             config,
             address,
             leading: RwLock::new(None),
+            stale: std::sync::Mutex::new(None),
         })))
     }
 
@@ -208,6 +270,19 @@ impl MetaHolder {
     /// Confirms leadership with a quorum (read index) before a read shown as authoritative.
     pub async fn confirm_leader_read(&self) -> Result<Arc<Meta>> {
         self.confirm(true).await
+    }
+
+    /// Like [`MetaHolder::confirm_leader_read`], but when this member is a follower and
+    /// `stale_ok`, the meta state of its own copy of the replicated state, with what
+    /// marks the answer stale.
+    pub async fn read(&self, stale_ok: bool) -> Result<(Arc<Meta>, Option<pb::StaleRead>)> {
+        match (self.confirm_leader_read().await, self) {
+            (Err(Error::NotLeader { .. }), MetaHolder::Group(g)) if stale_ok => {
+                let (meta, stale) = g.stale_read()?;
+                Ok((meta, Some(stale)))
+            }
+            (confirmed, _) => confirmed.map(|meta| (meta, None)),
+        }
     }
 
     /// A runtime setting changed on this (leading) meta server: in a group, every member

@@ -18,6 +18,15 @@ use crate::meta::{Meta, app_admin, departures};
 use crate::model::{AppStatus, Gpid, MetaLevel, ReplicaData, ReplicaReport};
 use crate::pb;
 
+/// The request header with which a read allows a stale answer: a follower then answers
+/// from its own copy of the replicated state instead of naming the leader.
+pub const STALE_OK_HEADER: &str = "ballast-stale-ok";
+
+/// Whether `req` allows a stale answer.
+fn stale_ok<T>(req: &Request<T>) -> bool {
+    req.metadata().contains_key(STALE_OK_HEADER)
+}
+
 /// Serves the `Meta` and `Cli` services over the meta state this server acts on (its
 /// own, or the group's while it leads: see [`MetaHolder`]).
 #[derive(Clone)]
@@ -150,7 +159,7 @@ impl pb::meta_server::Meta for MetaService {
         &self,
         req: Request<pb::ListNodesRequest>,
     ) -> Result<Response<pb::ListNodesReply>, Status> {
-        let meta = self.leader_read().await?;
+        let (meta, stale) = self.holder.read(stale_ok(&req)).await?;
         let req = req.into_inner();
         let filter = pb::NodeStatus::try_from(req.status)
             .map_err(|_| Error::InvalidInput("unknown node status".into()))?;
@@ -164,35 +173,41 @@ impl pb::meta_server::Meta for MetaService {
             (nodes, state.config().beacon_interval * 2)
         };
         nodes.dedup_by(|a, b| a.address == b.address);
+        // A stale answer knows the nodes, not their liveness.
+        let known = stale.is_none();
         let nodes = nodes
             .into_iter()
             .map(|n| pb::NodeInfo {
                 address: n.address,
-                status: if n.alive {
-                    pb::NodeStatus::Alive
-                } else {
-                    pb::NodeStatus::Unalive
+                status: match (known, n.alive) {
+                    (false, _) => pb::NodeStatus::Unknown,
+                    (true, true) => pb::NodeStatus::Alive,
+                    (true, false) => pb::NodeStatus::Unalive,
                 } as i32,
                 primary_count: n.primary_count,
                 secondary_count: n.secondary_count,
-                last_beacon_ago_ms: n.last_beacon_ago.as_millis() as u64,
-                reported: n.reported,
-                beaconing: n.alive && n.last_beacon_ago <= fresh,
+                last_beacon_ago_ms: if known {
+                    n.last_beacon_ago.as_millis() as u64
+                } else {
+                    0
+                },
+                reported: known && n.reported,
+                beaconing: known && n.alive && n.last_beacon_ago <= fresh,
                 disk_bytes: n.disk_bytes,
-                serving: n.serving,
+                serving: known && n.serving,
                 state: n.state.to_pb() as i32,
                 disk_free_bytes: n.disk_free,
             })
             .filter(|n| filter == pb::NodeStatus::Unspecified || n.status == filter as i32)
             .collect();
-        Ok(Response::new(pb::ListNodesReply { nodes }))
+        Ok(Response::new(pb::ListNodesReply { nodes, stale }))
     }
 
     async fn list_apps(
         &self,
         req: Request<pb::ListAppsRequest>,
     ) -> Result<Response<pb::ListAppsReply>, Status> {
-        let meta = self.leader_read().await?;
+        let (meta, stale) = self.holder.read(stale_ok(&req)).await?;
         let status = AppStatus::from_pb(req.into_inner().status);
         let state = meta.lock();
         let apps = state
@@ -200,14 +215,15 @@ impl pb::meta_server::Meta for MetaService {
             .into_iter()
             .map(|a| a.to_pb())
             .collect();
-        Ok(Response::new(pb::ListAppsReply { apps }))
+        Ok(Response::new(pb::ListAppsReply { apps, stale }))
     }
 
     async fn query_app(
         &self,
         req: Request<pb::QueryAppRequest>,
     ) -> Result<Response<pb::QueryAppReply>, Status> {
-        let meta = self.leader_read().await?;
+        let (meta, stale) = self.holder.read(stale_ok(&req)).await?;
+        let known = stale.is_none();
         let name = req.into_inner().app_name;
         let state = meta.lock();
         let app = state.app_by_name(&name)?;
@@ -219,11 +235,11 @@ impl pb::meta_server::Meta for MetaService {
             all.into_iter()
         };
         let alive: Vec<String> = members()
-            .filter(|m| state.is_alive(m))
+            .filter(|m| known && state.is_alive(m))
             .map(str::to_string)
             .collect();
         let serving: Vec<String> = members()
-            .filter(|m| state.is_serving(m, now))
+            .filter(|m| known && state.is_serving(m, now))
             .map(str::to_string)
             .collect();
         let replica_disks = state
@@ -241,6 +257,7 @@ impl pb::meta_server::Meta for MetaService {
             replica_disks,
             ddd_partitions: state.ddd_pidxs(app.record.app_id),
             serving_nodes: serving,
+            stale,
         }))
     }
 
@@ -326,9 +343,9 @@ impl pb::meta_server::Meta for MetaService {
 
     async fn cluster_info(
         &self,
-        _req: Request<pb::ClusterInfoRequest>,
+        req: Request<pb::ClusterInfoRequest>,
     ) -> Result<Response<pb::ClusterInfoReply>, Status> {
-        let meta = self.leader_read().await?;
+        let (meta, stale) = self.holder.read(stale_ok(&req)).await?;
         let state = meta.lock();
         let now = Instant::now();
         let view = state.level();
@@ -340,7 +357,7 @@ impl pb::meta_server::Meta for MetaService {
         if meta_servers.is_empty() {
             meta_servers.push(meta.address().to_string());
         }
-        Ok(Response::new(pb::ClusterInfoReply {
+        let reply = pb::ClusterInfoReply {
             meta_servers,
             primary_meta_server: meta.address().to_string(),
             stored_level: view.stored.to_pb() as i32,
@@ -369,6 +386,22 @@ impl pb::meta_server::Meta for MetaService {
             unhealthy_partition_count: state.unhealthy_count(now),
             failover_ms: (state.config().grace + state.config().check_interval()).as_millis()
                 as u64,
+            stale: None,
+        };
+        Ok(Response::new(match stale {
+            None => reply,
+            // What the leader alone knows is not given.
+            Some(stale) => pb::ClusterInfoReply {
+                primary_meta_server: stale.leader.clone(),
+                alive_node_count: 0,
+                uptime_ms: 0,
+                balance_operation_count: None,
+                actions_in_flight: 0,
+                serving_node_count: 0,
+                unhealthy_partition_count: 0,
+                stale: Some(stale),
+                ..reply
+            },
         }))
     }
 

@@ -412,6 +412,11 @@ impl MemStore {
             },
         }
     }
+
+    /// A store holding `state` (a read-only copy of a replicated state, say).
+    pub fn from_state(state: StoredState) -> MemStore {
+        MemStore { state }
+    }
 }
 
 impl MetaStore for MemStore {

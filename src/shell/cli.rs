@@ -82,6 +82,12 @@ fn flags() -> Command {
                 .help("Keep the embedded cluster's data in DIR instead of a temporary directory"),
         )
         .arg(
+            Arg::new("stale-ok")
+                .long("stale-ok")
+                .action(clap::ArgAction::SetTrue)
+                .help("Let any meta server answer nodes, ls, app and cluster_info from its own copy of the state (liveness unknown)"),
+        )
+        .arg(
             Arg::new("keep-going")
                 .short('k')
                 .long("keep-going")
@@ -183,6 +189,7 @@ pub fn main() -> i32 {
     let stdout_terminal = stdout.is_terminal();
     let mut ctx = Context::new(meta, Box::new(stdout), color);
     ctx.set_stdout_terminal(stdout_terminal);
+    ctx.set_stale_ok(matches.get_flag("stale-ok"));
     ctx.local = local;
     let mut shell = Shell::new(
         ctx,

@@ -51,6 +51,8 @@ pub struct Context {
     stdout_terminal: bool,
     /// The embedded cluster of `shell --local`, if any.
     pub local: Option<crate::local::LocalCluster>,
+    /// Reads allow a stale answer from any meta server (`--stale-ok`).
+    stale_ok: bool,
 }
 
 impl Context {
@@ -68,7 +70,16 @@ impl Context {
             interactive: false,
             stdout_terminal: false,
             local: None,
+            stale_ok: false,
         }
+    }
+
+    /// Lets the reads of this session (`nodes`, `ls`, `app`, `cluster_info`) take a stale
+    /// answer from any meta server (`--stale-ok`); data verbs still follow the leader.
+    pub fn set_stale_ok(&mut self, on: bool) {
+        self.stale_ok = on;
+        self.client = None;
+        self.data = None;
     }
 
     /// Records whether standard output is a terminal.
@@ -157,6 +168,7 @@ impl Context {
             interactive: false,
             stdout_terminal: self.stdout_terminal,
             local: None,
+            stale_ok: self.stale_ok,
         };
         Ok((copy, buffer))
     }
@@ -173,7 +185,13 @@ impl Context {
         if let Some(d) = &self.data {
             return Ok(d.clone());
         }
-        let client = Arc::new(DataClient::new(self.meta()?, self.data_timeout));
+        // Routes come from the leader: a stale one would send requests astray.
+        let meta = if self.stale_ok {
+            MetaClient::new(&self.meta_addrs, self.timeout)?
+        } else {
+            self.meta()?
+        };
+        let client = Arc::new(DataClient::new(meta, self.data_timeout));
         self.data = Some(client.clone());
         Ok(client)
     }
@@ -204,7 +222,11 @@ impl Context {
                     .into(),
             ));
         }
-        let client = MetaClient::new(&self.meta_addrs, self.timeout)?;
+        let client = if self.stale_ok {
+            MetaClient::allowing_stale_reads(&self.meta_addrs, self.timeout)?
+        } else {
+            MetaClient::new(&self.meta_addrs, self.timeout)?
+        };
         self.client = Some(client.clone());
         Ok(client)
     }

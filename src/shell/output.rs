@@ -69,6 +69,16 @@ impl Cell {
         }
     }
 
+    /// A value a stale answer does not know (liveness, health): `unknown` in text,
+    /// `null` in JSON.
+    pub fn unknown() -> Cell {
+        Cell {
+            text: "unknown".into(),
+            json: Value::Null,
+            tone: Tone::Plain,
+        }
+    }
+
     /// A list: `[a,b]` in text, an array in JSON.
     pub fn list<S: AsRef<str>>(items: &[S]) -> Cell {
         let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();

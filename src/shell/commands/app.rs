@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::model::{HealthCounts, PartitionConfig, partition_health};
 use crate::pb;
-use crate::shell::commands::OutputArgs;
+use crate::shell::commands::{OutputArgs, mark_stale};
 use crate::shell::context::Context;
 use crate::shell::error::ShellError;
 use crate::shell::output::{Cell, Report, col, num, size_cell};
@@ -30,8 +30,14 @@ struct AppArgs {
     out: OutputArgs,
 }
 
-/// Builds the report from the meta server's answer.
+/// Builds the report from the meta server's answer (liveness and health `unknown` when
+/// it is stale).
 fn report(reply: &pb::QueryAppReply, detailed: bool) -> Report {
+    mark_stale(report_of(reply, detailed), reply.stale.as_ref())
+}
+
+fn report_of(reply: &pb::QueryAppReply, detailed: bool) -> Report {
+    let known = reply.stale.is_none();
     let app = reply.app.clone().unwrap_or_default();
     let info = app.info.unwrap_or_default();
     let mut report = Report::default().pairs(
@@ -76,14 +82,19 @@ fn report(reply: &pb::QueryAppReply, detailed: bool) -> Report {
             for s in &p.secondaries {
                 per_node.entry(s).or_default().1 += 1;
             }
-            vec![
-                Cell::num(p.pidx),
-                Cell::num(p.ballot),
+            let replicas = if known {
                 Cell::custom(
                     format!("{live}/{max}"),
                     json!({ "alive": live, "max": max }),
                 )
-                .bad_if(!healthy),
+                .bad_if(!healthy)
+            } else {
+                Cell::custom(format!("?/{max}"), json!({ "alive": null, "max": max }))
+            };
+            vec![
+                Cell::num(p.pidx),
+                Cell::num(p.ballot),
+                replicas,
                 Cell::opt(p.primary.clone()),
                 Cell::list(&p.secondaries),
                 size_cell(
@@ -129,22 +140,27 @@ fn report(reply: &pb::QueryAppReply, detailed: bool) -> Report {
         node_rows,
     );
     let h = HealthCounts::of(&parts, max, is_alive);
+    let count = |n: u32| {
+        if known {
+            Cell::num(n).bad_if(n > 0)
+        } else {
+            Cell::unknown()
+        }
+    };
     report.pairs(
         "healthy",
         vec![
-            ("fully_healthy_partition_count", Cell::num(h.fully_healthy)),
             (
-                "unhealthy_partition_count",
-                Cell::num(h.unhealthy).bad_if(h.unhealthy > 0),
+                "fully_healthy_partition_count",
+                if known {
+                    Cell::num(h.fully_healthy)
+                } else {
+                    Cell::unknown()
+                },
             ),
-            (
-                "write_unhealthy_partition_count",
-                Cell::num(h.write_unhealthy).bad_if(h.write_unhealthy > 0),
-            ),
-            (
-                "read_unhealthy_partition_count",
-                Cell::num(h.read_unhealthy).bad_if(h.read_unhealthy > 0),
-            ),
+            ("unhealthy_partition_count", count(h.unhealthy)),
+            ("write_unhealthy_partition_count", count(h.write_unhealthy)),
+            ("read_unhealthy_partition_count", count(h.read_unhealthy)),
         ],
     )
 }
@@ -178,6 +194,7 @@ impl Verb for App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn reply() -> pb::QueryAppReply {
         let part = |pidx: u32, primary: &str, secondaries: &[&str]| pb::PartitionConfig {
@@ -216,7 +233,33 @@ mod tests {
                 },
             ],
             ddd_partitions: vec![],
+            stale: None,
         }
+    }
+
+    #[test]
+    fn a_stale_answer_shows_no_liveness_or_health() {
+        let stale = pb::QueryAppReply {
+            stale: Some(pb::StaleRead {
+                member_id: 2,
+                applied_index: 17,
+                leader: String::new(),
+            }),
+            ..reply()
+        };
+        let json = report(&stale, true).to_json();
+        assert_eq!(json["replicas"][0]["replica_count"]["alive"], Value::Null);
+        assert_eq!(json["replicas"][0]["replica_count"]["max"], 3);
+        assert_eq!(
+            json["healthy"]["fully_healthy_partition_count"],
+            Value::Null
+        );
+        assert_eq!(json["healthy"]["unhealthy_partition_count"], Value::Null);
+        assert_eq!(json["stale_read"]["member_id"], 2);
+        assert_eq!(json["stale_read"]["applied_index"], 17);
+        assert_eq!(json["stale_read"]["leader"], Value::Null);
+        let text = report(&stale, true).to_text(false);
+        assert!(text.contains("?/3") && !text.contains("3/3"), "{text}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::model::MetaLevel;
 use crate::pb;
-use crate::shell::commands::OutputArgs;
+use crate::shell::commands::{OutputArgs, mark_stale};
 use crate::shell::context::Context;
 use crate::shell::error::ShellError;
 use crate::shell::output::{Cell, Report};
@@ -58,8 +58,16 @@ fn balance_count(info: &pb::ClusterInfoReply) -> Cell {
     Cell::custom(value.to_string(), value).bad_if(c.total < 0)
 }
 
-/// Builds the report from the cluster summary and the ALIVE nodes.
+/// Builds the report from the cluster summary and the ALIVE nodes. On a stale answer
+/// (`--stale-ok`, a follower answered) what only the leader knows is `unknown`.
 fn report(info: &pb::ClusterInfoReply, alive: &[pb::NodeInfo]) -> Report {
+    let known = |cell: Cell| {
+        if info.stale.is_none() {
+            cell
+        } else {
+            Cell::unknown()
+        }
+    };
     let primaries: Vec<f64> = alive.iter().map(|n| f64::from(n.primary_count)).collect();
     let totals: Vec<f64> = alive
         .iter()
@@ -67,14 +75,20 @@ fn report(info: &pb::ClusterInfoReply, alive: &[pb::NodeInfo]) -> Report {
         .collect();
     let frozen = !info.freeze_reason.is_empty();
     let fixed = |v: f64| Cell::custom(format!("{v:.2}"), json!((v * 100.0).round() / 100.0));
-    Report::default().pairs(
+    let report = Report::default().pairs(
         "cluster_info",
         vec![
             (
                 "meta_servers",
                 Cell::custom(info.meta_servers.join(","), json!(info.meta_servers)),
             ),
-            ("primary_meta_server", Cell::str(&info.primary_meta_server)),
+            (
+                "primary_meta_server",
+                Cell::opt(
+                    (!info.primary_meta_server.is_empty())
+                        .then(|| info.primary_meta_server.clone()),
+                ),
+            ),
             (
                 "meta_function_level",
                 Cell::str(level_name(info.effective_level)).bad_if(frozen),
@@ -88,21 +102,31 @@ fn report(info: &pb::ClusterInfoReply, alive: &[pb::NodeInfo]) -> Report {
                 Cell::opt(frozen.then(|| info.freeze_reason.clone())).bad_if(frozen),
             ),
             ("total_node_count", Cell::num(info.total_node_count)),
-            ("alive_node_count", Cell::num(info.alive_node_count)),
+            ("alive_node_count", known(Cell::num(info.alive_node_count))),
             ("app_count", Cell::num(info.app_count)),
-            ("balance_operation_count", balance_count(info)),
-            ("actions_in_flight", Cell::num(info.actions_in_flight)),
-            ("primary_replica_count_stddev", fixed(stddev(&primaries))),
-            ("total_replica_count_stddev", fixed(stddev(&totals))),
+            ("balance_operation_count", known(balance_count(info))),
+            (
+                "actions_in_flight",
+                known(Cell::num(info.actions_in_flight)),
+            ),
+            (
+                "primary_replica_count_stddev",
+                known(fixed(stddev(&primaries))),
+            ),
+            ("total_replica_count_stddev", known(fixed(stddev(&totals)))),
             (
                 "serving_node_count",
-                Cell::num(info.serving_node_count)
-                    .bad_if(info.serving_node_count < info.alive_node_count),
+                known(
+                    Cell::num(info.serving_node_count)
+                        .bad_if(info.serving_node_count < info.alive_node_count),
+                ),
             ),
             (
                 "unhealthy_partition_count",
-                Cell::num(info.unhealthy_partition_count)
-                    .bad_if(info.unhealthy_partition_count > 0),
+                known(
+                    Cell::num(info.unhealthy_partition_count)
+                        .bad_if(info.unhealthy_partition_count > 0),
+                ),
             ),
             (
                 "failover_seconds",
@@ -112,7 +136,8 @@ fn report(info: &pb::ClusterInfoReply, alive: &[pb::NodeInfo]) -> Report {
                 ),
             ),
         ],
-    )
+    );
+    mark_stale(report, info.stale.as_ref())
 }
 
 #[tonic::async_trait]
@@ -167,6 +192,7 @@ mod tests {
             serving_node_count: 1,
             unhealthy_partition_count: 4,
             failover_ms: 22_500,
+            stale: None,
         };
         let node = |p, s| pb::NodeInfo {
             primary_count: p,
@@ -191,6 +217,35 @@ mod tests {
             .find(|l| l.starts_with("meta_function_level "))
             .unwrap();
         assert!(line.ends_with(": freezed"), "{text}");
+    }
+
+    #[test]
+    fn a_stale_answer_gives_no_liveness_counts() {
+        let info = pb::ClusterInfoReply {
+            meta_servers: vec!["a:1".into(), "b:1".into()],
+            total_node_count: 3,
+            app_count: 2,
+            stale: Some(pb::StaleRead {
+                member_id: 2,
+                applied_index: 9,
+                leader: "a:1".into(),
+            }),
+            ..Default::default()
+        };
+        let json = report(&info, &[]).to_json();
+        let c = &json["cluster_info"];
+        assert_eq!(c["total_node_count"], 3);
+        assert_eq!(c["app_count"], 2);
+        assert_eq!(c["primary_meta_server"], serde_json::Value::Null);
+        for key in [
+            "alive_node_count",
+            "balance_operation_count",
+            "serving_node_count",
+            "unhealthy_partition_count",
+        ] {
+            assert_eq!(c[key], serde_json::Value::Null, "{key}");
+        }
+        assert_eq!(json["stale_read"]["leader"], "a:1");
     }
 
     #[test]

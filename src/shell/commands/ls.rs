@@ -7,7 +7,7 @@ use clap::{ArgMatches, Args, Command, FromArgMatches};
 
 use crate::model::{AppStatus, HealthCounts, PartitionConfig};
 use crate::pb;
-use crate::shell::commands::OutputArgs;
+use crate::shell::commands::{OutputArgs, mark_stale};
 use crate::shell::context::Context;
 use crate::shell::error::ShellError;
 use crate::shell::output::{Cell, Report, col, num};
@@ -32,8 +32,9 @@ struct LsArgs {
     out: OutputArgs,
 }
 
-/// Builds the report from the tables and the set of ALIVE nodes.
-fn report(apps: &[pb::AppDetail], serving: &HashSet<String>, detailed: bool) -> Report {
+/// Builds the report from the tables and the set of serving nodes; health is `unknown`
+/// when liveness is not (a stale answer: `serving` is `None`).
+fn report(apps: &[pb::AppDetail], serving: Option<&HashSet<String>>, detailed: bool) -> Report {
     let general = apps
         .iter()
         .filter_map(|a| a.info.as_ref())
@@ -88,20 +89,29 @@ fn report(apps: &[pb::AppDetail], serving: &HashSet<String>, detailed: bool) -> 
                 .iter()
                 .map(PartitionConfig::from_pb)
                 .collect();
-            let h = HealthCounts::of(&parts, info.max_replica_count, |m| serving.contains(m));
-            full += i64::from(h.unhealthy == 0);
-            unhealthy += i64::from(h.unhealthy > 0);
-            write_bad += i64::from(h.write_unhealthy > 0);
-            read_bad += i64::from(h.read_unhealthy > 0);
-            rows.push(vec![
+            let mut row = vec![
                 Cell::num(info.app_id),
                 Cell::str(&info.app_name),
                 Cell::num(info.partition_count),
-                Cell::num(h.fully_healthy),
-                Cell::num(h.unhealthy).bad_if(h.unhealthy > 0),
-                Cell::num(h.write_unhealthy).bad_if(h.write_unhealthy > 0),
-                Cell::num(h.read_unhealthy).bad_if(h.read_unhealthy > 0),
-            ]);
+            ];
+            match serving {
+                Some(serving) => {
+                    let h =
+                        HealthCounts::of(&parts, info.max_replica_count, |m| serving.contains(m));
+                    full += i64::from(h.unhealthy == 0);
+                    unhealthy += i64::from(h.unhealthy > 0);
+                    write_bad += i64::from(h.write_unhealthy > 0);
+                    read_bad += i64::from(h.read_unhealthy > 0);
+                    row.extend([
+                        Cell::num(h.fully_healthy),
+                        Cell::num(h.unhealthy).bad_if(h.unhealthy > 0),
+                        Cell::num(h.write_unhealthy).bad_if(h.write_unhealthy > 0),
+                        Cell::num(h.read_unhealthy).bad_if(h.read_unhealthy > 0),
+                    ]);
+                }
+                None => row.extend(std::iter::repeat_n(Cell::unknown(), 4)),
+            }
+            rows.push(row);
         }
         let columns = vec![
             col("app_id"),
@@ -113,19 +123,26 @@ fn report(apps: &[pb::AppDetail], serving: &HashSet<String>, detailed: bool) -> 
             num("read_unhealthy"),
         ];
         report = report.table("healthy_info", columns, rows);
+        let known = |cell: Cell| {
+            if serving.is_some() {
+                cell
+            } else {
+                Cell::unknown()
+            }
+        };
         summary.extend([
-            ("fully_healthy_app_count", Cell::num(full)),
+            ("fully_healthy_app_count", known(Cell::num(full))),
             (
                 "unhealthy_app_count",
-                Cell::num(unhealthy).bad_if(unhealthy > 0),
+                known(Cell::num(unhealthy).bad_if(unhealthy > 0)),
             ),
             (
                 "write_unhealthy_app_count",
-                Cell::num(write_bad).bad_if(write_bad > 0),
+                known(Cell::num(write_bad).bad_if(write_bad > 0)),
             ),
             (
                 "read_unhealthy_app_count",
-                Cell::num(read_bad).bad_if(read_bad > 0),
+                known(Cell::num(read_bad).bad_if(read_bad > 0)),
             ),
         ]);
     }
@@ -161,27 +178,37 @@ impl Verb for Ls {
                 .to_pb(),
         };
         let meta = ctx.meta()?;
-        let apps = meta.list_apps(filter).await?;
-        let serving = if args.detailed {
+        let reply = meta.list_apps_reply(filter).await?;
+        let serving = if args.detailed && reply.stale.is_none() {
             serving_nodes(&meta).await?
         } else {
-            HashSet::new()
+            None
         };
-        args.out.emit(ctx, &report(&apps, &serving, args.detailed))
+        let report = mark_stale(
+            report(&reply.apps, serving.as_ref(), args.detailed),
+            reply.stale.as_ref(),
+        );
+        args.out.emit(ctx, &report)
     }
 }
 
 /// The addresses of the nodes whose replicas count as serving now (what health is
-/// counted against).
+/// counted against); `None` when a stale answer does not know.
 pub async fn serving_nodes(
     meta: &crate::client::MetaClient,
-) -> Result<HashSet<String>, ShellError> {
-    let nodes = meta.list_nodes(pb::NodeStatus::Alive).await?;
-    Ok(nodes
-        .into_iter()
-        .filter(|n| n.serving)
-        .map(|n| n.address)
-        .collect())
+) -> Result<Option<HashSet<String>>, ShellError> {
+    let reply = meta.list_nodes_reply(pb::NodeStatus::Alive, false).await?;
+    if reply.stale.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(
+        reply
+            .nodes
+            .into_iter()
+            .filter(|n| n.serving)
+            .map(|n| n.address)
+            .collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -232,7 +259,7 @@ mod tests {
             ],
         )];
         let alive: HashSet<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        let json = report(&apps, &alive, true).to_json();
+        let json = report(&apps, Some(&alive), true).to_json();
         let row = &json["healthy_info"][0];
         assert_eq!(
             (row["fully_healthy"].as_i64(), row["unhealthy"].as_i64()),
@@ -246,7 +273,7 @@ mod tests {
             (Some(1), Some(1))
         );
         assert_eq!(json["summary"]["unhealthy_app_count"], 1);
-        let text = report(&apps, &alive, true).to_text(false);
+        let text = report(&apps, Some(&alive), true).to_text(false);
         let header: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
         assert_eq!(header[..3], ["app_id", "status", "app_name"]);
         assert!(text.contains("2024-01-01_10:00:00"));
@@ -260,7 +287,7 @@ mod tests {
             pb::AppStatus::Available,
             vec![part(0, "a", &[])],
         )];
-        let json = report(&apps, &HashSet::new(), false).to_json();
+        let json = report(&apps, None, false).to_json();
         assert!(json.get("healthy_info").is_none());
         assert_eq!(
             json["general_info"][0]["drop_time"],

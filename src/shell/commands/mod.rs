@@ -54,7 +54,7 @@ use std::path::PathBuf;
 
 use crate::shell::context::Context;
 use crate::shell::error::ShellError;
-use crate::shell::output::Report;
+use crate::shell::output::{Cell, Report};
 use crate::shell::registry::{Flow, Verb};
 
 /// The registry: every verb, in the order `help` lists them.
@@ -125,6 +125,27 @@ impl OutputArgs {
         ctx.emit(report, self.json, self.output.as_deref())?;
         Ok(Flow::Continue)
     }
+}
+
+/// Ends a report with `[stale_read]` when a follower answered from its own copy of the
+/// state (`--stale-ok`): who answered, as of which log index, the leader it knows, and
+/// that liveness is unknown there.
+pub fn mark_stale(report: Report, stale: Option<&crate::pb::StaleRead>) -> Report {
+    let Some(stale) = stale else {
+        return report;
+    };
+    report.pairs(
+        "stale_read",
+        vec![
+            ("member_id", Cell::num(stale.member_id as i64)),
+            ("applied_index", Cell::num(stale.applied_index as i64)),
+            (
+                "leader",
+                Cell::opt((!stale.leader.is_empty()).then(|| stale.leader.clone())),
+            ),
+            ("liveness", Cell::unknown()),
+        ],
+    )
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use clap::{ArgMatches, Args, Command, FromArgMatches};
 
 use crate::pb;
-use crate::shell::commands::OutputArgs;
+use crate::shell::commands::{OutputArgs, mark_stale};
 use crate::shell::context::Context;
 use crate::shell::error::ShellError;
 use crate::shell::output::{Cell, Report, Tone, col, num, size_cell};
@@ -44,11 +44,10 @@ fn report(nodes: &[pb::NodeInfo], detailed: bool) -> Report {
     let rows = nodes
         .iter()
         .map(|n| {
-            let alive = n.status == pb::NodeStatus::Alive as i32;
-            let status = if alive {
-                Cell::str("ALIVE").tone(Tone::Good)
-            } else {
-                Cell::str("UNALIVE").tone(Tone::Bad)
+            let status = match pb::NodeStatus::try_from(n.status) {
+                Ok(pb::NodeStatus::Alive) => Cell::str("ALIVE").tone(Tone::Good),
+                Ok(pb::NodeStatus::Unalive) => Cell::str("UNALIVE").tone(Tone::Bad),
+                _ => Cell::str("UNKNOWN"),
             };
             let mut row = vec![Cell::str(&n.address), status];
             if detailed {
@@ -69,29 +68,33 @@ fn report(nodes: &[pb::NodeInfo], detailed: bool) -> Report {
             .iter()
             .filter(|n| n.state != pb::NodeState::Dropped as i32)
     };
-    let alive = members()
-        .filter(|n| n.status == pb::NodeStatus::Alive as i32)
-        .count() as i64;
+    let count =
+        |status: pb::NodeStatus| members().filter(|n| n.status == status as i32).count() as i64;
+    let (alive, unalive) = (count(pb::NodeStatus::Alive), count(pb::NodeStatus::Unalive));
     let total = members().count() as i64;
-    Report::default().table("details", columns, rows).pairs(
-        "summary",
-        vec![
-            ("total_node_count", Cell::num(total)),
-            ("alive_node_count", Cell::num(alive)),
-            (
-                "unalive_node_count",
-                Cell::num(total - alive).bad_if(total > alive),
-            ),
-        ],
-    )
+    let mut summary = vec![
+        ("total_node_count", Cell::num(total)),
+        ("alive_node_count", Cell::num(alive)),
+        ("unalive_node_count", Cell::num(unalive).bad_if(unalive > 0)),
+    ];
+    // Only a stale answer has nodes of unknown liveness.
+    let unknown = total - alive - unalive;
+    if unknown > 0 {
+        summary.push(("unknown_node_count", Cell::num(unknown)));
+    }
+    Report::default()
+        .table("details", columns, rows)
+        .pairs("summary", summary)
 }
 
 /// CONNECTED while the node's replicas count as serving; LOST once its process is gone
 /// or it stopped beaconing (before the grace period makes it UNALIVE); `-` for a node that
-/// left.
+/// left; UNKNOWN on a stale answer.
 fn connection_cell(n: &pb::NodeInfo) -> Cell {
     if n.state == pb::NodeState::Dropped as i32 {
         Cell::str("-")
+    } else if n.status == pb::NodeStatus::Unknown as i32 {
+        Cell::str("UNKNOWN")
     } else if n.serving {
         Cell::str("CONNECTED").tone(Tone::Good)
     } else {
@@ -135,8 +138,9 @@ impl Verb for Nodes {
             "unalive" => pb::NodeStatus::Unalive,
             _ => pb::NodeStatus::Unspecified,
         };
-        let nodes = ctx.meta()?.list_nodes_with(status, args.all).await?;
-        args.out.emit(ctx, &report(&nodes, args.detailed))
+        let reply = ctx.meta()?.list_nodes_reply(status, args.all).await?;
+        let report = mark_stale(report(&reply.nodes, args.detailed), reply.stale.as_ref());
+        args.out.emit(ctx, &report)
     }
 }
 
@@ -157,6 +161,24 @@ mod tests {
             serving: alive,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn nodes_of_unknown_liveness_are_neither_alive_nor_unalive() {
+        let unknown = pb::NodeInfo {
+            address: "h:1".into(),
+            status: pb::NodeStatus::Unknown as i32,
+            ..Default::default()
+        };
+        let nodes = [unknown, node("h:2", false, 0, 0)];
+        let json = report(&nodes, false).to_json();
+        assert_eq!(json["details"][0]["status"], "UNKNOWN");
+        assert_eq!(json["details"][0]["connection"], "UNKNOWN");
+        assert_eq!(json["summary"]["alive_node_count"], 0);
+        assert_eq!(json["summary"]["unalive_node_count"], 1);
+        assert_eq!(json["summary"]["unknown_node_count"], 1);
+        let fresh = report(&nodes[1..], false).to_json();
+        assert!(fresh["summary"].get("unknown_node_count").is_none());
     }
 
     #[test]

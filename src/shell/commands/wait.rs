@@ -75,7 +75,14 @@ impl Verb for Wait {
         let progress = Progress::new(1);
         loop {
             let apps = meta.list_apps(pb::AppStatus::Available).await?;
-            let serving = serving_nodes(&meta).await?;
+            let Some(serving) = serving_nodes(&meta).await? else {
+                progress.finish();
+                return Err(ShellError::Usage(
+                    "wait needs node liveness, which a stale answer does not have: \
+                     run it without --stale-ok"
+                        .into(),
+                ));
+            };
             let (healthy, total) = healthy_counts(&apps, &serving);
             let mut pending = String::new();
             let mut done = healthy == total;
