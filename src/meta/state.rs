@@ -150,6 +150,8 @@ pub struct MetaState {
     sink: Sink,
     /// What the store holds: the tables, partitions and nodes shown outside.
     durable: StoredState,
+    /// Per node, the partitions `durable` makes it a member of.
+    members: index::MemberIndex,
     nodes: BTreeMap<String, NodeState>,
     apps: BTreeMap<u32, App>,
     next_app_id: u32,
@@ -237,6 +239,7 @@ impl MetaState {
             nodes,
             apps: stored.apps.clone(),
             next_app_id: stored.next_app_id,
+            members: index::MemberIndex::build(&stored),
             durable: stored,
             settings,
             inflight: BTreeMap::new(),
@@ -312,6 +315,7 @@ mod change;
 mod ddl;
 mod departure;
 mod envs;
+mod index;
 pub use envs::EnvChange;
 mod nodes;
 mod persist;

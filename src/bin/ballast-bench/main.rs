@@ -11,7 +11,9 @@
 //! - `sim`: the deterministic simulation's randomized fault runs ([`sim`]);
 //! - `fuzz-shell`: random lines through the shell's lexer and parsers ([`fuzz_shell`]);
 //! - `shell-speed`: the shell's one-shot and piped speed beside baselines ([`shell_speed`]);
-//! - `fuzz-rpc`: malformed requests to every server RPC of real processes ([`fuzz_rpc`]).
+//! - `fuzz-rpc`: malformed requests to every server RPC of real processes ([`fuzz_rpc`]);
+//! - `meta-bench`: DDL and configuration-change latency through Raft ([`meta_bench`]);
+//! - `meta-scale`: the meta server under many simulated replica servers ([`meta_scale`]).
 
 mod failover;
 mod fuzz_rpc;
@@ -20,11 +22,13 @@ mod kill_test;
 mod learn;
 mod load;
 mod meta_bench;
+mod meta_scale;
 mod move_pri;
 mod ops;
 mod procs;
 mod shell_speed;
 mod sim;
+mod sim_nodes;
 
 use std::process::ExitCode;
 
@@ -66,6 +70,9 @@ enum Bench {
     /// a single meta server in the same run.
     #[command(name = "meta-bench")]
     MetaLatency(meta_bench::MetaBenchArgs),
+    /// The meta server under many simulated replica servers: CPU per beacon, memory,
+    /// `nodes -d`/`ls -d` latency and failover time.
+    MetaScale(meta_scale::MetaScaleArgs),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +118,7 @@ fn main() -> ExitCode {
             Bench::ShellSpeed(args) => shell_speed::run(args).await.map(|()| true),
             Bench::FuzzRpc(args) => fuzz_rpc::run(args).await,
             Bench::MetaLatency(args) => meta_bench::run(args).await.map(|()| true),
+            Bench::MetaScale(args) => meta_scale::run(args).await.map(|()| true),
             Bench::Sim(_) | Bench::FuzzShell(_) => unreachable!("run before the runtime"),
         }
     });

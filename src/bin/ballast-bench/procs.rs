@@ -226,6 +226,11 @@ impl ProcCluster {
         }
     }
 
+    /// The (first) meta server's process id, while it runs.
+    pub fn meta_pid(&self) -> Option<u32> {
+        self.meta.child.as_ref().map(Child::id)
+    }
+
     /// The meta server's address.
     pub fn meta_addr(&self) -> &str {
         &self.meta.addr

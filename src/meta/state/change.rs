@@ -150,23 +150,25 @@ impl MetaState {
         let Some(state) = self.nodes.get(node) else {
             return Ok(());
         };
+        // Only what the node reports can be lost: its reports are walked, not every
+        // partition (a beacon's cost stays the node's own, see `index.rs`).
         let mut lost = Vec::new();
-        for app in self
-            .apps
-            .values()
-            .filter(|a| a.record.status == AppStatus::Available)
-        {
-            for p in &app.partitions {
-                let gpid = Gpid::new(app.record.app_id, p.pidx);
-                // A fresh configuration's members may start empty: a report older than
-                // the configuration is of a replica about to be created.
-                let invalid = state
-                    .replicas
-                    .get(&gpid)
-                    .is_some_and(|r| !(r.is_valid() || p.fresh && r.ballot < p.ballot));
-                if invalid && p.members().any(|m| m == node) {
-                    lost.push((gpid, p.ballot));
-                }
+        for (gpid, r) in &state.replicas {
+            let Some(app) = self
+                .apps
+                .get(&gpid.app_id)
+                .filter(|a| a.record.status == AppStatus::Available)
+            else {
+                continue;
+            };
+            let Some(p) = app.partitions.get(gpid.pidx as usize) else {
+                continue;
+            };
+            // A fresh configuration's members may start empty: a report older than the
+            // configuration is of a replica about to be created.
+            let invalid = !(r.is_valid() || p.fresh && r.ballot < p.ballot);
+            if invalid && p.members().any(|m| m == node) {
+                lost.push((*gpid, p.ballot));
             }
         }
         for (gpid, ballot) in lost {

@@ -1,7 +1,7 @@
 //! Nodes on the meta state: beacons (registration, a replaced data directory, replica
 //! reports), what each node is assigned, and the failure detector's check.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use super::{BeaconOutcome, MetaState, NodeAssignment, NodeState};
@@ -105,42 +105,50 @@ impl MetaState {
         {
             return out;
         }
-        for app in self.durable.apps.values() {
-            for p in &app.partitions {
-                let gpid = Gpid {
-                    app_id: app.record.app_id,
-                    pidx: p.pidx,
-                };
-                let role = if p.primary.as_deref() == Some(address) {
-                    ReplicaRole::Primary
-                } else if p.secondaries.iter().any(|s| s == address) {
-                    ReplicaRole::Secondary
-                } else if self
-                    .inflight
-                    .get(&gpid)
-                    .is_some_and(|f| f.action.copies_to() == Some(address))
-                {
-                    ReplicaRole::Learner
-                } else {
-                    continue;
-                };
-                let proposal = self
-                    .inflight
-                    .get(&gpid)
-                    .filter(|f| role == ReplicaRole::Primary && f.action.primary_executes())
-                    .map(|f| f.action.clone());
-                out.push(NodeAssignment {
-                    gpid,
-                    ballot: p.ballot,
-                    role,
-                    app_status: app.record.status,
-                    primary: p.primary.clone(),
-                    secondaries: p.secondaries.clone(),
-                    max_replica_count: app.record.max_replica_count,
-                    create_empty: p.fresh && role != ReplicaRole::Learner,
-                    proposal,
-                });
-            }
+        // Its partitions by the index, and those it learns (few: actions in flight), in
+        // gpid order.
+        let learning = self
+            .inflight
+            .iter()
+            .filter(|(_, f)| f.action.copies_to() == Some(address))
+            .map(|(g, _)| *g);
+        let gpids: BTreeSet<Gpid> = self.members.of(address).chain(learning).collect();
+        for gpid in gpids {
+            let Some(app) = self.durable.apps.get(&gpid.app_id) else {
+                continue;
+            };
+            let Some(p) = app.partitions.get(gpid.pidx as usize) else {
+                continue;
+            };
+            let role = if p.primary.as_deref() == Some(address) {
+                ReplicaRole::Primary
+            } else if p.secondaries.iter().any(|s| s == address) {
+                ReplicaRole::Secondary
+            } else if self
+                .inflight
+                .get(&gpid)
+                .is_some_and(|f| f.action.copies_to() == Some(address))
+            {
+                ReplicaRole::Learner
+            } else {
+                continue;
+            };
+            let proposal = self
+                .inflight
+                .get(&gpid)
+                .filter(|f| role == ReplicaRole::Primary && f.action.primary_executes())
+                .map(|f| f.action.clone());
+            out.push(NodeAssignment {
+                gpid,
+                ballot: p.ballot,
+                role,
+                app_status: app.record.status,
+                primary: p.primary.clone(),
+                secondaries: p.secondaries.clone(),
+                max_replica_count: app.record.max_replica_count,
+                create_empty: p.fresh && role != ReplicaRole::Learner,
+                proposal,
+            });
         }
         out
     }

@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::mpsc;
 
 use super::MetaState;
+use super::index::MemberIndex;
 use crate::error::{Error, Result};
 use crate::meta::store::{MetaStore, StoreOp};
 
@@ -124,7 +125,11 @@ impl MetaState {
                 }
             }
         }
-        self.durable.apply(ops)?;
+        let partitions = MemberIndex::touched(&self.durable, ops);
+        self.members.unindex(&self.durable, &partitions);
+        let applied = self.durable.apply(ops);
+        self.members.reindex(&self.durable, &partitions);
+        applied?;
         for node in &touched {
             self.nudge(node);
         }
