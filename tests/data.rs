@@ -569,3 +569,51 @@ fn meta_bench_reports_raft_beside_a_single_meta_server() {
     }
     assert!(stdout.contains("raft / single: create p50"), "{stdout}");
 }
+
+#[test]
+fn meta_scale_places_every_replica_and_cures_a_dead_nodes_partitions() {
+    let (ok, stdout, stderr) = bench(
+        &[
+            "meta-scale",
+            "--nodes",
+            "12",
+            "--replicas",
+            "120",
+            "--beacon-ms",
+            "200",
+            "--window",
+            "1s",
+            "--runs",
+            "1",
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1 tables x 40 partitions x 3 = 120 replicas"),
+        "{stdout}"
+    );
+    let value = |prefix: &str| -> f64 {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no '{prefix}' line in {stdout}"));
+        line[prefix.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(value("beacons/s") > 0.0, "{stdout}");
+    assert!(value("meta rss / peak (MB)") > 0.0, "{stdout}");
+    assert!(
+        value("shell nodes -d  median / worst (ms)") > 0.0,
+        "{stdout}"
+    );
+    let death = stdout
+        .lines()
+        .find(|l| l.starts_with("node death: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(death.contains("all led again"), "{death}");
+}

@@ -35,6 +35,10 @@ pub struct MetaScaleArgs {
     /// How often the nodes beacon, in ms.
     #[arg(long, default_value_t = 1000)]
     beacon_ms: u64,
+    /// How often cure and the balancer run (the meta server's default; a death is cured
+    /// at once regardless).
+    #[arg(long, default_value_t = 10_000)]
+    lb_interval_ms: u64,
     /// How long the beacon-only window lasts.
     #[arg(long, default_value = "10s", value_parser = ops::parse_duration)]
     window: Duration,
@@ -130,6 +134,7 @@ pub async fn run(args: MetaScaleArgs) -> Result<()> {
         (args.beacon_ms * 4).to_string(),
         (args.beacon_ms * 5).to_string(),
     );
+    let lb = args.lb_interval_ms.to_string();
     let flags = [
         "--beacon-interval-ms",
         &beacon,
@@ -138,7 +143,7 @@ pub async fn run(args: MetaScaleArgs) -> Result<()> {
         "--grace-ms",
         &grace,
         "--lb-interval-ms",
-        "500",
+        &lb,
         "--log-level",
         "warn",
     ];
