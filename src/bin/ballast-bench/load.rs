@@ -104,7 +104,7 @@ pub async fn run(args: LoadArgs) -> Result<()> {
     let replicas = 3.min(args.nodes as u32);
     let (cluster, meta) =
         ops::cluster_with_table(dir.path(), &args.meta, args.nodes, TABLE, 8, replicas).await?;
-    let data = Arc::new(DataClient::new(meta, Duration::from_secs(5)));
+    let data = Arc::new(DataClient::new(meta.clone(), Duration::from_secs(5)));
     let value = Arc::new(vec![b'v'; args.value_size]);
     let none = Arc::new(vec![0; args.clients]);
     // Warm up, unmeasured: connections, routes, the servers' first allocations.
@@ -126,6 +126,7 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         none,
     )
     .await;
+    let payload = payload_bytes(&written, args.value_size);
     let (mut get_lat, _, get_err) = phase(
         data,
         args.clients,
@@ -135,6 +136,20 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         Arc::new(written),
     )
     .await;
+    // The get phase is the fill's settling time: what the disks hold now.
+    let disk = match &cluster {
+        Some(c) => Some(ops::DiskUse::of(&c.node_dirs())?),
+        None => None,
+    };
+    let reported: u64 = if disk.is_some() {
+        0
+    } else {
+        meta.list_nodes(ballast::pb::NodeStatus::Unspecified)
+            .await?
+            .iter()
+            .map(|n| n.disk_bytes)
+            .sum()
+    };
     let mut base = fsync_baseline(dir.path(), 500)?;
     let secs = args.duration.as_secs_f64();
     let (b50, b99, b999) = ops::percentiles(&mut base);
@@ -162,6 +177,38 @@ pub async fn run(args: LoadArgs) -> Result<()> {
         0,
         1.0
     );
+    // Disk per byte of payload, per replica (a new line: the table above is read by scripts).
+    let per_copy = (payload * u64::from(replicas)).max(1) as f64;
+    let mb = |b: u64| b as f64 / 1e6;
+    match disk {
+        Some(d) => println!(
+            "disk {:.1} MB (store {:.1}, log {:.1}, other {:.1}) for {:.1} MB payload x {replicas} replicas = {:.2} bytes per payload byte",
+            mb(d.total()),
+            mb(d.store),
+            mb(d.log),
+            mb(d.other),
+            mb(payload),
+            d.total() as f64 / per_copy
+        ),
+        None => println!(
+            "disk {:.1} MB (as the nodes report it) for {:.1} MB payload x {replicas} replicas = {:.2} bytes per payload byte",
+            mb(reported),
+            mb(payload),
+            reported as f64 / per_copy
+        ),
+    }
     drop(cluster);
     Ok(())
+}
+
+/// The bytes of the records the set phase wrote: hash key, sort key `s` and value each
+/// (`written[c]` keys `load_{c}_{i}` per client).
+fn payload_bytes(written: &[u64], value_size: usize) -> u64 {
+    let mut total = 0u64;
+    for (c, n) in written.iter().enumerate() {
+        for i in 0..*n {
+            total += (format!("load_{c}_{i}").len() + 1 + value_size) as u64;
+        }
+    }
+    total
 }

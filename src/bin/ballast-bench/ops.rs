@@ -250,3 +250,55 @@ mod tests {
         assert_eq!(percentiles(&mut v), (501, 991, 1000));
     }
 }
+
+/// Disk space taken under some directories, by kind: the replicas' stores (`data.redb`),
+/// their prepare logs (`*.seg`) and everything else, in allocated bytes (what `du`
+/// counts, so sparse regions are not counted).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DiskUse {
+    /// Store files.
+    pub store: u64,
+    /// Log segments.
+    pub log: u64,
+    /// Anything else.
+    pub other: u64,
+}
+
+impl DiskUse {
+    /// The total.
+    pub fn total(&self) -> u64 {
+        self.store + self.log + self.other
+    }
+
+    /// Adds up every file under `dirs`.
+    pub fn of(dirs: &[std::path::PathBuf]) -> Result<DiskUse> {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = DiskUse::default();
+        let mut stack: Vec<std::path::PathBuf> = dirs.to_vec();
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else {
+                    continue;
+                };
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                    continue;
+                }
+                let bytes = meta.blocks() * 512;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name == ballast::replica::storage::FILE {
+                    out.store += bytes;
+                } else if name.ends_with(".seg") {
+                    out.log += bytes;
+                } else {
+                    out.other += bytes;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

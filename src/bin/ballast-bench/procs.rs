@@ -231,6 +231,11 @@ impl ProcCluster {
         self.meta.child.as_ref().map(Child::id)
     }
 
+    /// Every replica server's data directory (running or not).
+    pub fn node_dirs(&self) -> Vec<PathBuf> {
+        self.nodes.iter().map(|n| n.data_dir.clone()).collect()
+    }
+
     /// The meta server's address.
     pub fn meta_addr(&self) -> &str {
         &self.meta.addr
