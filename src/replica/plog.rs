@@ -36,8 +36,9 @@ const HEADER: u64 = 16;
 const FRAME_HEADER: usize = 12;
 /// Frames longer than this are corruption, not data.
 const MAX_FRAME: usize = 256 << 20;
-/// A segment is closed (a new one started) once it is this big.
-const SEGMENT_BYTES: u64 = 32 << 20;
+/// A segment is closed (a new one started) once it is this big. Only closed segments
+/// are deleted, so this bounds what a compacted log keeps beyond `compact_bytes`.
+const SEGMENT_BYTES: u64 = 1 << 20;
 
 /// One segment file.
 #[derive(Debug, Clone)]
