@@ -18,8 +18,7 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::meta::config::MetaConfig;
 use crate::meta::raft::group::{Member, WriteError};
-use crate::meta::store::MemStore;
-use crate::meta::store::{MetaStore, StoreOp, StoredState};
+use crate::meta::store::{MemStore, MetaStore, StoreOp, StoredState};
 use crate::meta::{Meta, ticker};
 use crate::pb;
 use crate::server::{ShutdownSignal, stopped};
@@ -115,27 +114,24 @@ impl Group {
     /// only when it applied something new. Nothing runs on it (no failure detector, no
     /// cure) and nothing is written through it.
     fn stale_read(&self) -> Result<(Arc<Meta>, pb::StaleRead)> {
-        let status = self.member.status();
         let settings = self.member.held_settings();
+        let view = self.member.view();
+        let view = view.read().unwrap_or_else(|p| p.into_inner());
+        let applied = view.applied.map_or(0, |l| l.index);
         let mut cached = self.stale.lock().unwrap_or_else(|p| p.into_inner());
         let meta = match cached.as_ref() {
-            Some(view) if view.applied == status.applied_index && view.settings == settings => {
-                view.meta.clone()
-            }
+            Some(c) if c.applied == applied && c.settings == settings => c.meta.clone(),
             _ => {
-                let state = {
-                    let view = self.member.view();
-                    let view = view.read().unwrap_or_else(|p| p.into_inner());
-                    view.state.clone()
-                };
+                let store = MemStore::from_state(view.state.clone());
+                drop(view);
                 let meta = Arc::new(Meta::new(
                     self.config.clone(),
-                    Box::new(MemStore::from_state(state)),
+                    Box::new(store),
                     self.address.clone(),
                 )?);
                 replay_settings(&meta, &settings);
                 *cached = Some(StaleView {
-                    applied: status.applied_index,
+                    applied,
                     settings,
                     meta: meta.clone(),
                 });
@@ -152,7 +148,7 @@ impl Group {
             meta,
             pb::StaleRead {
                 member_id: self.member.id(),
-                applied_index: status.applied_index,
+                applied_index: applied,
                 leader,
             },
         ))
