@@ -191,14 +191,19 @@ impl Core {
         self.emit(Effect::Apply { entries, durable });
     }
 
-    /// Drops log entries the store holds durably and no peer needs, once the log is
-    /// large; asks the store for a durable point first if it lags.
+    /// Drops log entries the store holds durably and no peer needs (nor a recently
+    /// dropped secondary, within bounds), once the log is large; asks the store for a
+    /// durable point first if it lags.
     pub(super) fn maybe_compact(&mut self) {
         if self.log.bytes() < self.cfg.compact_bytes {
             return;
         }
-        let floor = match &self.role {
-            Role::Primary(p) => p.peer_floor().min(self.store_durable),
+        let (now, bytes) = (self.now, self.log.bytes());
+        let floor = match &mut self.role {
+            Role::Primary(p) => p
+                .peer_floor()
+                .min(p.departed_floor(now, bytes, &self.cfg))
+                .min(self.store_durable),
             _ => self.store_durable,
         };
         if floor + 1 > self.log.first() {

@@ -77,6 +77,13 @@ pub struct CoreConfig {
     pub compact_bytes: usize,
     /// Out-of-order prepares a follower keeps waiting for the ones before them.
     pub reorder_limit: usize,
+    /// A primary keeps the log a dropped secondary would need for this long, so a
+    /// replica that comes back (cure re-adds the last dropped member) catches up from the
+    /// log instead of copying a snapshot. The meta server's default assign delay.
+    pub catch_up_ms: u64,
+    /// ...but never a log larger than this: past it the returning replica gets a
+    /// snapshot, and the log is trimmed as usual.
+    pub catch_up_bytes: usize,
 }
 
 impl Default for CoreConfig {
@@ -96,6 +103,8 @@ impl Default for CoreConfig {
             durable_every: 1024,
             compact_bytes: 2 << 20,
             reorder_limit: 64,
+            catch_up_ms: 600_000,
+            catch_up_bytes: 64 << 20,
         }
     }
 }

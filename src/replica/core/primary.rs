@@ -127,6 +127,10 @@ pub struct Primary {
     /// Client writes logged but not applied: (client, seq) → decree.
     requests: HashMap<(u64, u64), u64>,
     proposal: Option<Proposal>,
+    /// Secondaries dropped from the configuration in this tenure: node → (the decree it
+    /// surely held, when it was dropped). Their log is kept for a while (bounded), so one
+    /// that comes back catches up from the log.
+    departed: BTreeMap<NodeId, (u64, u64)>,
     /// What a taking-over primary must commit before it serves.
     target: u64,
     /// Set inside a step to leave the role: (why, the role to take).
@@ -146,6 +150,7 @@ impl Primary {
             waiting: BTreeMap::new(),
             requests: HashMap::new(),
             proposal: a.proposal.clone(),
+            departed: BTreeMap::new(),
             target: 0,
             resign: None,
         }
@@ -161,6 +166,22 @@ impl Primary {
         self.peers
             .values()
             .map(|p| p.acked.min(p.next.saturating_sub(1)))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The lowest decree a recently dropped secondary would need to catch up from the
+    /// log. A departure is forgotten after `catch_up_ms`, and all are once the log has
+    /// grown past `catch_up_bytes` (the returning replica then copies a snapshot).
+    pub fn departed_floor(&mut self, now: u64, log_bytes: usize, cfg: &super::CoreConfig) -> u64 {
+        if log_bytes > cfg.catch_up_bytes {
+            self.departed.clear();
+        }
+        self.departed
+            .retain(|_, (_, since)| now < since.saturating_add(cfg.catch_up_ms));
+        self.departed
+            .values()
+            .map(|(floor, _)| *floor)
             .min()
             .unwrap_or(u64::MAX)
     }
@@ -294,9 +315,21 @@ impl Core {
                 Reply::Prepare(PrepareReply::Refused(Refusal::StaleBallot(ballot))),
             );
         }
+        // The primary it followed, if it is gone from the configuration (it died), may
+        // come back: it will hold at least what this replica has committed, less what
+        // its store had not made durable.
+        let departed = self
+            .hard
+            .primary
+            .clone()
+            .filter(|old| *old != me && !a.secondaries.contains(old));
         let records = vec![self.promise(ballot, &me)];
         let persist = self.persist(records);
         let mut p = Primary::new(ballot, a, PrimaryStage::Promising(persist));
+        if let Some(old) = departed {
+            let floor = self.committed.saturating_sub(2 * self.cfg.durable_every);
+            p.departed.insert(old, (floor, self.now));
+        }
         p.target = self.log.last();
         for s in &a.secondaries {
             p.peers.insert(s.clone(), Peer::new(self.committed, false));
@@ -325,6 +358,16 @@ impl Core {
                 None => {
                     p.peers.insert(s.clone(), Peer::new(self.committed, false));
                 }
+            }
+        }
+        for (n, peer) in &p.peers {
+            if !peer.learner && !secondaries.contains(n) {
+                // It comes back with its store's durable point as its commit point,
+                // which trails what it was told is committed by up to `durable_every`
+                // decrees (and the apply in flight): keep two such spans more.
+                let told = peer.acked.min(peer.committed_sent);
+                let floor = told.saturating_sub(2 * self.cfg.durable_every);
+                p.departed.insert(n.clone(), (floor, self.now));
             }
         }
         p.peers

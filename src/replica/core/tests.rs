@@ -122,13 +122,10 @@ impl Harness {
                             feedback.push(sync_input(n));
                         }
                     }
-                    Effect::Apply { entries, .. } => {
+                    Effect::Apply { entries, durable } => {
                         let upto = entries.last().map_or(n.core.applied, |e| e.decree);
                         n.applied.extend(entries.iter().map(|e| e.decree));
-                        feedback.push(Some(Input::Applied {
-                            upto,
-                            durable: false,
-                        }));
+                        feedback.push(Some(Input::Applied { upto, durable }));
                     }
                     Effect::Send(to, p) => {
                         self.next_reply += 1;
@@ -155,6 +152,17 @@ impl Harness {
     fn deliver_all(&mut self) {
         while let Some(m) = self.inbox.pop_front() {
             match m {
+                Msg::Prepare(to, p, id) => self.step(&to, Input::Prepare(p, id)),
+                Msg::Reply(to, from, r) => self.step(&to, Input::PrepareReply(from, r)),
+            }
+        }
+    }
+
+    /// Delivers messages until none is left, losing every one to or from `silent`.
+    fn deliver_all_but(&mut self, silent: &str) {
+        while let Some(m) = self.inbox.pop_front() {
+            match m {
+                Msg::Prepare(to, ..) | Msg::Reply(_, to, _) if to == silent => {}
                 Msg::Prepare(to, p, id) => self.step(&to, Input::Prepare(p, id)),
                 Msg::Reply(to, from, r) => self.step(&to, Input::PrepareReply(from, r)),
             }
@@ -649,5 +657,141 @@ fn inputs_meant_for_a_primary_leave_a_follower_as_it_is() {
         c.take_effects().contains(&Effect::ResetData),
         "{:?}",
         c.role()
+    );
+}
+
+#[test]
+fn a_dropped_secondary_that_comes_back_catches_up_from_the_log_within_the_bound() {
+    // (catch_up_bytes, whether c catches up from the log)
+    for (bound, from_log) in [(64 << 20, true), (0, false)] {
+        let mut h = Harness::new(&["a", "b", "c"]);
+        for n in h.nodes.values_mut() {
+            n.core.cfg.compact_bytes = 1;
+            n.core.cfg.durable_every = 1;
+            n.core.cfg.catch_up_bytes = bound;
+        }
+        h.step("b", assign(AssignedRole::Secondary, 1, "a", &["b", "c"]));
+        h.step("c", assign(AssignedRole::Secondary, 1, "a", &["b", "c"]));
+        h.step("a", assign(AssignedRole::Primary, 1, "a", &["b", "c"]));
+        h.deliver_all();
+        for k in 0..20 {
+            h.step("a", write(&format!("k{k}")));
+            h.step("a", Input::Flush);
+            h.deliver_all();
+        }
+        let held = h.core("c").committed;
+        assert!(held >= 15, "c followed: {held}");
+        // c goes silent; the primary drops it through the meta server.
+        h.step("a", write("lost-c"));
+        h.step("a", Input::Flush);
+        h.deliver_all_but("c");
+        h.now += 2_000;
+        h.step("a", Input::Tick);
+        h.deliver_all_but("c");
+        assert_eq!(
+            h.nodes["a"].asks.last(),
+            Some(&(1, ConfigRequest::Remove("c".into())))
+        );
+        let view = ConfigView {
+            ballot: 2,
+            primary: Some("a".into()),
+            secondaries: vec!["b".into()],
+        };
+        h.step("a", Input::MetaAnswer(Ok((true, view))));
+        // Writes go on without it; the log is trimmed as far as the bound lets it.
+        for k in 0..50 {
+            h.step("a", write(&format!("later{k}")));
+            h.step("a", Input::Flush);
+            h.deliver_all_but("c");
+        }
+        let (base, last) = (h.core("a").log().base(), h.core("a").log().last());
+        assert_eq!(h.core("a").committed, last, "writes commit with a and b");
+        assert_eq!(
+            base <= held,
+            from_log,
+            "log base {base}, c held {held}, bound {bound}"
+        );
+        // c is back, re-added as a learner at the new ballot.
+        h.step("c", assign(AssignedRole::Learner, 2, "a", &["b"]));
+        let Some(Effect::Learn(_, req)) = h.nodes.get_mut("c").unwrap().other.pop() else {
+            panic!("c asks to learn: {:?}", h.nodes["c"].other);
+        };
+        assert_eq!(req.committed, Some(held));
+        h.step("a", Input::Learn(req, 77));
+        let answer = h.nodes["a"].replies.iter().find(|(id, _)| *id == 77);
+        if from_log {
+            assert!(
+                matches!(answer, Some((_, Reply::Learn(Ok(LearnPlan::Incremental))))),
+                "{answer:?}"
+            );
+            h.step(
+                "c",
+                Input::LearnAnswer(req_attempt(&h, "c"), Ok(LearnPlan::Incremental)),
+            );
+            h.step("a", Input::Tick);
+            h.deliver_all();
+            assert_eq!(h.core("c").log().last(), last, "c caught up from the log");
+            assert_eq!(h.core("c").status().data, DataState::Valid);
+        } else {
+            assert!(answer.is_none(), "{answer:?}");
+            assert!(
+                matches!(
+                    h.nodes["a"].other.last(),
+                    Some(Effect::StreamSnapshot(77, _))
+                ),
+                "past the bound it copies a snapshot: {:?}",
+                h.nodes["a"].other
+            );
+        }
+    }
+}
+
+fn req_attempt(h: &Harness, name: &str) -> u64 {
+    h.core(name).learn_attempt
+}
+
+#[test]
+fn a_primary_that_died_and_comes_back_catches_up_from_the_new_primarys_log() {
+    let mut h = Harness::new(&["a", "b", "c"]);
+    for n in h.nodes.values_mut() {
+        n.core.cfg.compact_bytes = 1;
+        n.core.cfg.durable_every = 1;
+    }
+    h.step("b", assign(AssignedRole::Secondary, 1, "a", &["b", "c"]));
+    h.step("c", assign(AssignedRole::Secondary, 1, "a", &["b", "c"]));
+    h.step("a", assign(AssignedRole::Primary, 1, "a", &["b", "c"]));
+    h.deliver_all();
+    for k in 0..20 {
+        h.step("a", write(&format!("k{k}")));
+        h.step("a", Input::Flush);
+        h.deliver_all();
+    }
+    h.step("a", Input::Tick);
+    h.deliver_all();
+    let held = h.core("a").committed;
+    // a dies; b is made primary with c.
+    h.step("c", assign(AssignedRole::Secondary, 2, "b", &["c"]));
+    h.step("b", assign(AssignedRole::Primary, 2, "b", &["c"]));
+    h.deliver_all_but("a");
+    assert!(h.core("b").serving(), "{:?}", h.core("b").role());
+    for k in 0..50 {
+        h.step("b", write(&format!("later{k}")));
+        h.step("b", Input::Flush);
+        h.deliver_all_but("a");
+    }
+    let (base, last) = (h.core("b").log().base(), h.core("b").log().last());
+    assert!(
+        last > held + 40 && base <= held,
+        "base {base}, a held {held}, last {last}"
+    );
+    h.step("a", assign(AssignedRole::Learner, 2, "b", &["c"]));
+    let Some(Effect::Learn(_, req)) = h.nodes.get_mut("a").unwrap().other.pop() else {
+        panic!("a asks to learn: {:?}", h.nodes["a"].other);
+    };
+    h.step("b", Input::Learn(req, 78));
+    let answer = h.nodes["b"].replies.iter().find(|(id, _)| *id == 78);
+    assert!(
+        matches!(answer, Some((_, Reply::Learn(Ok(LearnPlan::Incremental))))),
+        "{answer:?}"
     );
 }

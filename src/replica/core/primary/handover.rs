@@ -31,7 +31,10 @@ impl Core {
             .committed
             .filter(|c| *c >= self.log.base() && *c <= self.log.last());
         let applied = self.applied;
-        self.with_primary(|c, p| match incremental {
+        self.with_primary(|c, p| {
+            // Back as a learner: it is tracked as a peer from here on.
+            p.departed.remove(&req.learner);
+            match incremental {
             Some(committed) => {
                 tracing::info!(gpid = %c.gpid, learner = req.learner, committed, "learner catches up from the log");
                 p.peers
@@ -44,6 +47,7 @@ impl Core {
                 p.peers.insert(req.learner.clone(), Peer::new(applied, true));
                 c.emit(Effect::StreamSnapshot(reply, applied));
             }
+        }
         });
     }
 
