@@ -375,6 +375,7 @@ impl pb::replica_server::Replica for DataService {
             ballot: r.ballot,
             learner: r.learner.clone(),
             committed: r.committed,
+            last: r.last_decree.map(|d| (d, r.last_ballot)),
             attempt: 0,
         };
         let start = self.ask(gpid, |tx| Msg::Learn(request, tx)).await??;

@@ -300,6 +300,7 @@ impl Replica {
             .filter(|r| r.role == pb::ReplicaRole::Primary as i32)
             .count();
         let learned = self.node.learned();
+        let totals = self.node.learn_totals();
         json!({
             "error": "ok",
             "role": "replica-server",
@@ -314,6 +315,9 @@ impl Replica {
             "max_copy_rate_megabytes_per_disk": self.node.limiter.rate_mb(),
             "last_learned_bytes": learned.map_or(0, |l| l.0),
             "last_learned_seconds": learned.map_or(0.0, |l| l.1),
+            "learned_snapshots": totals.0,
+            "learned_snapshot_bytes": totals.1,
+            "learned_from_log": totals.2,
         })
     }
 }

@@ -35,6 +35,9 @@ pub struct Node {
     /// Requests answered, by table and kind (`server_stat`, `app_stat`).
     pub stats: crate::stats::Stats,
     learned: Mutex<Option<(u64, f64)>>,
+    /// Since the server started: (snapshots learned, their bytes, catch-ups from a
+    /// primary's log).
+    learn_totals: Mutex<(u64, u64, u64)>,
 }
 
 impl Node {
@@ -56,6 +59,7 @@ impl Node {
             core_config,
             stats: crate::stats::Stats::default(),
             learned: Mutex::new(None),
+            learn_totals: Mutex::new((0, 0, 0)),
         }
     }
 
@@ -103,6 +107,20 @@ impl Node {
     /// Records a completed learning (for `server-info`).
     pub fn record_learned(&self, bytes: u64, elapsed: Duration) {
         *self.learned.lock().expect("learned") = Some((bytes, elapsed.as_secs_f64()));
+        let mut t = self.learn_totals.lock().expect("learn totals");
+        t.0 += 1;
+        t.1 += bytes;
+    }
+
+    /// Records a learning the primary answered from its log (nothing copied).
+    pub fn record_learned_from_log(&self) {
+        self.learn_totals.lock().expect("learn totals").2 += 1;
+    }
+
+    /// Since the server started: (snapshots learned, their bytes, catch-ups from a
+    /// primary's log).
+    pub fn learn_totals(&self) -> (u64, u64, u64) {
+        *self.learn_totals.lock().expect("learn totals")
     }
 
     /// (bytes, seconds) of the last snapshot learned.

@@ -109,6 +109,8 @@ pub fn learn(
             ballot: request.ballot,
             learner: request.learner,
             committed: request.committed,
+            last_decree: request.last.map(|(d, _)| d),
+            last_ballot: request.last.map_or(0, |(_, b)| b),
         };
         let stream = match node.peer(&primary) {
             Ok(mut client) => client.learn(req).await.map_err(Error::from),
@@ -131,6 +133,7 @@ pub fn learn(
             Err(status) => return step(Input::LearnAnswer(attempt, Err(status.into()))),
         };
         if first.incremental {
+            node.record_learned_from_log();
             return step(Input::LearnAnswer(attempt, Ok(LearnPlan::Incremental)));
         }
         let plan = LearnPlan::Snapshot(first.snapshot_decree);

@@ -45,11 +45,22 @@ pub struct SimReplica {
     pub fail_sync: bool,
 }
 
+/// The core's sizes scaled down to the simulation's small writes, so logs are compacted,
+/// stores made durable and dropped members' logs kept and given up within a run.
+fn sim_core_config() -> CoreConfig {
+    CoreConfig {
+        compact_bytes: 2 << 10,
+        durable_every: 8,
+        catch_up_bytes: 8 << 10,
+        ..CoreConfig::default()
+    }
+}
+
 impl SimReplica {
     fn open(gpid: Gpid, me: &str, disk: Disk, now: u64) -> SimReplica {
         let recovered = disk.recover();
         SimReplica {
-            core: Core::new(gpid, me, CoreConfig::default(), recovered, now),
+            core: Core::new(gpid, me, sim_core_config(), recovered, now),
             disk,
             queue: VecDeque::new(),
             busy: false,

@@ -45,8 +45,13 @@ const RECORDS_PER_WRITE: usize = 200;
 /// Concurrent writers while filling.
 const FILLERS: usize = 4;
 
-/// Fills the table with about `bytes` of values; returns the bytes written.
-async fn fill(data: Arc<DataClient>, bytes: u64, value_size: usize) -> Result<u64> {
+/// Fills `table` with about `bytes` of values; returns the bytes written.
+pub async fn fill(
+    data: Arc<DataClient>,
+    table: &'static str,
+    bytes: u64,
+    value_size: usize,
+) -> Result<u64> {
     let per_write = (RECORDS_PER_WRITE * value_size) as u64;
     let writes = bytes.div_ceil(per_write.max(1));
     let mut tasks = Vec::new();
@@ -59,7 +64,7 @@ async fn fill(data: Arc<DataClient>, bytes: u64, value_size: usize) -> Result<u6
                 .collect();
             let mut i = w;
             while i < writes {
-                data.set(TABLE, format!("fill_{i:08}").as_bytes(), &pairs, 0)
+                data.set(table, format!("fill_{i:08}").as_bytes(), &pairs, 0)
                     .await
                     .with_context(|| format!("fill write {i}"))?;
                 i += FILLERS as u64;
@@ -117,7 +122,7 @@ pub async fn run(args: LearnArgs) -> Result<()> {
     let mut cluster = cluster.context("no cluster")?;
     let data = Arc::new(DataClient::new(meta.clone(), Duration::from_secs(30)));
     let started = Instant::now();
-    let written = fill(data, args.size_mb * MB as u64, args.value_size).await?;
+    let written = fill(data, TABLE, args.size_mb * MB as u64, args.value_size).await?;
     let fill_secs = started.elapsed().as_secs_f64();
 
     let new_node = cluster.add_node()?;

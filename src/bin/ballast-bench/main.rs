@@ -5,6 +5,8 @@
 //!   scales out and in ([`kill_test`]);
 //! - `load`: set/get throughput and latency percentiles with N clients ([`load`]);
 //! - `learn`: how fast a new replica copies a few hundred MB, beside `dd` ([`learn`]);
+//! - `catch-up`: what a node copies when it comes back after being down under writes
+//!   ([`catch_up`]);
 //! - `move-pri`: the longest write stall while a primary moves ([`move_pri`]);
 //! - `failover`: the write stall when a primary's node is stopped or killed, beside a
 //!   primary move ([`failover`]);
@@ -15,6 +17,7 @@
 //! - `meta-bench`: DDL and configuration-change latency through Raft ([`meta_bench`]);
 //! - `meta-scale`: the meta server under many simulated replica servers ([`meta_scale`]).
 
+mod catch_up;
 mod failover;
 mod fuzz_rpc;
 mod fuzz_shell;
@@ -54,6 +57,8 @@ enum Bench {
     Load(load::LoadArgs),
     /// Copy speed of a new replica (learning), against dd's sequential write speed.
     Learn(learn::LearnArgs),
+    /// What a replica server copies when it comes back after being down under writes.
+    CatchUp(catch_up::CatchUpArgs),
     /// Longest window in which writes to a partition fail or stall while its primary moves.
     MovePri(move_pri::MovePriArgs),
     /// Longest write stall when a primary's node is stopped (SIGTERM) or killed, beside a move.
@@ -113,6 +118,7 @@ fn main() -> ExitCode {
             }
             Bench::Load(args) => load::run(args).await.map(|()| true),
             Bench::Learn(args) => learn::run(args).await.map(|()| true),
+            Bench::CatchUp(args) => catch_up::run(args).await.map(|()| true),
             Bench::MovePri(args) => move_pri::run(args).await,
             Bench::Failover(args) => failover::run(args).await,
             Bench::ShellSpeed(args) => shell_speed::run(args).await.map(|()| true),

@@ -232,6 +232,8 @@ impl Core {
                     ballot: self.view.as_ref().map_or(self.hard.ballot, |v| v.ballot),
                     learner: self.me.clone(),
                     committed: (self.data == DataState::Valid).then_some(self.committed),
+                    last: (self.data == DataState::Valid)
+                        .then(|| (self.log.last(), self.log.ballot_at(self.log.last()))),
                     attempt: self.learn_attempt,
                 };
                 self.emit(Effect::Learn(primary, request));

@@ -788,10 +788,31 @@ fn a_primary_that_died_and_comes_back_catches_up_from_the_new_primarys_log() {
     let Some(Effect::Learn(_, req)) = h.nodes.get_mut("a").unwrap().other.pop() else {
         panic!("a asks to learn: {:?}", h.nodes["a"].other);
     };
-    h.step("b", Input::Learn(req, 78));
+    // A restarted replica's commit point is its store's durable point, which may trail
+    // the log this primary kept; its last log entry, held here too, is where it matches.
+    let restarted = LearnRequest {
+        committed: Some(1),
+        ..req.clone()
+    };
+    assert_eq!(req.last, Some((held, 1)));
+    h.step("b", Input::Learn(restarted.clone(), 78));
     let answer = h.nodes["b"].replies.iter().find(|(id, _)| *id == 78);
     assert!(
         matches!(answer, Some((_, Reply::Learn(Ok(LearnPlan::Incremental))))),
         "{answer:?}"
+    );
+    // An entry of another ballot at that decree does not match: a snapshot.
+    let diverged = LearnRequest {
+        last: Some((held, 7)),
+        ..restarted
+    };
+    h.step("b", Input::Learn(diverged, 79));
+    assert!(
+        matches!(
+            h.nodes["b"].other.last(),
+            Some(Effect::StreamSnapshot(79, _))
+        ),
+        "{:?}",
+        h.nodes["b"].other
     );
 }

@@ -171,6 +171,12 @@ pub struct LearnRequest {
     pub learner: NodeId,
     /// Its commit point, if it holds verified data (it may then catch up from the log).
     pub committed: Option<u64>,
+    /// The last entry of its log (decree, ballot), if it holds verified data: a primary
+    /// that holds the same entry knows the learner's log matches its own up to there
+    /// (log matching), so the learner catches up from there even if its store, and so
+    /// its commit point, trails (a restarted replica's commit point is its store's
+    /// durable point).
+    pub last: Option<(u64, i64)>,
     /// The learner's attempt (not sent: what comes back of an older attempt is ignored).
     pub attempt: u64,
 }

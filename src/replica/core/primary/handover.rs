@@ -27,8 +27,20 @@ impl Core {
             self.reply(reply, Reply::Learn(Err(err)));
             return;
         }
+        // Where the learner's log surely matches this one: its commit point, or its last
+        // entry if this primary holds the same one (same decree and ballot).
+        let matched = req
+            .last
+            .filter(|(d, b)| {
+                *b != 0
+                    && *d >= self.log.base()
+                    && *d <= self.log.last()
+                    && self.log.ballot_at(*d) == *b
+            })
+            .map(|(d, _)| d);
         let incremental = req
             .committed
+            .map(|c| c.max(matched.unwrap_or(0)))
             .filter(|c| *c >= self.log.base() && *c <= self.log.last());
         let applied = self.applied;
         self.with_primary(|c, p| {
