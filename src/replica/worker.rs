@@ -30,7 +30,7 @@ const TICK: Duration = Duration::from_millis(50);
 /// Messages taken in one burst at most.
 const BURST: usize = 256;
 /// Snapshot chunks a learner may have received but not yet loaded.
-pub const LEARN_READ_AHEAD: usize = 4;
+pub const LEARN_READ_AHEAD: usize = 16;
 
 /// What a worker publishes for readers and the beacon (never waits on the core).
 pub struct Shared {
