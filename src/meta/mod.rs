@@ -300,15 +300,29 @@ pub async fn start_member(
 pub(crate) async fn ticker(meta: Arc<Meta>, check: Duration, lb: Duration, signal: ShutdownSignal) {
     let mut check = tokio::time::interval(check);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Rounds asked for between intervals are at least this far apart (a burst of finished
+    // actions makes one round).
+    let gap = (lb / 10).clamp(Duration::from_millis(20), Duration::from_secs(1));
     let mut lb = tokio::time::interval(lb);
     lb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let wanted = meta.lock().round_wanted();
+    let mut last = tokio::time::Instant::now();
     let stop = stopped(signal);
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => return,
             _ = check.tick() => meta.tick(),
-            _ = lb.tick() => meta.schedule(),
+            _ = lb.tick() => {
+                meta.schedule();
+                last = tokio::time::Instant::now();
+            }
+            _ = wanted.notified() => {
+                tokio::time::sleep_until(last + gap).await;
+                meta.schedule();
+                last = tokio::time::Instant::now();
+                lb.reset();
+            }
         }
     }
 }

@@ -183,6 +183,9 @@ pub struct MetaState {
     leaving: BTreeSet<String>,
     /// Per DECOMMISSIONING node: (fewest replicas seen, when, Unix ms) for stall reports.
     drain_marks: BTreeMap<String, (u32, u64)>,
+    /// Woken when a round should not wait for the next interval: an action finished, the
+    /// level changed, a proposal arrived.
+    round_wanted: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl MetaState {
@@ -255,7 +258,18 @@ impl MetaState {
             lives,
             leaving: BTreeSet::new(),
             drain_marks: BTreeMap::new(),
+            round_wanted: std::sync::Arc::default(),
         })
+    }
+
+    /// Asks for a round soon, not at the next interval.
+    pub fn want_round(&self) {
+        self.round_wanted.notify_one();
+    }
+
+    /// What [`MetaState::want_round`] wakes (the scheduler's ticker waits on it).
+    pub fn round_wanted(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.round_wanted.clone()
     }
 
     /// Unix milliseconds at the monotonic instant `now`.
@@ -294,6 +308,9 @@ impl MetaState {
         self.level = level;
         // What the balancer would do depends on the level; recount in the next round.
         self.lb_counts = None;
+        if old != level {
+            self.want_round();
+        }
         LevelView {
             old,
             ..self.level()

@@ -285,12 +285,18 @@ impl MetaState {
             tracing::info!(%gpid, %action, "configuration moved on; action dropped");
         }
         self.inflight.remove(&gpid);
+        // The next step (another move, or the balancer once nothing is in flight) need not
+        // wait for the interval.
+        self.want_round();
         Ok(done)
     }
 
     /// Inactive replicas `node` holds that nothing needs any more: their table is gone, or
     /// their partition is fully healthy without them (`assignments` is what the node is
-    /// assigned now), by the durable configurations. Only at level lively.
+    /// assigned now), by the durable configurations. Only at level lively. Never one the
+    /// working configurations make a member or an action in flight moves there: a learner
+    /// just upgraded is in neither the durable assignments nor the in-flight actions until
+    /// its new configuration is written.
     pub(super) fn garbage(&self, node: &str, assignments: &[NodeAssignment]) -> Vec<Gpid> {
         if self.level().effective < MetaLevel::Lively {
             return Vec::new();
@@ -299,10 +305,20 @@ impl MetaState {
             return Vec::new();
         };
         let assigned: Vec<Gpid> = assignments.iter().map(|a| a.gpid).collect();
+        let planned_here = |g: &Gpid| {
+            self.inflight
+                .get(g)
+                .is_some_and(|f| f.action.involves(node))
+                || self
+                    .apps
+                    .get(&g.app_id)
+                    .and_then(|a| a.partitions.get(g.pidx as usize))
+                    .is_some_and(|p| p.members().any(|m| m == node))
+        };
         state
             .replicas
             .keys()
-            .filter(|g| !assigned.contains(g))
+            .filter(|g| !assigned.contains(g) && !planned_here(g))
             .filter(|g| match self.durable.apps.get(&g.app_id) {
                 None => true,
                 Some(app) if app.record.status != AppStatus::Available => false,

@@ -296,6 +296,7 @@ impl MetaState {
             self.start_action(action.clone(), now)?;
         } else {
             self.proposals.insert(gpid, action.clone());
+            self.want_round();
         }
         Ok(action)
     }

@@ -927,3 +927,53 @@ fn an_action_whose_node_lost_its_replica_ends_so_cure_can_replace_it() {
         round.started
     );
 }
+
+#[test]
+fn a_learner_upgraded_but_not_yet_durable_is_not_garbage() {
+    // Found by the scale-out benchmark: between the upgrade (the action ends, the new
+    // configuration is queued) and its write, the durable image neither assigns the
+    // learner nor misses a member, so its fresh copy was deleted as garbage, and it then
+    // joined the configuration without data.
+    let now = Instant::now();
+    let mut state = MetaState::open(MetaConfig::fast(), Box::new(MemStore::new()), now).unwrap();
+    let addrs = join(&mut state, 4, now);
+    let (mut store, queue) = state.detach_store().unwrap();
+    state.create_app("t", 1, 3, false, BTreeMap::new()).unwrap();
+    write_next(&mut state, &queue, store.as_mut());
+    beacon_assigned(&mut state, &addrs, now);
+    state.set_level(MetaLevel::Lively);
+    let gpid = Gpid { app_id: 1, pidx: 0 };
+    let config = state.partition(gpid).unwrap().clone();
+    let to = addrs
+        .iter()
+        .find(|a| !config.members().any(|m| m == a.as_str()))
+        .unwrap()
+        .clone();
+    let from = config.secondaries[0].clone();
+    let action = Action::CopySecondary {
+        gpid,
+        from,
+        to: to.clone(),
+    };
+    state.propose(action, true, now).unwrap();
+    assert_eq!(state.actions_in_flight(), 1);
+    // The learner holds everything; its primary asks for the upgrade.
+    let learned = BTreeMap::from([(gpid, ReplicaReport::valid(config.ballot, 0, 0))]);
+    assert!(
+        state
+            .beacon(&to, INC, learned.clone(), now)
+            .unwrap()
+            .garbage
+            .is_empty()
+    );
+    upgrade_learners(&mut state);
+    assert_eq!(state.actions_in_flight(), 0, "the action ended");
+    let before_durable = state.beacon(&to, INC, learned.clone(), now).unwrap();
+    assert!(
+        before_durable.garbage.is_empty(),
+        "the new member's copy is kept while its configuration is written"
+    );
+    // Once written, it is assigned as a secondary.
+    write_next(&mut state, &queue, store.as_mut());
+    assert!(state.assignments(&to).iter().any(|a| a.gpid == gpid));
+}
