@@ -307,20 +307,23 @@ pub(crate) async fn ticker(meta: Arc<Meta>, check: Duration, lb: Duration, signa
     lb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let wanted = meta.lock().round_wanted();
     let mut last = tokio::time::Instant::now();
+    // When a round asked for runs (never blocking the failure detector's checks).
+    let mut due: Option<tokio::time::Instant> = None;
     let stop = stopped(signal);
     tokio::pin!(stop);
     loop {
+        let wake = due.unwrap_or(last + gap);
         tokio::select! {
             _ = &mut stop => return,
             _ = check.tick() => meta.tick(),
             _ = lb.tick() => {
                 meta.schedule();
-                last = tokio::time::Instant::now();
+                (last, due) = (tokio::time::Instant::now(), None);
             }
-            _ = wanted.notified() => {
-                tokio::time::sleep_until(last + gap).await;
+            _ = wanted.notified(), if due.is_none() => due = Some(last + gap),
+            _ = tokio::time::sleep_until(wake), if due.is_some() => {
                 meta.schedule();
-                last = tokio::time::Instant::now();
+                (last, due) = (tokio::time::Instant::now(), None);
                 lb.reset();
             }
         }

@@ -110,9 +110,12 @@ impl Core {
                     peer.rewind(now);
                 }
                 Some(PrepareReply::Refused(Refusal::NotReady)) => {
+                    // A learner still loading is asked again soon: the first prepare it
+                    // accepts tells the primary it is ready, and its upgrade waits on that
+                    // (at `resend`, a scale-out waited a second per copy).
                     peer.ready = false;
                     peer.waiting_since = Some(now);
-                    peer.rewind(now + resend);
+                    peer.rewind(now + resend.min(100));
                 }
                 Some(PrepareReply::Refused(_)) | None => peer.rewind(now + resend.min(100)),
             }
