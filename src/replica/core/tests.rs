@@ -664,21 +664,7 @@ fn inputs_meant_for_a_primary_leave_a_follower_as_it_is() {
 fn a_dropped_secondary_that_comes_back_catches_up_from_the_log_within_the_bound() {
     // (catch_up_bytes, whether c catches up from the log)
     for (bound, from_log) in [(64 << 20, true), (0, false)] {
-        let mut h = Harness::new(&["a", "b", "c"]);
-        for n in h.nodes.values_mut() {
-            n.core.cfg.compact_bytes = 1;
-            n.core.cfg.durable_every = 1;
-            n.core.cfg.catch_up_bytes = bound;
-        }
-        h.step("b", assign(AssignedRole::Secondary, 1, "a", &["b", "c"]));
-        h.step("c", assign(AssignedRole::Secondary, 1, "a", &["b", "c"]));
-        h.step("a", assign(AssignedRole::Primary, 1, "a", &["b", "c"]));
-        h.deliver_all();
-        for k in 0..20 {
-            h.step("a", write(&format!("k{k}")));
-            h.step("a", Input::Flush);
-            h.deliver_all();
-        }
+        let mut h = compacting_group(bound);
         let held = h.core("c").committed;
         assert!(held >= 15, "c followed: {held}");
         // c goes silent; the primary drops it through the meta server.
@@ -746,16 +732,15 @@ fn a_dropped_secondary_that_comes_back_catches_up_from_the_log_within_the_bound(
     }
 }
 
-fn req_attempt(h: &Harness, name: &str) -> u64 {
-    h.core(name).learn_attempt
-}
-
-#[test]
-fn a_primary_that_died_and_comes_back_catches_up_from_the_new_primarys_log() {
+/// A group of three under `a` whose logs are compacted at every chance (and stores made
+/// durable at every decree), with 20 writes committed; a primary keeps at most
+/// `catch_up_bytes` of log for a dropped member.
+fn compacting_group(catch_up_bytes: usize) -> Harness {
     let mut h = Harness::new(&["a", "b", "c"]);
     for n in h.nodes.values_mut() {
         n.core.cfg.compact_bytes = 1;
         n.core.cfg.durable_every = 1;
+        n.core.cfg.catch_up_bytes = catch_up_bytes;
     }
     h.step("b", assign(AssignedRole::Secondary, 1, "a", &["b", "c"]));
     h.step("c", assign(AssignedRole::Secondary, 1, "a", &["b", "c"]));
@@ -766,6 +751,16 @@ fn a_primary_that_died_and_comes_back_catches_up_from_the_new_primarys_log() {
         h.step("a", Input::Flush);
         h.deliver_all();
     }
+    h
+}
+
+fn req_attempt(h: &Harness, name: &str) -> u64 {
+    h.core(name).learn_attempt
+}
+
+#[test]
+fn a_primary_that_died_and_comes_back_catches_up_from_the_new_primarys_log() {
+    let mut h = compacting_group(CoreConfig::default().catch_up_bytes);
     h.step("a", Input::Tick);
     h.deliver_all();
     let held = h.core("a").committed;
