@@ -15,6 +15,8 @@
 //! - **Compaction** deletes whole segments whose entries are all below a decree: nothing
 //!   is rewritten, so a crash never leaves half a log. New segments, deletions and the
 //!   directory are synced.
+//! - **Slow metadata work is off the append path** ([`chores`]): the next segment is
+//!   created ahead of need, compacted segments are deleted in the background.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -28,6 +30,9 @@ use crate::error::{Error, Result};
 use crate::pb;
 use crate::replica::core::log::replay;
 use crate::replica::core::{Entry, HardState, LogRecord};
+
+mod chores;
+use chores::Chores;
 
 /// The log format this binary writes and reads.
 pub const FORMAT: u32 = 1;
@@ -62,6 +67,11 @@ pub struct PrepareLog {
     fail_write_after: Option<usize>,
     /// Segments are closed at this size.
     segment_bytes: u64,
+    /// The active segment does not yet hold the promise (a spare just switched to):
+    /// the next append writes it first.
+    pending_hard: bool,
+    /// Segment creation and deletion, in the background.
+    chores: Chores,
 }
 
 /// What the log held when opened.
@@ -188,12 +198,32 @@ impl PrepareLog {
             .filter_map(|e| e.file_name().to_str()?.strip_suffix(".seg")?.parse().ok())
             .collect();
         seqs.sort_unstable();
+        // A spare segment never written to (header only) holds nothing: it goes, so a
+        // torn tail before it is still the log's end.
+        let mut removed = false;
+        while let [.., _, last] = seqs[..] {
+            let path = segment_path(&dir, last);
+            if std::fs::metadata(&path)?.len() > HEADER {
+                break;
+            }
+            std::fs::remove_file(&path)?;
+            seqs.pop();
+            removed = true;
+        }
+        if removed {
+            sync_dir(&dir)?;
+        }
         let mut segments = Vec::new();
+        let mut last_holds_hard = false;
         let mut records = Vec::new();
         let mut bytes = 0;
         for (i, seq) in seqs.iter().enumerate() {
-            let path = dir.join(format!("{seq:020}.seg"));
+            let path = segment_path(&dir, *seq);
+            let before = records.len();
             let (tail, max_decree) = read_segment(&path, &mut records)?;
+            last_holds_hard = records[before..]
+                .iter()
+                .any(|r| matches!(r, LogRecord::Hard(_)));
             if let Tail::Torn(at) = tail {
                 if i + 1 != seqs.len() {
                     return Err(Error::Storage(format!(
@@ -227,10 +257,12 @@ impl PrepareLog {
                     segments,
                     file,
                     len,
+                    pending_hard: hard_kept.is_some() && !last_holds_hard,
                     hard: hard_kept,
                     bytes,
                     fail_write_after: None,
                     segment_bytes: SEGMENT_BYTES,
+                    chores: Chores::default(),
                 }
             }
             None => PrepareLog::start(dir, 1, None)?,
@@ -239,22 +271,9 @@ impl PrepareLog {
         Ok((log, Replayed { hard, entries }))
     }
 
-    /// A new, empty segment `seq` in `dir`, opening with `hard`.
+    /// A log of one new segment `seq` in `dir`, opening with `hard`.
     fn start(dir: PathBuf, seq: u64, hard: Option<HardState>) -> Result<PrepareLog> {
-        let path = dir.join(format!("{seq:020}.seg"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
-        let mut buf = header().to_vec();
-        if let Some(h) = &hard {
-            frame(&LogRecord::Hard(h.clone()), &mut buf);
-        }
-        file.write_all_at(&buf, 0)?;
-        file.sync_all()?;
-        sync_dir(&dir)?;
+        let (path, file, len) = create_segment(&dir, seq, hard.as_ref())?;
         Ok(PrepareLog {
             dir,
             segments: vec![Segment {
@@ -263,11 +282,13 @@ impl PrepareLog {
                 max_decree: 0,
             }],
             file,
-            len: buf.len() as u64,
+            len,
             hard,
-            bytes: buf.len() as u64,
+            bytes: len,
             fail_write_after: None,
             segment_bytes: SEGMENT_BYTES,
+            pending_hard: false,
+            chores: Chores::default(),
         })
     }
 
@@ -281,6 +302,11 @@ impl PrepareLog {
             self.roll()?;
         }
         let mut buf = Vec::new();
+        if self.pending_hard
+            && let Some(h) = &self.hard
+        {
+            frame(&LogRecord::Hard(h.clone()), &mut buf);
+        }
         for r in records {
             frame(r, &mut buf);
         }
@@ -302,8 +328,12 @@ impl PrepareLog {
             return Err(e);
         }
         self.file.sync_data()?;
+        self.pending_hard = false;
         self.len += buf.len() as u64;
         self.bytes += buf.len() as u64;
+        if self.len >= self.segment_bytes / 2 {
+            self.chores.make_spare(&self.dir, self.next_seq());
+        }
         let current = self.segments.last_mut().expect("an active segment");
         for r in records {
             match r {
@@ -314,53 +344,79 @@ impl PrepareLog {
         Ok(())
     }
 
-    /// Starts a new segment (opening with the current promise).
+    /// The sequence number of the next segment.
+    fn next_seq(&self) -> u64 {
+        self.segments.last().map_or(1, |s| s.seq + 1)
+    }
+
+    /// Starts a new segment: the spare if it is ready, else one created now.
     fn roll(&mut self) -> Result<()> {
-        let seq = self.segments.last().map_or(1, |s| s.seq + 1);
-        let mut next = PrepareLog::start(self.dir.clone(), seq, self.hard.clone())?;
-        let mut segments = std::mem::take(&mut self.segments);
-        segments.append(&mut next.segments);
-        next.segments = segments;
-        next.bytes += self.bytes;
-        next.segment_bytes = self.segment_bytes;
-        *self = next;
+        let seq = self.next_seq();
+        match self.chores.take_spare(seq, true) {
+            Some(spare) => self.switch_to(spare.path, seq, spare.file, HEADER, true),
+            None => {
+                let (path, file, len) = create_segment(&self.dir, seq, self.hard.as_ref())?;
+                self.switch_to(path, seq, file, len, false);
+            }
+        }
         Ok(())
     }
 
-    /// Deletes every closed segment whose entries are all below `decree`.
+    /// Makes segment `seq` (`len` bytes long) the active one; `spare` when it does not
+    /// hold the promise yet.
+    fn switch_to(&mut self, path: PathBuf, seq: u64, file: File, len: u64, spare: bool) {
+        self.segments.push(Segment {
+            path,
+            seq,
+            max_decree: 0,
+        });
+        self.file = file;
+        self.len = len;
+        self.bytes += len;
+        self.pending_hard = spare && self.hard.is_some();
+    }
+
+    /// Forgets every closed segment whose entries are all below `decree` and deletes
+    /// them in the background. The active segment is closed first once it is half
+    /// full, if its successor is ready, so it can go at the next compaction.
     pub fn compact(&mut self, decree: u64) -> Result<()> {
         if self.len >= self.segment_bytes / 2 {
-            self.roll()?;
+            let seq = self.next_seq();
+            match self.chores.take_spare(seq, false) {
+                Some(spare) => self.switch_to(spare.path, seq, spare.file, HEADER, true),
+                None => self.chores.make_spare(&self.dir, seq),
+            }
         }
         let active = self.segments.len() - 1;
         let mut keep = Vec::new();
-        let mut deleted = false;
+        let mut gone = Vec::new();
         for (i, s) in std::mem::take(&mut self.segments).into_iter().enumerate() {
             if i < active && s.max_decree < decree {
                 let len = std::fs::metadata(&s.path).map_or(0, |m| m.len());
-                std::fs::remove_file(&s.path)?;
                 self.bytes = self.bytes.saturating_sub(len);
-                deleted = true;
+                gone.push(s.path);
             } else {
                 keep.push(s);
             }
         }
         self.segments = keep;
-        if deleted {
-            sync_dir(&self.dir)?;
-        }
+        self.chores.delete(&self.dir, gone);
         Ok(())
     }
 
     /// Empties the log, keeping the promise (a learner starting over).
     pub fn reset(&mut self) -> Result<()> {
-        for s in &self.segments {
+        let mut seq = self.next_seq();
+        if let Some(spare) = self.chores.finish() {
+            std::fs::remove_file(&spare.path)?;
+            seq = seq.max(spare.seq + 1);
+        }
+        for s in std::mem::take(&mut self.segments) {
             std::fs::remove_file(&s.path)?;
         }
-        let seq = self.segments.last().map_or(1, |s| s.seq + 1);
-        let segment_bytes = self.segment_bytes;
-        *self = PrepareLog::start(self.dir.clone(), seq, self.hard.clone())?;
-        self.segment_bytes = segment_bytes;
+        let (path, file, len) = create_segment(&self.dir, seq, self.hard.as_ref())?;
+        self.bytes = 0;
+        self.switch_to(path, seq, file, len, false);
         Ok(())
     }
 
@@ -379,10 +435,43 @@ impl PrepareLog {
         self.segments.len()
     }
 
+    /// Test hook: waits for the background chores (a spare made is kept for the next
+    /// roll).
+    #[cfg(test)]
+    pub fn settle(&mut self) {
+        let spare = self.chores.finish();
+        self.chores.keep(spare);
+    }
+
     /// Test hook: the next write stops after `bytes` bytes and fails.
     pub fn fail_next_write_after(&mut self, bytes: usize) {
         self.fail_write_after = Some(bytes);
     }
+}
+
+/// The path of segment `seq` in `dir`.
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.seg"))
+}
+
+/// Creates segment `seq` in `dir` opening with `hard` (if any), durably with its
+/// directory entry; returns its path, the open file and its length.
+fn create_segment(dir: &Path, seq: u64, hard: Option<&HardState>) -> Result<(PathBuf, File, u64)> {
+    let path = segment_path(dir, seq);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)?;
+    let mut buf = header().to_vec();
+    if let Some(h) = hard {
+        frame(&LogRecord::Hard(h.clone()), &mut buf);
+    }
+    file.write_all_at(&buf, 0)?;
+    file.sync_all()?;
+    sync_dir(dir)?;
+    Ok((path, file, buf.len() as u64))
 }
 
 fn header() -> [u8; HEADER as usize] {

@@ -1,5 +1,5 @@
 //! The prepare log's disk rules: replay, torn tails, corruption, failed writes,
-//! compaction and reset.
+//! compaction, reset, and spare segments made ahead of need.
 
 use std::fs::OpenOptions;
 
@@ -174,4 +174,99 @@ fn a_segment_of_another_format_is_refused_by_name() {
     std::fs::write(&path, &raw).unwrap();
     let err = PrepareLog::open(dir.path()).unwrap_err().to_string();
     assert!(err.contains("format 7") && err.contains(".seg"), "{err}");
+}
+
+fn seg_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// A log with small segments, past half of its first one, its spare made.
+fn log_with_spare(dir: &Path) -> PrepareLog {
+    let (mut log, _) = PrepareLog::open(dir).unwrap();
+    log.set_segment_bytes(400);
+    log.append(&[hard(6)]).unwrap();
+    let mut d = 1;
+    while seg_files(dir).len() < 2 {
+        log.append(&[entry(6, d, "xxxxxxxxxxxxxxxx")]).unwrap();
+        log.settle();
+        d += 1;
+    }
+    assert_eq!(
+        log.segments(),
+        1,
+        "the spare is not a segment of the log yet"
+    );
+    log
+}
+
+#[test]
+fn a_roll_onto_a_spare_writes_the_promise_first_so_compaction_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = log_with_spare(dir.path());
+    let spare = seg_files(dir.path())[1].clone();
+    let mut d = 100;
+    while log.segments() < 2 {
+        log.append(&[entry(6, d, "yyyyyyyyyyyyyyyy")]).unwrap();
+        d += 1;
+    }
+    assert_eq!(seg_files(dir.path())[1], spare, "the roll used the spare");
+    // Everything before the spare goes: the promise must live on in it.
+    log.compact(d - 1).unwrap();
+    log.settle();
+    drop(log);
+    assert_eq!(
+        seg_files(dir.path()).first(),
+        Some(&spare),
+        "compacted segments deleted"
+    );
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(replayed.hard.ballot, 6, "the spare opens with the promise");
+    assert_eq!(replayed.entries.last().unwrap().decree, d - 1);
+}
+
+#[test]
+fn an_unused_spare_is_removed_on_open_and_a_torn_tail_before_it_is_still_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_with_spare(dir.path());
+    let last = log.segments.last().unwrap().max_decree;
+    drop(log);
+    // A crash mid-append to the active segment, its spare already made.
+    let active = seg_files(dir.path())[0].clone();
+    let file = OpenOptions::new().append(true).open(&active).unwrap();
+    std::io::Write::write_all(&mut &file, &[9, 0, 0, 0, 1, 2]).unwrap();
+    let (mut log, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(replayed.entries.last().unwrap().decree, last);
+    assert_eq!(
+        seg_files(dir.path()),
+        std::slice::from_ref(&active),
+        "the unused spare is gone"
+    );
+    log.append(&[entry(6, last + 1, "z")]).unwrap();
+    drop(log);
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(replayed.entries.last().unwrap().decree, last + 1);
+    assert_eq!(replayed.hard.ballot, 6);
+}
+
+#[test]
+fn a_reset_waits_for_the_spare_and_deletes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = log_with_spare(dir.path());
+    log.reset().unwrap();
+    log.append(&[entry(6, 50, "after")]).unwrap();
+    assert_eq!(
+        seg_files(dir.path()).len(),
+        1,
+        "{:?}",
+        seg_files(dir.path())
+    );
+    drop(log);
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(tags(&replayed), [(6, 50)]);
+    assert_eq!(replayed.hard.ballot, 6);
 }
