@@ -141,7 +141,11 @@ impl DataClient {
     {
         let deadline = Instant::now() + self.timeout;
         let mut refresh = false;
-        let mut pause = Duration::from_millis(20);
+        // The first retry follows at once: after a primary move the new primary serves
+        // within a few milliseconds of the old one refusing (a 20 ms first pause was
+        // most of a move's write stall in `ballast-bench move-pri`); a partition that
+        // stays without a primary is asked ever less often, up to every 500 ms.
+        let mut pause = Duration::from_millis(1);
         let mut unknown = false;
         let mut last: String;
         loop {
