@@ -5,7 +5,8 @@
 //! catch-up and primary-move benchmarks run and report (a node back after seconds down
 //! copies nothing). In process: one partition's stalled disk
 //! holds up nothing but that partition's writes; an atomic write retried under its
-//! request id is applied once, also at a new primary.
+//! request id is applied once, also at a new primary; a replica deleted and opened
+//! again at once keeps the new copy's files.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -445,6 +446,73 @@ fn with_one_partitions_disk_stalled_beacons_reads_and_other_partitions_still_ans
             let read = data.get("temp", k.as_bytes(), &sort).await.unwrap();
             assert_eq!(read[0].value, b"during", "{k}");
         }
+    });
+}
+
+/// A replica deleted as garbage and assigned back at once: the old copy's I/O thread,
+/// still stuck in a log write when the delete came, removes its directory when it gets
+/// to the delete — which must not take the new copy's files with it.
+#[test]
+fn a_replica_opened_again_right_after_its_delete_keeps_the_new_copys_files() {
+    let c = TestCluster::start(3, true);
+    let cluster = c.cluster();
+    let meta = cluster.meta().unwrap().clone();
+    let key = keys_by_partition(8)[0].clone();
+    let (gpid, node) = {
+        let state = meta.lock();
+        let app = state.app_by_name("temp").unwrap();
+        let node = app.partitions[0].secondaries[0].clone();
+        (ballast::model::Gpid::new(app.record.app_id, 0), node)
+    };
+    let replica = cluster.replica(&node).unwrap();
+    let faults = cluster.faults(&node).unwrap();
+    let log_dir = replica.replica_dir(gpid).join("log");
+    c.block_on(async {
+        let client = MetaClient::new(&[c.meta()], Duration::from_secs(5)).unwrap();
+        let data = std::sync::Arc::new(DataClient::new(client, Duration::from_secs(30)));
+        // The secondary's I/O thread gets stuck in the log write of a new write.
+        let stall = Duration::from_millis(1500);
+        faults.stall(gpid, stall);
+        let stuck_until = Instant::now() + stall;
+        let key2 = key.clone();
+        let write = {
+            let data = data.clone();
+            tokio::spawn(async move {
+                data.set("temp", key.as_bytes(), &[(b"s".to_vec(), b"v".to_vec())], 0)
+                    .await
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !faults.is_stalling(gpid) {
+            assert!(
+                Instant::now() < deadline,
+                "the log write never reached the I/O thread"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        replica.delete(gpid);
+        replica.open(gpid).await.unwrap();
+        // Whatever the new copy found or made on disk when it opened is its own: past the
+        // stall the old I/O thread reaches its delete, and must already have done it.
+        let existed = log_dir.exists();
+        while Instant::now() < stuck_until + Duration::from_millis(1500) {
+            assert!(
+                !existed || log_dir.exists(),
+                "the old copy's delete removed the new copy's files"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The write goes through, and is read back.
+        tokio::time::timeout(Duration::from_secs(30), write)
+            .await
+            .expect("the write completes")
+            .unwrap()
+            .unwrap();
+        let read = data
+            .get("temp", key2.as_bytes(), &[b"s".to_vec()])
+            .await
+            .unwrap();
+        assert_eq!(read[0].value, b"v");
     });
 }
 

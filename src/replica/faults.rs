@@ -13,6 +13,8 @@ use crate::model::Gpid;
 pub struct Faults {
     stalls: Mutex<BTreeMap<Gpid, Instant>>,
     fail_sync: Mutex<BTreeSet<Gpid>>,
+    /// I/O threads blocked by a stall right now, per replica.
+    stalled_now: Mutex<BTreeMap<Gpid, usize>>,
 }
 
 impl Faults {
@@ -29,13 +31,38 @@ impl Faults {
 
     /// Blocks the calling I/O thread while `gpid` is stalled.
     pub fn wait_if_stalled(&self, gpid: Gpid) {
+        let mut counted = false;
         loop {
             let until = self.stalls.lock().expect("faults").get(&gpid).copied();
             match until {
-                Some(t) if t > Instant::now() => std::thread::sleep(Duration::from_millis(10)),
-                _ => return,
+                Some(t) if t > Instant::now() => {
+                    if !counted {
+                        *self
+                            .stalled_now
+                            .lock()
+                            .expect("faults")
+                            .entry(gpid)
+                            .or_default() += 1;
+                        counted = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => break,
             }
         }
+        if counted && let Some(n) = self.stalled_now.lock().expect("faults").get_mut(&gpid) {
+            *n -= 1;
+        }
+    }
+
+    /// Whether an I/O thread of `gpid` is blocked by a stall right now (a test waits
+    /// for this before acting on a replica whose I/O is stuck).
+    pub fn is_stalling(&self, gpid: Gpid) -> bool {
+        self.stalled_now
+            .lock()
+            .expect("faults")
+            .get(&gpid)
+            .is_some_and(|n| *n > 0)
     }
 
     /// Whether `gpid`'s sync must fail now (the fault is used up).

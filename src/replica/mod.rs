@@ -109,6 +109,9 @@ pub struct Replica {
     started: Instant,
     started_ms: u64,
     replicas: Mutex<BTreeMap<Gpid, Arc<Handle>>>,
+    /// The I/O threads of replicas deleted, until they are done removing their files:
+    /// a replica opened again first waits for its old thread.
+    closing: Mutex<BTreeMap<Gpid, std::thread::JoinHandle<()>>>,
     /// Early beacons and the stop of beacons.
     beacon_control: leave::BeaconControl,
 }
@@ -182,6 +185,11 @@ impl Replica {
             .count()
     }
 
+    /// The directory replica `gpid`'s files live in.
+    pub fn replica_dir(&self, gpid: Gpid) -> PathBuf {
+        self.dir.replica_dir(gpid)
+    }
+
     /// Opens replica `gpid` (replaying its log, off the runtime), unless it runs.
     pub async fn open(self: &Arc<Self>, gpid: Gpid) -> Result<Arc<Handle>> {
         if let Ok(handle) = self.handle(gpid) {
@@ -196,6 +204,12 @@ impl Replica {
     fn open_blocking(&self, gpid: Gpid) -> Arc<Handle> {
         if let Ok(handle) = self.handle(gpid) {
             return handle;
+        }
+        // A copy deleted a moment ago may still be removing its directory: opening
+        // before it is done would hand the new copy's files to that removal.
+        let old = self.closing.lock().expect("closing").remove(&gpid);
+        if let Some(old) = old {
+            let _ = old.join();
         }
         let shared = Arc::new(Shared::new(gpid));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -236,6 +250,11 @@ impl Replica {
         if let Some(handle) = handle {
             tracing::info!(%gpid, "replica deleted as garbage");
             let _ = handle.send(Msg::Delete);
+            if let Some(io) = handle.io.lock().expect("io").take() {
+                let mut closing = self.closing.lock().expect("closing");
+                closing.retain(|_, t| !t.is_finished());
+                closing.insert(gpid, io);
+            }
         }
     }
 
@@ -280,10 +299,11 @@ impl Replica {
         for h in &handles {
             let _ = h.send(Msg::Stop);
         }
-        let threads: Vec<_> = handles
+        let mut threads: Vec<_> = handles
             .iter()
             .filter_map(|h| h.io.lock().expect("io").take())
             .collect();
+        threads.extend(std::mem::take(&mut *self.closing.lock().expect("closing")).into_values());
         let _ = tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();
@@ -353,6 +373,7 @@ pub async fn start(
         started: Instant::now(),
         started_ms: now_ms(),
         replicas: Mutex::new(BTreeMap::new()),
+        closing: Mutex::new(BTreeMap::new()),
         beacon_control: leave::BeaconControl::default(),
     });
     // Held replicas are recovered before serving: a secondary must answer prepares as
