@@ -17,6 +17,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
 
@@ -42,7 +43,13 @@ pub(super) struct Chores {
     deleting: Vec<JoinHandle<()>>,
     /// A spare segment ready to use.
     spare: Option<Spare>,
+    /// When making a spare last failed (not tried again for [`RETRY`]).
+    failed_at: Option<Instant>,
 }
+
+/// A spare that could not be made is not tried again sooner (a full disk would
+/// otherwise start a thread, and log a warning, at every append).
+const RETRY: Duration = Duration::from_secs(1);
 
 /// Creates segment `seq` in `dir`, header only, durably.
 fn create_spare(dir: &Path, seq: u64) -> Result<Spare> {
@@ -54,7 +61,10 @@ impl Chores {
     /// Starts creating spare segment `seq` in `dir`, unless one is ready or being made.
     pub fn make_spare(&mut self, dir: &Path, seq: u64) {
         self.reap(false);
-        if self.spare.is_some() || self.making.is_some() {
+        if self.spare.is_some()
+            || self.making.is_some()
+            || self.failed_at.is_some_and(|t| t.elapsed() < RETRY)
+        {
             return;
         }
         let dir = dir.to_path_buf();
@@ -95,11 +105,8 @@ impl Chores {
     /// The spare segment `seq`, if it is ready; when `wait`, waits for one being made
     /// (a segment created in its place would race with it for the same file).
     pub fn take_spare(&mut self, seq: u64, wait: bool) -> Option<Spare> {
-        if wait
-            && let Some(handle) = self.making.take()
-            && let Ok(spare) = handle.join()
-        {
-            self.spare = spare;
+        if wait && let Some(handle) = self.making.take() {
+            self.collect(handle);
         }
         self.reap(false);
         match self.spare.take() {
@@ -124,13 +131,19 @@ impl Chores {
         self.spare = spare;
     }
 
+    /// Waits for the spare being made: keeps it, or notes the failure.
+    fn collect(&mut self, handle: JoinHandle<Option<Spare>>) {
+        match handle.join() {
+            Ok(Some(spare)) => self.spare = Some(spare),
+            _ => self.failed_at = Some(Instant::now()),
+        }
+    }
+
     /// Collects finished chores (all of them, waiting, when `wait`).
     fn reap(&mut self, wait: bool) {
         if let Some(handle) = self.making.take() {
             if wait || handle.is_finished() {
-                if let Ok(spare) = handle.join() {
-                    self.spare = spare;
-                }
+                self.collect(handle);
             } else {
                 self.making = Some(handle);
             }
