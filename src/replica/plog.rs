@@ -351,15 +351,25 @@ impl PrepareLog {
 
     /// Starts a new segment: the spare if it is ready, else one created now.
     fn roll(&mut self) -> Result<()> {
-        let seq = self.next_seq();
-        match self.chores.take_spare(seq, true) {
-            Some(spare) => self.switch_to(spare.path, seq, spare.file, HEADER, true),
-            None => {
-                let (path, file, len) = create_segment(&self.dir, seq, self.hard.as_ref())?;
-                self.switch_to(path, seq, file, len, false);
-            }
+        if !self.switch_to_spare(true) {
+            let seq = self.next_seq();
+            let (path, file, len) = create_segment(&self.dir, seq, self.hard.as_ref())?;
+            self.switch_to(path, seq, file, len, false);
         }
         Ok(())
+    }
+
+    /// Makes the spare segment the active one, if it is ready (when `wait`, once one
+    /// being made is); returns whether it did.
+    fn switch_to_spare(&mut self, wait: bool) -> bool {
+        let seq = self.next_seq();
+        match self.chores.take_spare(seq, wait) {
+            Some(spare) => {
+                self.switch_to(spare.path, seq, spare.file, HEADER, true);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Makes segment `seq` (`len` bytes long) the active one; `spare` when it does not
@@ -380,12 +390,8 @@ impl PrepareLog {
     /// them in the background. The active segment is closed first once it is half
     /// full, if its successor is ready, so it can go at the next compaction.
     pub fn compact(&mut self, decree: u64) -> Result<()> {
-        if self.len >= self.segment_bytes / 2 {
-            let seq = self.next_seq();
-            match self.chores.take_spare(seq, false) {
-                Some(spare) => self.switch_to(spare.path, seq, spare.file, HEADER, true),
-                None => self.chores.make_spare(&self.dir, seq),
-            }
+        if self.len >= self.segment_bytes / 2 && !self.switch_to_spare(false) {
+            self.chores.make_spare(&self.dir, self.next_seq());
         }
         let active = self.segments.len() - 1;
         let mut keep = Vec::new();
@@ -439,8 +445,7 @@ impl PrepareLog {
     /// roll).
     #[cfg(test)]
     pub fn settle(&mut self) {
-        let spare = self.chores.finish();
-        self.chores.keep(spare);
+        self.chores.wait();
     }
 
     /// Test hook: the next write stops after `bytes` bytes and fails.

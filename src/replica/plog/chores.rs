@@ -125,10 +125,10 @@ impl Chores {
         self.spare.take()
     }
 
-    /// Puts back a spare taken by [`Chores::finish`].
+    /// Waits for every chore, keeping a spare made for the next roll.
     #[cfg(test)]
-    pub fn keep(&mut self, spare: Option<Spare>) {
-        self.spare = spare;
+    pub fn wait(&mut self) {
+        self.reap(true);
     }
 
     /// Waits for the spare being made: keeps it, or notes the failure.
