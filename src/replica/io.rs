@@ -398,9 +398,8 @@ impl Io {
     }
 
     fn publish_disk(&self) {
-        let bytes = self.store.as_ref().map_or(0, |s| s.disk_usage())
-            + self.log.as_ref().map_or(0, PrepareLog::bytes);
-        self.shared.set_disk(bytes);
+        let bytes = self.log.as_ref().map_or(0, PrepareLog::bytes);
+        self.shared.set_log_bytes(bytes);
     }
 }
 

@@ -40,7 +40,7 @@ pub struct Shared {
     report: Mutex<pb::ReplicaReport>,
     hard: Mutex<Option<HardState>>,
     store: Mutex<Option<Arc<ReplicaStore>>>,
-    disk: AtomicU64,
+    log_bytes: AtomicU64,
     /// Snapshot chunks a learner may still take before one is loaded.
     pub learn_permits: Arc<Semaphore>,
 }
@@ -54,7 +54,7 @@ impl Shared {
             report: Mutex::new(pb::ReplicaReport::default()),
             hard: Mutex::new(None),
             store: Mutex::new(None),
-            disk: AtomicU64::new(0),
+            log_bytes: AtomicU64::new(0),
             learn_permits: Arc::new(Semaphore::new(LEARN_READ_AHEAD)),
         }
     }
@@ -74,15 +74,19 @@ impl Shared {
         *self.store.lock().expect("store") = store;
     }
 
-    /// Records the replica's size on disk.
-    pub fn set_disk(&self, bytes: u64) {
-        self.disk.store(bytes, Ordering::Relaxed);
+    /// Records the size of the replica's prepare log (the I/O thread knows it without
+    /// asking the file system).
+    pub fn set_log_bytes(&self, bytes: u64) {
+        self.log_bytes.store(bytes, Ordering::Relaxed);
     }
 
-    /// What the beacon reports of the replica.
+    /// What the beacon reports of the replica. Its size on disk is the store file's,
+    /// asked of the file system here — once per report, not after every batch of the
+    /// I/O thread — plus the prepare log's.
     pub fn report(&self) -> pb::ReplicaReport {
         let mut r = *self.report.lock().expect("report");
-        r.disk_bytes = self.disk.load(Ordering::Relaxed);
+        r.disk_bytes =
+            self.store().map_or(0, |s| s.disk_usage()) + self.log_bytes.load(Ordering::Relaxed);
         r
     }
 
