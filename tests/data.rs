@@ -519,6 +519,52 @@ fn a_replica_opened_again_right_after_its_delete_keeps_the_new_copys_files() {
 /// An `incr` retried under its request id — while the first attempt is still in flight,
 /// after it was applied, and at a new primary after the old one stopped — is applied once,
 /// and every retry is answered with the first outcome.
+/// A write is answered once committed, while its apply may still run: a read that
+/// comes after the answer waits for the apply and sees the write, and an atomic write's
+/// outcome is the applied one.
+#[test]
+fn a_read_right_after_a_write_answered_before_its_apply_sees_the_write() {
+    use pb::atomic_result::Outcome;
+    let c = TestCluster::start(3, true);
+    let meta = c.cluster().meta().unwrap().clone();
+    let key = keys_by_partition(8)[0].clone();
+    let (gpid, primary) = {
+        let state = meta.lock();
+        let app = state.app_by_name("temp").unwrap();
+        let primary = app.partitions[0].primary.clone().unwrap();
+        (ballast::model::Gpid::new(app.record.app_id, 0), primary)
+    };
+    let faults = c.cluster().faults(&primary).unwrap();
+    c.block_on(async {
+        let client = MetaClient::new(&[c.meta()], Duration::from_secs(5)).unwrap();
+        let data = DataClient::new(client, Duration::from_secs(30));
+        let slow = Duration::from_millis(1500);
+        faults.slow_applies(gpid, slow);
+        let started = Instant::now();
+        data.set("temp", key.as_bytes(), &[(b"s".to_vec(), b"v".to_vec())], 0)
+            .await
+            .unwrap();
+        let answered = started.elapsed();
+        assert!(
+            answered < slow / 2,
+            "the write waited for its apply: answered after {answered:?}"
+        );
+        let read = data
+            .get("temp", key.as_bytes(), &[b"s".to_vec()])
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 1, "the read missed the answered write");
+        assert_eq!(read[0].value, b"v");
+        let incr = |delta| data.atomic("temp", key.as_bytes(), b"n", pb::atomic::Op::Incr(delta));
+        assert_eq!(incr(5).await.unwrap(), Outcome::IncrValue(5));
+        assert_eq!(
+            incr(2).await.unwrap(),
+            Outcome::IncrValue(7),
+            "an atomic write's outcome is the applied one"
+        );
+    });
+}
+
 #[test]
 fn an_atomic_write_retried_under_its_request_id_is_applied_once_even_at_a_new_primary() {
     use pb::atomic_result::Outcome;

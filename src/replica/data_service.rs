@@ -89,6 +89,7 @@ impl DataService {
                 )));
             }
         };
+        handle.shared().wait_applied().await?;
         tokio::task::spawn_blocking(move || read(&store))
             .await
             .map_err(|e| Error::Internal(format!("read task failed: {e}")))?
@@ -143,8 +144,10 @@ impl DataService {
         id: pb::RequestId,
         decree: u64,
     ) -> Result<pb::AtomicResult> {
-        let store = self.replica.handle(gpid)?.shared().store();
-        let kept = match store {
+        let handle = self.replica.handle(gpid)?;
+        // The write was answered once committed; its outcome is kept when it is applied.
+        handle.shared().wait_applied().await?;
+        let kept = match handle.shared().store() {
             Some(store) => tokio::task::spawn_blocking(move || store.atomic_result(&id))
                 .await
                 .map_err(|e| Error::Internal(format!("read task failed: {e}")))??,

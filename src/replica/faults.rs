@@ -1,6 +1,7 @@
 //! Disk faults a test can inject into a replica server it runs in-process: stall one
-//! replica's I/O (its fsyncs and store commits), or fail its next log sync. Production
-//! servers carry an empty set; the I/O thread checks it before each batch.
+//! replica's I/O (its fsyncs and store commits), slow its store commits alone, or fail
+//! its next log sync. Production servers carry an empty set; the I/O thread checks it
+//! before each batch.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -13,6 +14,7 @@ use crate::model::Gpid;
 pub struct Faults {
     stalls: Mutex<BTreeMap<Gpid, Instant>>,
     fail_sync: Mutex<BTreeSet<Gpid>>,
+    slow_applies: Mutex<BTreeMap<Gpid, Duration>>,
     /// I/O threads blocked by a stall right now, per replica.
     stalled_now: Mutex<BTreeMap<Gpid, usize>>,
 }
@@ -22,6 +24,27 @@ impl Faults {
     pub fn stall(&self, gpid: Gpid, how_long: Duration) {
         let until = Instant::now() + how_long;
         self.stalls.lock().expect("faults").insert(gpid, until);
+    }
+
+    /// Every store commit (apply) of `gpid` takes `extra` longer; its log writes do not.
+    pub fn slow_applies(&self, gpid: Gpid, extra: Duration) {
+        self.slow_applies
+            .lock()
+            .expect("faults")
+            .insert(gpid, extra);
+    }
+
+    /// Delays the calling I/O thread's apply if `gpid`'s applies are slowed.
+    pub fn delay_apply(&self, gpid: Gpid) {
+        let extra = self
+            .slow_applies
+            .lock()
+            .expect("faults")
+            .get(&gpid)
+            .copied();
+        if let Some(extra) = extra {
+            std::thread::sleep(extra);
+        }
     }
 
     /// `gpid`'s next log sync fails (as EIO would).

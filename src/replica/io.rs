@@ -133,6 +133,7 @@ impl Io {
             faults,
             out,
         };
+        io.shared.set_applied(io.applied);
         io.publish_disk();
         (io, recovered)
     }
@@ -233,6 +234,7 @@ impl Io {
 
     fn apply(&mut self, entries: &[Entry], durable: bool) {
         self.faults.wait_if_stalled(self.gpid);
+        self.faults.delay_apply(self.gpid);
         let Some(store) = self.store.clone() else {
             return self.send(Input::ApplyFailed("the replica has no store".into()));
         };
@@ -243,7 +245,7 @@ impl Io {
         };
         match outcome {
             Ok(upto) => {
-                self.applied = upto;
+                self.set_applied(upto);
                 self.send(Input::Applied { upto, durable });
             }
             Err(e) => {
@@ -286,7 +288,7 @@ impl Io {
                 };
                 if sealed.is_ok() {
                     self.sessions = sessions;
-                    self.applied = decree;
+                    self.set_applied(decree);
                     self.send(Input::Sealed(decree));
                 }
                 sealed
@@ -350,7 +352,7 @@ impl Io {
     fn reset(&mut self) -> Result<()> {
         self.load_bytes = 0;
         self.sessions = Sessions::default();
-        self.applied = 0;
+        self.set_applied(0);
         let usable = self.store.as_ref().is_some_and(|s| s.reset().is_ok());
         match (usable, self.log.as_mut()) {
             (true, Some(log)) => log.reset(),
@@ -379,7 +381,7 @@ impl Io {
         }
         write_atomic(&self.dir.join(LOST), ballot.to_string().as_bytes())?;
         self.sessions = Sessions::default();
-        self.applied = 0;
+        self.set_applied(0);
         Ok(())
     }
 
@@ -393,8 +395,14 @@ impl Io {
             .ok_or_else(|| Error::Internal("no store".into()))?
             .create_empty()?;
         self.sessions = Sessions::default();
-        self.applied = 0;
+        self.set_applied(0);
         Ok(())
+    }
+
+    /// Records what the store has applied, for the core's next steps and for readers.
+    fn set_applied(&mut self, decree: u64) {
+        self.applied = decree;
+        self.shared.set_applied(decree);
     }
 
     fn publish_disk(&self) {

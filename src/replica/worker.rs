@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use crate::error::{Error, Result};
 use crate::model::Gpid;
@@ -31,6 +31,8 @@ const TICK: Duration = Duration::from_millis(50);
 const BURST: usize = 256;
 /// Snapshot chunks a learner may have received but not yet loaded.
 pub const LEARN_READ_AHEAD: usize = 16;
+/// How long a read waits for the store to apply what was committed when it came.
+const READ_WAIT: Duration = Duration::from_secs(5);
 
 /// What a worker publishes for readers and the beacon (never waits on the core).
 pub struct Shared {
@@ -41,6 +43,10 @@ pub struct Shared {
     hard: Mutex<Option<HardState>>,
     store: Mutex<Option<Arc<ReplicaStore>>>,
     log_bytes: AtomicU64,
+    /// The commit point, published before the writers it covers are answered.
+    committed: AtomicU64,
+    /// The last decree the store applied (readable), published by the I/O thread.
+    applied: watch::Sender<u64>,
     /// Snapshot chunks a learner may still take before one is loaded.
     pub learn_permits: Arc<Semaphore>,
 }
@@ -55,6 +61,8 @@ impl Shared {
             hard: Mutex::new(None),
             store: Mutex::new(None),
             log_bytes: AtomicU64::new(0),
+            committed: AtomicU64::new(0),
+            applied: watch::Sender::new(0),
             learn_permits: Arc::new(Semaphore::new(LEARN_READ_AHEAD)),
         }
     }
@@ -72,6 +80,29 @@ impl Shared {
     /// Replaces the store readers use.
     pub fn set_store(&self, store: Option<Arc<ReplicaStore>>) {
         *self.store.lock().expect("store") = store;
+    }
+
+    /// Records what the store has applied (every change, so readers waiting wake).
+    pub fn set_applied(&self, decree: u64) {
+        self.applied.send_replace(decree);
+    }
+
+    /// Waits until the store has applied everything committed when the call was made,
+    /// so a read sees every write answered before it — writers are answered once their
+    /// entry is committed, while its apply may still be running.
+    pub async fn wait_applied(&self) -> Result<()> {
+        let need = self.committed.load(Ordering::Acquire);
+        let mut applied = self.applied.subscribe();
+        if *applied.borrow_and_update() >= need {
+            return Ok(());
+        }
+        match tokio::time::timeout(READ_WAIT, applied.wait_for(|a| *a >= need)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Error::Unavailable(format!(
+                "{}: the store has not applied decree {need} yet; try again",
+                self.gpid
+            ))),
+        }
     }
 
     /// Records the size of the replica's prepare log (the I/O thread knows it without
@@ -208,6 +239,10 @@ impl Worker {
 
     fn dispatch(&mut self) {
         let gpid = self.core.gpid();
+        // Before any writer is answered: a read that comes after an answer waits for the
+        // apply of what it covers.
+        let committed = self.core.status().committed;
+        self.shared.committed.store(committed, Ordering::Release);
         for effect in self.core.take_effects() {
             match effect {
                 Effect::Reply(id, reply) => self.answer(id, reply),

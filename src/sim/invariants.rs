@@ -56,10 +56,10 @@ impl Sim {
                 if s.serving && now < node.lease_until {
                     serving.entry(*gpid).or_default().push(name.clone());
                     let acked = self.acked_decree.get(gpid).copied().unwrap_or(0);
-                    if s.applied < acked {
+                    if s.committed < acked {
                         found.push(format!(
-                            "{name} serves {gpid} having applied {} < {acked} acknowledged",
-                            s.applied
+                            "{name} serves {gpid} having committed {} < {acked} acknowledged",
+                            s.committed
                         ));
                     }
                 }

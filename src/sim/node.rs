@@ -43,6 +43,9 @@ pub struct SimReplica {
     pub stall_until: u64,
     /// Its next log sync fails.
     pub fail_sync: bool,
+    /// Reads waiting for the store to apply what was committed when they came (as the
+    /// real data service waits): (client, key, op, decree needed).
+    pub(super) reads: Vec<(String, Vec<u8>, u64, u64)>,
 }
 
 /// The core's sizes scaled down to the simulation's small writes, so logs are compacted,
@@ -66,6 +69,7 @@ impl SimReplica {
             busy: false,
             stall_until: 0,
             fail_sync: false,
+            reads: Vec::new(),
         }
     }
 }
@@ -236,24 +240,44 @@ impl Sim {
                 self.step_core(node, gpid, Input::Write(write, id));
             }
             Body::Read(gpid, key, op) => {
-                let answer = match n.replicas.get(&gpid) {
-                    None => Err(Error::NotFound(format!(
-                        "{node} holds no replica of {gpid}"
-                    ))),
+                let refused = match n.replicas.get_mut(&gpid) {
+                    None => Error::NotFound(format!("{node} holds no replica of {gpid}")),
                     Some(_) if !lease => {
-                        Err(Error::LeaseExpired(format!("the lease of {node} ran out")))
+                        Error::LeaseExpired(format!("the lease of {node} ran out"))
                     }
-                    Some(r) if !r.core.serving() => Err(Error::NotPrimary(format!(
-                        "{node} is not the serving primary of {gpid}"
-                    ))),
-                    Some(r) => Ok(r.disk.volatile.records.get(&key).cloned()),
+                    Some(r) if !r.core.serving() => {
+                        Error::NotPrimary(format!("{node} is not the serving primary of {gpid}"))
+                    }
+                    Some(r) => {
+                        let need = r.core.status().committed;
+                        r.reads.push((from.to_string(), key, op, need));
+                        self.serve_reads(node, gpid);
+                        return;
+                    }
                 };
-                if answer.is_ok() {
-                    self.stats.reads_served += 1;
-                }
-                self.send(node, from, Body::ReadReply(op, answer));
+                self.send(node, from, Body::ReadReply(op, Err(refused)));
             }
             _ => {}
+        }
+    }
+
+    /// Answers the replica's waiting reads that its store has applied enough for.
+    pub(super) fn serve_reads(&mut self, node: &str, gpid: Gpid) {
+        let Some(r) = self.replica_mut(node, gpid) else {
+            return;
+        };
+        let applied = r.disk.volatile.applied;
+        let (ready, waiting) = std::mem::take(&mut r.reads)
+            .into_iter()
+            .partition(|(.., need)| *need <= applied);
+        r.reads = waiting;
+        let answers: Vec<_> = ready
+            .into_iter()
+            .map(|(from, key, op, _)| (from, op, r.disk.volatile.records.get(&key).cloned()))
+            .collect();
+        for (from, op, value) in answers {
+            self.stats.reads_served += 1;
+            self.send(node, &from, Body::ReadReply(op, Ok(value)));
         }
     }
 

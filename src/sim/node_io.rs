@@ -120,6 +120,7 @@ impl Sim {
         for input in inputs {
             self.step_core(node, gpid, input);
         }
+        self.serve_reads(node, gpid);
         self.kick_io(node, gpid);
     }
 }

@@ -51,7 +51,7 @@ pub struct CoreConfig {
     /// A primary sends each peer at least one prepare this often (its commit point; a
     /// peer that restarted learns it, a dead one is noticed without a write).
     pub heartbeat_ms: u64,
-    /// A write not applied within this long is answered "outcome unknown".
+    /// A write not committed within this long is answered "outcome unknown".
     pub commit_timeout_ms: u64,
     /// A learner whose request or snapshot makes no progress for this long starts over.
     pub learn_timeout_ms: u64,

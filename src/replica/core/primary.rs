@@ -10,9 +10,10 @@
 //!    every secondary and learner, each peer with its own progress; a peer that misses
 //!    one is sent again from what it acknowledged, or from its commit point.
 //! 3. **Commit** a decree once the primary's log and every secondary hold it durably;
-//!    apply in order; answer a writer once its entry is applied. A write not applied in
-//!    time is answered "outcome unknown" (it stays logged and may still commit). Writes
-//!    need `min(2, max_replicas)` members.
+//!    answer a writer then; apply in order in the background (reads wait until the store
+//!    has applied what was committed when they came). A write not committed in time is
+//!    answered "outcome unknown" (it stays logged and may still commit). Writes need
+//!    `min(2, max_replicas)` members.
 //! 4. **Change the configuration** only through the meta server, one request at a time:
 //!    remove a secondary that stopped answering; upgrade a learner that holds
 //!    everything; carry out a proposal to move the primary or step down. Before a
@@ -122,7 +123,7 @@ pub struct Primary {
     max_replicas: u32,
     peers: BTreeMap<NodeId, Peer>,
     queued: VecDeque<Queued>,
-    /// Writers waiting for their entry to be applied: decree → (reply, since).
+    /// Writers waiting for their entry to be committed: decree → (reply, since).
     waiting: BTreeMap<u64, Vec<(ReplyId, u64)>>,
     /// Client writes logged but not applied: (client, seq) → decree.
     requests: HashMap<(u64, u64), u64>,
@@ -408,6 +409,7 @@ impl Core {
         if c > self.committed {
             self.committed = c;
             self.apply_committed();
+            self.answer_committed(p);
         }
     }
 

@@ -168,7 +168,7 @@ impl Core {
         });
     }
 
-    /// Writes not applied in time: queued ones failed (never logged), logged ones have
+    /// Writes not committed in time: queued ones failed (never logged), logged ones have
     /// an unknown outcome.
     pub(super) fn expire_writes(&mut self, p: &mut Primary) {
         let deadline = self.now.saturating_sub(self.cfg.commit_timeout_ms);

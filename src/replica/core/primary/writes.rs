@@ -1,5 +1,6 @@
 //! Client writes on the primary: queued, deduplicated by request id, cut into entries
-//! within the window, and answered once applied.
+//! within the window, and answered once committed (the entry is durable on every member;
+//! its apply runs in the background, and reads wait for it).
 
 use super::*;
 use crate::replica::core::{Core, Role};
@@ -21,15 +22,19 @@ impl Core {
                             id.seq, id.client
                         ));
                         c.reply(reply, Reply::Write(Err(err)));
-                    } else if decree <= c.store_applied {
+                    } else if decree <= c.committed {
                         c.reply(reply, Reply::Write(Ok(decree)));
                     } else {
                         p.waiting.entry(decree).or_default().push((reply, now));
                     }
                     return;
                 }
-                if let Some(decree) = p.requests.get(&(id.client, id.seq)) {
-                    p.waiting.entry(*decree).or_default().push((reply, now));
+                if let Some(&decree) = p.requests.get(&(id.client, id.seq)) {
+                    if decree <= c.committed {
+                        c.reply(reply, Reply::Write(Ok(decree)));
+                    } else {
+                        p.waiting.entry(decree).or_default().push((reply, now));
+                    }
                     return;
                 }
                 let same = |q: &&mut Queued| {
@@ -106,15 +111,18 @@ impl Core {
         }
     }
 
+    /// Answers the writers whose entries are committed.
+    pub(super) fn answer_committed(&mut self, p: &mut Primary) {
+        let rest = p.waiting.split_off(&(self.committed + 1));
+        for (decree, replies) in std::mem::replace(&mut p.waiting, rest) {
+            for (r, _) in replies {
+                self.reply(r, Reply::Write(Ok(decree)));
+            }
+        }
+    }
+
     pub(in crate::replica::core) fn primary_applied(&mut self) {
         self.with_primary(|c, p| {
-            let applied = c.store_applied;
-            let rest = p.waiting.split_off(&(applied + 1));
-            for (decree, replies) in std::mem::replace(&mut p.waiting, rest) {
-                for (r, _) in replies {
-                    c.reply(r, Reply::Write(Ok(decree)));
-                }
-            }
             let emitted = c.applied;
             p.requests.retain(|_, d| *d > emitted);
             c.check_ready(p);
