@@ -516,9 +516,6 @@ fn a_replica_opened_again_right_after_its_delete_keeps_the_new_copys_files() {
     });
 }
 
-/// An `incr` retried under its request id — while the first attempt is still in flight,
-/// after it was applied, and at a new primary after the old one stopped — is applied once,
-/// and every retry is answered with the first outcome.
 /// A write is answered once committed, while its apply may still run: a read that
 /// comes after the answer waits for the apply and sees the write, and an atomic write's
 /// outcome is the applied one.
@@ -565,6 +562,9 @@ fn a_read_right_after_a_write_answered_before_its_apply_sees_the_write() {
     });
 }
 
+/// An `incr` retried under its request id — while the first attempt is still in flight,
+/// after it was applied, and at a new primary after the old one stopped — is applied once,
+/// and every retry is answered with the first outcome.
 #[test]
 fn an_atomic_write_retried_under_its_request_id_is_applied_once_even_at_a_new_primary() {
     use pb::atomic_result::Outcome;

@@ -64,6 +64,10 @@ pub struct CoreConfig {
     pub meta_retry_ms: u64,
     /// Entries a primary may have beyond its commit point (the pipeline's depth).
     pub window: u64,
+    /// Entries a primary may have beyond what its store has applied: writers are answered
+    /// at commit and reads wait for the apply, so a store slower than the log holds new
+    /// entries back here instead of falling behind without bound.
+    pub max_apply_lag: u64,
     /// Writes batched into one entry at most.
     pub max_batch: usize,
     /// Entries per prepare at most.
@@ -98,6 +102,7 @@ impl Default for CoreConfig {
             follow_timeout_ms: 3000,
             meta_retry_ms: 1000,
             window: 64,
+            max_apply_lag: 256,
             max_batch: 256,
             max_entries_per_prepare: 64,
             durable_every: 1024,

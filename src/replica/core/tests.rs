@@ -534,6 +534,37 @@ fn a_write_is_answered_once_committed_without_waiting_for_its_apply() {
     assert_eq!(h.core("a").log().last(), 2, "no third entry");
 }
 
+/// Writers no longer wait for applies, so a store slower than the log must hold new
+/// entries back — or the gap (which every read waits out) would grow without bound.
+#[test]
+fn a_primary_cuts_no_entry_more_than_the_apply_lag_beyond_its_store() {
+    let mut h = Harness::serving_group();
+    h.hold_applies = true;
+    let lag = CoreConfig::default().max_apply_lag;
+    for i in 0..lag + 20 {
+        h.step("a", write(&format!("k{i}")));
+        h.step("a", Input::Flush);
+        h.deliver_all();
+    }
+    let s = h.core("a").status();
+    assert_eq!(s.applied, 1);
+    assert_eq!(
+        h.core("a").log().last(),
+        1 + lag,
+        "entries beyond the lag were cut"
+    );
+    assert_eq!(h.writes_answered("a").len() as u64, 1 + lag);
+    h.finish_applies("a");
+    h.step("a", Input::Flush);
+    h.deliver_all();
+    assert_eq!(
+        h.core("a").log().last(),
+        1 + lag + 1,
+        "the writes held back follow the applies, in one entry"
+    );
+    assert_eq!(h.writes_answered("a").len() as u64, 1 + lag + 20);
+}
+
 #[test]
 fn a_write_not_applied_in_time_has_an_unknown_outcome() {
     let mut h = Harness::serving_group();

@@ -63,7 +63,8 @@ impl Core {
         });
     }
 
-    /// Cuts queued writes into entries, while serving and within the window.
+    /// Cuts queued writes into entries, while serving, within the window and within the
+    /// apply lag.
     pub(super) fn cut_entries(&mut self, p: &mut Primary) {
         if p.stage != PrimaryStage::Serving || p.queued.is_empty() {
             return;
@@ -82,7 +83,10 @@ impl Core {
             }
             return;
         }
-        while !p.queued.is_empty() && self.log.last() < self.committed + self.cfg.window {
+        while !p.queued.is_empty()
+            && self.log.last() < self.committed + self.cfg.window
+            && self.log.last() < self.store_applied + self.cfg.max_apply_lag
+        {
             let mut mutations = Vec::new();
             let mut requests = Vec::new();
             let mut replies = Vec::new();
