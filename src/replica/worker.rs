@@ -93,9 +93,7 @@ impl Shared {
     pub async fn wait_applied(&self) -> Result<()> {
         let need = self.committed.load(Ordering::Acquire);
         let mut applied = self.applied.subscribe();
-        if *applied.borrow_and_update() >= need {
-            return Ok(());
-        }
+        // Ready at once (no timer) when the store is already there.
         match tokio::time::timeout(READ_WAIT, applied.wait_for(|a| *a >= need)).await {
             Ok(Ok(_)) => Ok(()),
             _ => Err(Error::Unavailable(format!(

@@ -480,18 +480,22 @@ fn a_learner_loads_a_snapshot_then_is_upgraded_while_the_primary_does_not_serve(
     assert_eq!(h.core("d").log().last(), 2, "the new secondary counts");
 }
 
+/// A write under a request id (client 9, seq 1), to be sent more than once.
+fn retried_write() -> Write {
+    Write {
+        mutations: vec![pb::Mutation::default()],
+        request: Some(pb::RequestId {
+            client: 9,
+            seq: 1,
+            acked_below: 1,
+        }),
+    }
+}
+
 #[test]
 fn a_write_retried_with_its_request_id_is_applied_once() {
     let mut h = Harness::serving_group();
-    let id = pb::RequestId {
-        client: 9,
-        seq: 1,
-        acked_below: 1,
-    };
-    let w = Write {
-        mutations: vec![pb::Mutation::default()],
-        request: Some(id),
-    };
+    let w = retried_write();
     h.step("a", Input::Write(w.clone(), 1));
     h.step("a", Input::Flush);
     h.deliver_all();
@@ -506,15 +510,7 @@ fn a_write_retried_with_its_request_id_is_applied_once() {
 fn a_write_is_answered_once_committed_without_waiting_for_its_apply() {
     let mut h = Harness::serving_group();
     h.hold_applies = true;
-    let id = pb::RequestId {
-        client: 9,
-        seq: 1,
-        acked_below: 1,
-    };
-    let w = Write {
-        mutations: vec![pb::Mutation::default()],
-        request: Some(id),
-    };
+    let w = retried_write();
     h.step("a", Input::Write(w.clone(), 1));
     h.step("a", Input::Flush);
     h.deliver_all();
