@@ -372,6 +372,37 @@ pub(crate) fn keys_by_partition(count: u32) -> Vec<String> {
     unreachable!()
 }
 
+/// Every replica server keeps one prepare stream open to each peer it replicates to. A
+/// server that stops gracefully ends the streams its peers opened to it rather than wait
+/// for them (its stop hung before), and the others go on taking writes.
+#[test]
+fn a_server_stops_gracefully_while_its_peers_hold_prepare_streams_open_to_it() {
+    let mut c = TestCluster::start(4, true);
+    let keys = keys_by_partition(8);
+    let write_all = |c: &TestCluster, value: &[u8]| {
+        c.block_on(async {
+            let client = MetaClient::new(&[c.meta()], Duration::from_secs(5)).unwrap();
+            let data = DataClient::new(client, Duration::from_secs(30));
+            for key in &keys {
+                data.set(
+                    "temp",
+                    key.as_bytes(),
+                    &[(b"s".to_vec(), value.to_vec())],
+                    0,
+                )
+                .await
+                .unwrap();
+            }
+        })
+    };
+    // Writes to every partition open the streams between every pair of servers.
+    write_all(&c, b"1");
+    let node = c.cluster().node_addrs()[0].clone();
+    // Fails (instead of hanging) if the stop is held open.
+    c.stop_node(&node);
+    write_all(&c, b"2");
+}
+
 #[test]
 fn with_one_partitions_disk_stalled_beacons_reads_and_other_partitions_still_answer() {
     let c = TestCluster::start(3, true);

@@ -17,6 +17,9 @@ pub const META_SERVER: &str = env!("CARGO_BIN_EXE_meta-server");
 /// The `replica-server` binary under test.
 pub const REPLICA_SERVER: &str = env!("CARGO_BIN_EXE_replica-server");
 
+/// How long a server's (or the cluster's) graceful stop may take in a test.
+pub const STOP_WITHIN: Duration = Duration::from_secs(30);
+
 /// An in-process cluster (meta server + N replica servers on loopback) with the table
 /// `temp`, shut down on drop.
 pub struct TestCluster {
@@ -58,11 +61,13 @@ impl TestCluster {
         self.cluster.as_ref().expect("running")
     }
 
-    /// Stops a replica server at once.
+    /// Stops a replica server at once (failing, not hanging, if its stop is held open).
     pub fn stop_node(&mut self, address: &str) {
         let TestCluster { rt, cluster } = self;
         let cluster = cluster.as_mut().expect("running");
-        rt.block_on(cluster.stop_node(address)).expect("node stops");
+        rt.block_on(async { tokio::time::timeout(STOP_WITHIN, cluster.stop_node(address)).await })
+            .expect("the node stops in time")
+            .expect("node stops");
     }
 
     /// Starts a stopped replica server again.
@@ -97,7 +102,13 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         if let Some(cluster) = self.cluster.take() {
-            self.rt.block_on(cluster.shutdown());
+            let stopped = self
+                .rt
+                .block_on(async { tokio::time::timeout(STOP_WITHIN, cluster.shutdown()).await });
+            assert!(
+                stopped.is_ok() || std::thread::panicking(),
+                "the cluster did not shut down within {STOP_WITHIN:?}"
+            );
         }
     }
 }

@@ -366,6 +366,16 @@ impl pb::replica_server::Replica for DataService {
         Ok(Response::new(wire::prepare_reply_to_pb(&reply)))
     }
 
+    type PreparesStream = crate::replica::prepares::ReplyStream;
+
+    async fn prepares(
+        &self,
+        req: Request<tonic::Streaming<pb::PrepareBatch>>,
+    ) -> std::result::Result<Response<Self::PreparesStream>, Status> {
+        let replies = crate::replica::prepares::serve(self.replica.clone(), req.into_inner());
+        Ok(Response::new(replies))
+    }
+
     type LearnStream = LearnStream;
 
     async fn learn(

@@ -20,9 +20,11 @@ pub mod io;
 pub mod lease;
 pub mod leave;
 pub mod limiter;
+pub mod links;
 pub mod node;
 pub mod node_dir;
 pub mod plog;
+pub mod prepares;
 pub mod presence;
 pub mod reads;
 pub mod remote_commands;
@@ -114,6 +116,9 @@ pub struct Replica {
     closing: Mutex<BTreeMap<Gpid, std::thread::JoinHandle<()>>>,
     /// Early beacons and the stop of beacons.
     beacon_control: leave::BeaconControl,
+    /// Set when the server stops: peers' prepare streams end (after their prepares in
+    /// flight are answered), so the server's graceful stop is not held open by them.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Replica {
@@ -125,6 +130,11 @@ impl Replica {
     /// What the replicas share.
     pub fn node(&self) -> &Arc<Node> {
         &self.node
+    }
+
+    /// Fires when the server stops serving.
+    pub fn stopping(&self) -> crate::server::ShutdownSignal {
+        self.stopping.subscribe()
     }
 
     /// The data directory's identity.
@@ -375,6 +385,7 @@ pub async fn start(
         replicas: Mutex::new(BTreeMap::new()),
         closing: Mutex::new(BTreeMap::new()),
         beacon_control: leave::BeaconControl::default(),
+        stopping: tokio::sync::watch::Sender::new(false),
     });
     // Held replicas are recovered before serving: a secondary must answer prepares as
     // soon as it is back. Their roles come with the first beacon reply.
@@ -408,6 +419,7 @@ pub async fn start(
             tokio::spawn(beacon::run(beacon_replica, client, interval, signal)),
             tokio::spawn(async move {
                 crate::server::stopped(stop_signal).await;
+                stop_replica.stopping.send_replace(true);
                 stop_replica.close_all().await;
             }),
         ]

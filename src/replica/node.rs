@@ -15,6 +15,7 @@ use crate::replica::core::CoreConfig;
 use crate::replica::faults::Faults;
 use crate::replica::lease::Lease;
 use crate::replica::limiter::CopyLimiter;
+use crate::replica::links::Links;
 
 /// How long a replica server waits on another one to connect.
 const PEER_TIMEOUT: Duration = Duration::from_secs(3);
@@ -25,6 +26,8 @@ pub struct Node {
     epoch: Instant,
     lease: Mutex<Lease>,
     peers: Mutex<HashMap<String, Channel>>,
+    /// Prepares to peers, one stream per peer.
+    pub links: Links,
     meta: MetaClient,
     /// The snapshot copy budget (`nfs.max_copy_rate_megabytes_per_disk`).
     pub limiter: CopyLimiter,
@@ -53,6 +56,7 @@ impl Node {
             epoch: Instant::now(),
             lease: Mutex::new(Lease::default()),
             peers: Mutex::new(HashMap::new()),
+            links: Links::default(),
             meta,
             limiter: CopyLimiter::default(),
             faults,

@@ -1,11 +1,11 @@
-//! The network side of a worker's effects, each a task that reports back to the worker
-//! as a core input: a prepare to a peer (its answer, or `None` if it did not arrive), a
-//! configuration change asked of the meta server (its answer, or why there was none),
-//! and a learner's request to its primary (the plan, then the snapshot's chunks — at
+//! The network side of a worker's effects, each reporting back to the worker as a core
+//! input: a prepare to a peer (on the node's link to it; its answer, or `None` if it did
+//! not arrive), a configuration change asked of the meta server (its answer, or why there
+//! was none), and a learner's request to its primary (the plan, then the snapshot's chunks — at
 //! most a few ahead of what the I/O thread has loaded — and the sessions).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{Semaphore, mpsc};
 
@@ -15,14 +15,13 @@ use crate::model::Gpid;
 use crate::pb;
 use crate::replica::core::sessions::Sessions;
 use crate::replica::core::{ConfigRequest, Input, LearnPlan, LearnRequest, Prepare};
+use crate::replica::links::{Outgoing, Waiter};
 use crate::replica::node::Node;
 use crate::replica::wire;
 use crate::replica::worker::{LEARN_READ_AHEAD, Msg};
 
-/// How long a peer has to answer a prepare before it counts as not arrived.
-const PREPARE_RPC_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Sends a prepare to `to`; its answer (or `None`) goes back to the worker.
+/// Sends a prepare to `to` on the node's link to it; its answer (or `None`) goes back
+/// to the worker.
 pub fn send_prepare(
     node: &Arc<Node>,
     gpid: Gpid,
@@ -30,20 +29,12 @@ pub fn send_prepare(
     prepare: Prepare,
     tx: mpsc::UnboundedSender<Msg>,
 ) {
-    let node = node.clone();
-    tokio::spawn(async move {
-        let request = wire::prepare_to_pb(gpid, &prepare);
-        let answer = match node.peer(&to) {
-            Ok(mut client) => {
-                match tokio::time::timeout(PREPARE_RPC_TIMEOUT, client.prepare(request)).await {
-                    Ok(Ok(reply)) => Some(wire::prepare_reply_from_pb(reply.into_inner())),
-                    _ => None,
-                }
-            }
-            Err(_) => None,
-        };
-        let _ = tx.send(Msg::Step(Input::PrepareReply(to, answer)));
-    });
+    let out = Outgoing {
+        prepare: wire::prepare_to_pb(gpid, &prepare),
+        waiter: Waiter { to, reply: tx },
+    };
+    let to = out.waiter.to.clone();
+    node.links.send(out, || node.peer(&to).ok());
 }
 
 /// Asks the meta server for a configuration change; its answer goes back to the worker.

@@ -1,0 +1,376 @@
+//! Prepares to peers, one link per peer server: every partition's prepares for that peer
+//! travel in order on one `Prepares` stream, and whatever is queued when the link wakes
+//! goes out as one message — one h2 frame and one syscall for several partitions instead
+//! of a call (a stream, its headers, a task and a timer) per prepare. Each prepare's
+//! answer goes back to its replica's worker as a core input: the reply, or `None` when
+//! none came within [`PREPARE_TIMEOUT`] or the stream broke (as a failed call would).
+//!
+//! A link holds the peer's client, never the node, so it ends when the node drops its
+//! queue. A stream that fails is dropped with everything pending on it, and the next
+//! prepare opens a new one.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use crate::pb;
+use crate::replica::core::{Input, PrepareReply};
+use crate::replica::wire;
+use crate::replica::worker::Msg;
+
+/// How long a peer has to answer a prepare before it counts as not arrived.
+pub const PREPARE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a link looks for prepares past their timeout.
+const EXPIRY_CHECK: Duration = Duration::from_millis(100);
+/// Prepares taken into one message at most.
+const MAX_BATCH: usize = 256;
+/// Messages queued on a stream at most; beyond it the peer is not keeping up, and new
+/// prepares are answered `None` at once instead of queueing without bound.
+const STREAM_QUEUE: usize = 256;
+
+/// A prepare on its way, and where its answer goes.
+pub struct Outgoing {
+    /// The prepare as sent.
+    pub prepare: pb::PrepareRequest,
+    /// Who waits for its answer.
+    pub waiter: Waiter,
+}
+
+/// Where a prepare's answer goes.
+pub struct Waiter {
+    /// The peer's address (the answer names it).
+    pub to: String,
+    /// The worker of the replica that sent it.
+    pub reply: mpsc::UnboundedSender<Msg>,
+}
+
+impl Waiter {
+    /// Gives the worker the answer (or `None`).
+    fn answer(self, reply: Option<PrepareReply>) {
+        let _ = self
+            .reply
+            .send(Msg::Step(Input::PrepareReply(self.to, reply)));
+    }
+}
+
+/// Prepares sent on a stream and not yet answered: pure bookkeeping, so expiry and
+/// failure are tested without a network.
+#[derive(Default)]
+pub struct Pending {
+    next_id: u64,
+    waiting: HashMap<u64, (Instant, Waiter)>,
+}
+
+impl Pending {
+    /// Records a prepare sent at `now` for `waiter`; returns its id.
+    pub fn add(&mut self, now: Instant, waiter: Waiter) -> u64 {
+        self.next_id += 1;
+        self.waiting.insert(self.next_id, (now, waiter));
+        self.next_id
+    }
+
+    /// Answers the prepare `id` (a reply for one already answered is ignored).
+    pub fn resolve(&mut self, id: u64, reply: Option<PrepareReply>) {
+        if let Some((_, out)) = self.waiting.remove(&id) {
+            out.answer(reply);
+        }
+    }
+
+    /// Answers `None` for every prepare sent before `now - timeout`.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) {
+        let late: Vec<u64> = self
+            .waiting
+            .iter()
+            .filter(|(_, (sent, _))| now.duration_since(*sent) >= timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            self.resolve(id, None);
+        }
+    }
+
+    /// Answers `None` for everything (the stream broke).
+    pub fn fail_all(&mut self) {
+        for (_, (_, out)) in self.waiting.drain() {
+            out.answer(None);
+        }
+    }
+
+    /// How many prepares wait for an answer.
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether none waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+}
+
+/// A node's links to its peers, opened on first use.
+#[derive(Default)]
+pub struct Links {
+    links: Mutex<HashMap<String, mpsc::UnboundedSender<Outgoing>>>,
+}
+
+impl Links {
+    /// Queues `out` on the link to `out.to`, opening the link (over `client`) if there is
+    /// none or it has ended.
+    pub fn send(
+        &self,
+        out: Outgoing,
+        client: impl FnOnce() -> Option<pb::replica_client::ReplicaClient<Channel>>,
+    ) {
+        let mut links = self.links.lock().expect("links");
+        let out = match links.get(&out.waiter.to) {
+            Some(tx) => match tx.send(out) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(out)) => out,
+            },
+            None => out,
+        };
+        let Some(client) = client() else {
+            return out.waiter.answer(None);
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        links.insert(out.waiter.to.clone(), tx.clone());
+        let _ = tx.send(out);
+        tokio::spawn(run_link(client, rx));
+    }
+}
+
+/// An open stream: where messages go, and where replies come from.
+type Stream = (
+    mpsc::Sender<pb::PrepareBatch>,
+    tonic::Streaming<pb::PrepareReplyBatch>,
+);
+
+/// Opens a `Prepares` stream (within the prepare timeout).
+async fn open(client: &mut pb::replica_client::ReplicaClient<Channel>) -> Option<Stream> {
+    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+    let call = client.prepares(ReceiverStream::new(rx));
+    match tokio::time::timeout(PREPARE_TIMEOUT, call).await {
+        Ok(Ok(response)) => Some((tx, response.into_inner())),
+        _ => None,
+    }
+}
+
+/// The next message of the stream, if one is open (never ready otherwise).
+async fn next_replies(
+    stream: &mut Option<Stream>,
+) -> Result<Option<pb::PrepareReplyBatch>, tonic::Status> {
+    match stream {
+        Some((_, replies)) => replies.message().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One link's task: sends what is queued, matches replies, expires the late.
+async fn run_link(
+    mut client: pb::replica_client::ReplicaClient<Channel>,
+    mut queue: mpsc::UnboundedReceiver<Outgoing>,
+) {
+    let mut pending = Pending::default();
+    let mut stream: Option<Stream> = None;
+    let mut check = tokio::time::interval(EXPIRY_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            first = queue.recv() => {
+                let Some(first) = first else { break };
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                if stream.is_none() {
+                    stream = open(&mut client).await;
+                }
+                send(&mut stream, &mut pending, batch);
+            }
+            replies = next_replies(&mut stream) => match replies {
+                Ok(Some(replies)) => {
+                    for r in replies.replies {
+                        pending.resolve(r.id, r.reply.map(wire::prepare_reply_from_pb));
+                    }
+                }
+                _ => {
+                    stream = None;
+                    pending.fail_all();
+                }
+            },
+            _ = check.tick() => pending.expire(Instant::now(), PREPARE_TIMEOUT),
+        }
+    }
+    pending.fail_all();
+}
+
+/// Sends `batch` as one message on `stream` — or, without a stream, answers every
+/// prepare in it `None`, as it does when the stream's queue is full or closed (a closed
+/// stream is dropped).
+fn send(stream: &mut Option<Stream>, pending: &mut Pending, batch: Vec<Outgoing>) {
+    let open = match stream {
+        Some((tx, _)) => send_on(tx, pending, batch),
+        None => {
+            batch.into_iter().for_each(|out| out.waiter.answer(None));
+            true
+        }
+    };
+    if !open {
+        *stream = None;
+    }
+}
+
+/// Sends `batch` as one message on `tx`, each prepare pending under its id; if it cannot
+/// be queued, they are answered `None`. Returns false if the stream is closed.
+fn send_on(
+    tx: &mpsc::Sender<pb::PrepareBatch>,
+    pending: &mut Pending,
+    batch: Vec<Outgoing>,
+) -> bool {
+    let now = Instant::now();
+    let mut msg = pb::PrepareBatch::default();
+    let mut ids = Vec::with_capacity(batch.len());
+    for out in batch {
+        let id = pending.add(now, out.waiter);
+        ids.push(id);
+        msg.prepares.push(pb::TaggedPrepare {
+            id,
+            prepare: Some(out.prepare),
+        });
+    }
+    match tx.try_send(msg) {
+        Ok(()) => true,
+        Err(e) => {
+            for id in ids {
+                pending.resolve(id, None);
+            }
+            !matches!(e, mpsc::error::TrySendError::Closed(_))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replica::core::Input;
+
+    fn outgoing(to: &str) -> (Outgoing, mpsc::UnboundedReceiver<Msg>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let waiter = Waiter {
+            to: to.into(),
+            reply: tx,
+        };
+        let out = Outgoing {
+            prepare: pb::PrepareRequest::default(),
+            waiter,
+        };
+        (out, rx)
+    }
+
+    fn answered(rx: &mut mpsc::UnboundedReceiver<Msg>) -> Option<Option<PrepareReply>> {
+        match rx.try_recv() {
+            Ok(Msg::Step(Input::PrepareReply(_, r))) => Some(r),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_reply_answers_its_prepare_once() {
+        let mut p = Pending::default();
+        let (out, mut rx) = outgoing("b");
+        let id = p.add(Instant::now(), out.waiter);
+        assert!(
+            answered(&mut rx).is_none(),
+            "nothing answered before the reply"
+        );
+        let ack = PrepareReply::Ack {
+            ballot: 2,
+            prepared: 3,
+            ready: true,
+        };
+        p.resolve(id, Some(ack.clone()));
+        assert_eq!(answered(&mut rx), Some(Some(ack.clone())));
+        p.resolve(id, Some(ack));
+        assert!(answered(&mut rx).is_none(), "a second reply is ignored");
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn a_prepare_past_its_timeout_is_answered_none_and_the_others_wait() {
+        let mut p = Pending::default();
+        let t0 = Instant::now();
+        let (old, mut old_rx) = outgoing("b");
+        let (young, mut young_rx) = outgoing("b");
+        p.add(t0, old.waiter);
+        p.add(t0 + Duration::from_millis(1500), young.waiter);
+        p.expire(t0 + Duration::from_millis(2000), PREPARE_TIMEOUT);
+        assert_eq!(answered(&mut old_rx), Some(None));
+        assert!(answered(&mut young_rx).is_none());
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn a_broken_stream_answers_every_pending_prepare_none() {
+        let mut p = Pending::default();
+        let mut rxs = Vec::new();
+        for _ in 0..3 {
+            let (out, rx) = outgoing("b");
+            p.add(Instant::now(), out.waiter);
+            rxs.push(rx);
+        }
+        p.fail_all();
+        for rx in &mut rxs {
+            assert_eq!(answered(rx), Some(None));
+        }
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn without_a_stream_a_batch_is_answered_none_at_once() {
+        let mut p = Pending::default();
+        let (out, mut rx) = outgoing("b");
+        send(&mut None, &mut p, vec![out]);
+        assert_eq!(answered(&mut rx), Some(None));
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn a_batch_goes_out_as_one_message_with_ids_in_queue_order() {
+        let mut p = Pending::default();
+        let (tx, mut msgs) = mpsc::channel(4);
+        let mut rxs = Vec::new();
+        let mut batch = Vec::new();
+        for _ in 0..3 {
+            let (out, rx) = outgoing("b");
+            batch.push(out);
+            rxs.push(rx);
+        }
+        assert!(send_on(&tx, &mut p, batch));
+        let msg = msgs.try_recv().expect("one message");
+        let ids: Vec<u64> = msg.prepares.iter().map(|t| t.id).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert!(msgs.try_recv().is_err(), "only one message");
+        assert_eq!(p.len(), 3);
+    }
+
+    #[test]
+    fn a_closed_stream_answers_its_batch_none() {
+        let mut p = Pending::default();
+        let (tx, msgs) = mpsc::channel(4);
+        drop(msgs);
+        let (out, mut rx) = outgoing("b");
+        assert!(
+            !send_on(&tx, &mut p, vec![out]),
+            "the stream counts as closed"
+        );
+        assert_eq!(answered(&mut rx), Some(None));
+        assert!(p.is_empty());
+    }
+}
