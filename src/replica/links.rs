@@ -3,11 +3,13 @@
 //! goes out as one message — one h2 frame and one syscall for several partitions instead
 //! of a call (a stream, its headers, a task and a timer) per prepare. Each prepare's
 //! answer goes back to its replica's worker as a core input: the reply, or `None` when
-//! none came within [`PREPARE_TIMEOUT`] or the stream broke (as a failed call would).
+//! none came within [`PREPARE_TIMEOUT`] of its queueing or the stream broke (as a failed
+//! call would).
 //!
 //! A link holds the peer's client, never the node, so it ends when the node drops its
-//! queue. A stream that fails is dropped with everything pending on it, and the next
-//! prepare opens a new one.
+//! queue. A stream that fails — or whose queue is full: the peer stopped reading — is
+//! dropped with everything pending on it, and the next prepare opens a new one. A peer
+//! that does not know the stream (an older server, mid-upgrade) gets a call per prepare.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -42,6 +44,8 @@ pub struct Outgoing {
 
 /// Where a prepare's answer goes.
 pub struct Waiter {
+    /// When the prepare was queued (its timeout counts from here).
+    pub queued: Instant,
     /// The peer's address (the answer names it).
     pub to: String,
     /// The worker of the replica that sent it.
@@ -62,30 +66,30 @@ impl Waiter {
 #[derive(Default)]
 pub struct Pending {
     next_id: u64,
-    waiting: HashMap<u64, (Instant, Waiter)>,
+    waiting: HashMap<u64, Waiter>,
 }
 
 impl Pending {
-    /// Records a prepare sent at `now` for `waiter`; returns its id.
-    pub fn add(&mut self, now: Instant, waiter: Waiter) -> u64 {
+    /// Records a prepare sent for `waiter`; returns its id.
+    pub fn add(&mut self, waiter: Waiter) -> u64 {
         self.next_id += 1;
-        self.waiting.insert(self.next_id, (now, waiter));
+        self.waiting.insert(self.next_id, waiter);
         self.next_id
     }
 
     /// Answers the prepare `id` (a reply for one already answered is ignored).
     pub fn resolve(&mut self, id: u64, reply: Option<PrepareReply>) {
-        if let Some((_, out)) = self.waiting.remove(&id) {
-            out.answer(reply);
+        if let Some(waiter) = self.waiting.remove(&id) {
+            waiter.answer(reply);
         }
     }
 
-    /// Answers `None` for every prepare sent before `now - timeout`.
+    /// Answers `None` for every prepare queued before `now - timeout`.
     pub fn expire(&mut self, now: Instant, timeout: Duration) {
         let late: Vec<u64> = self
             .waiting
             .iter()
-            .filter(|(_, (sent, _))| now.duration_since(*sent) >= timeout)
+            .filter(|(_, w)| now.duration_since(w.queued) >= timeout)
             .map(|(id, _)| *id)
             .collect();
         for id in late {
@@ -95,8 +99,8 @@ impl Pending {
 
     /// Answers `None` for everything (the stream broke).
     pub fn fail_all(&mut self) {
-        for (_, (_, out)) in self.waiting.drain() {
-            out.answer(None);
+        for (_, waiter) in self.waiting.drain() {
+            waiter.answer(None);
         }
     }
 
@@ -149,14 +153,38 @@ type Stream = (
     tonic::Streaming<pb::PrepareReplyBatch>,
 );
 
+/// What opening a stream came to.
+enum Opened {
+    /// A stream.
+    Stream(Box<Stream>),
+    /// No stream now (the peer is down or did not answer in time).
+    Failed,
+    /// The peer does not serve `Prepares`: it gets a call per prepare.
+    Unary,
+}
+
 /// Opens a `Prepares` stream (within the prepare timeout).
-async fn open(client: &mut pb::replica_client::ReplicaClient<Channel>) -> Option<Stream> {
+async fn open(client: &mut pb::replica_client::ReplicaClient<Channel>) -> Opened {
     let (tx, rx) = mpsc::channel(STREAM_QUEUE);
     let call = client.prepares(ReceiverStream::new(rx));
     match tokio::time::timeout(PREPARE_TIMEOUT, call).await {
-        Ok(Ok(response)) => Some((tx, response.into_inner())),
-        _ => None,
+        Ok(Ok(response)) => Opened::Stream(Box::new((tx, response.into_inner()))),
+        Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => Opened::Unary,
+        _ => Opened::Failed,
     }
+}
+
+/// Sends one prepare as its own call (to a peer without `Prepares`); the answer, or
+/// `None` past its timeout, goes to its worker.
+fn send_unary(mut client: pb::replica_client::ReplicaClient<Channel>, out: Outgoing) {
+    tokio::spawn(async move {
+        let left = PREPARE_TIMEOUT.saturating_sub(out.waiter.queued.elapsed());
+        let answer = match tokio::time::timeout(left, client.prepare(out.prepare)).await {
+            Ok(Ok(reply)) => Some(wire::prepare_reply_from_pb(reply.into_inner())),
+            _ => None,
+        };
+        out.waiter.answer(answer);
+    });
 }
 
 /// The next message of the stream, if one is open (never ready otherwise).
@@ -176,6 +204,7 @@ async fn run_link(
 ) {
     let mut pending = Pending::default();
     let mut stream: Option<Stream> = None;
+    let mut unary = false;
     let mut check = tokio::time::interval(EXPIRY_CHECK);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -189,10 +218,21 @@ async fn run_link(
                         Err(_) => break,
                     }
                 }
-                if stream.is_none() {
-                    stream = open(&mut client).await;
+                if stream.is_none() && !unary {
+                    match open(&mut client).await {
+                        Opened::Stream(s) => stream = Some(*s),
+                        Opened::Failed => {}
+                        Opened::Unary => {
+                            tracing::warn!("a peer does not serve Prepares streams: one call per prepare");
+                            unary = true;
+                        }
+                    }
                 }
-                send(&mut stream, &mut pending, batch);
+                if unary {
+                    batch.into_iter().for_each(|out| send_unary(client.clone(), out));
+                } else {
+                    send(&mut stream, &mut pending, batch);
+                }
             }
             replies = next_replies(&mut stream) => match replies {
                 Ok(Some(replies)) => {
@@ -205,55 +245,47 @@ async fn run_link(
                     pending.fail_all();
                 }
             },
-            _ = check.tick() => pending.expire(Instant::now(), PREPARE_TIMEOUT),
+            _ = check.tick(), if !pending.is_empty() => {
+                pending.expire(Instant::now(), PREPARE_TIMEOUT);
+            }
         }
     }
     pending.fail_all();
 }
 
 /// Sends `batch` as one message on `stream` — or, without a stream, answers every
-/// prepare in it `None`, as it does when the stream's queue is full or closed (a closed
-/// stream is dropped).
+/// prepare in it `None`. A stream whose queue is full (the peer stopped reading) or
+/// closed is dropped, and everything pending on it answered `None`.
 fn send(stream: &mut Option<Stream>, pending: &mut Pending, batch: Vec<Outgoing>) {
-    let open = match stream {
+    let queued = match stream {
         Some((tx, _)) => send_on(tx, pending, batch),
         None => {
             batch.into_iter().for_each(|out| out.waiter.answer(None));
             true
         }
     };
-    if !open {
+    if !queued {
         *stream = None;
+        pending.fail_all();
     }
 }
 
-/// Sends `batch` as one message on `tx`, each prepare pending under its id; if it cannot
-/// be queued, they are answered `None`. Returns false if the stream is closed.
+/// Sends `batch` as one message on `tx`, each prepare pending under its id. Returns
+/// false if the message could not be queued (the stream is full or closed).
 fn send_on(
     tx: &mpsc::Sender<pb::PrepareBatch>,
     pending: &mut Pending,
     batch: Vec<Outgoing>,
 ) -> bool {
-    let now = Instant::now();
     let mut msg = pb::PrepareBatch::default();
-    let mut ids = Vec::with_capacity(batch.len());
     for out in batch {
-        let id = pending.add(now, out.waiter);
-        ids.push(id);
+        let id = pending.add(out.waiter);
         msg.prepares.push(pb::TaggedPrepare {
             id,
             prepare: Some(out.prepare),
         });
     }
-    match tx.try_send(msg) {
-        Ok(()) => true,
-        Err(e) => {
-            for id in ids {
-                pending.resolve(id, None);
-            }
-            !matches!(e, mpsc::error::TrySendError::Closed(_))
-        }
-    }
+    tx.try_send(msg).is_ok()
 }
 
 #[cfg(test)]
@@ -264,6 +296,7 @@ mod tests {
     fn outgoing(to: &str) -> (Outgoing, mpsc::UnboundedReceiver<Msg>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let waiter = Waiter {
+            queued: Instant::now(),
             to: to.into(),
             reply: tx,
         };
@@ -285,7 +318,7 @@ mod tests {
     fn a_reply_answers_its_prepare_once() {
         let mut p = Pending::default();
         let (out, mut rx) = outgoing("b");
-        let id = p.add(Instant::now(), out.waiter);
+        let id = p.add(out.waiter);
         assert!(
             answered(&mut rx).is_none(),
             "nothing answered before the reply"
@@ -306,10 +339,12 @@ mod tests {
     fn a_prepare_past_its_timeout_is_answered_none_and_the_others_wait() {
         let mut p = Pending::default();
         let t0 = Instant::now();
-        let (old, mut old_rx) = outgoing("b");
-        let (young, mut young_rx) = outgoing("b");
-        p.add(t0, old.waiter);
-        p.add(t0 + Duration::from_millis(1500), young.waiter);
+        let (mut old, mut old_rx) = outgoing("b");
+        let (mut young, mut young_rx) = outgoing("b");
+        old.waiter.queued = t0;
+        young.waiter.queued = t0 + Duration::from_millis(1500);
+        p.add(old.waiter);
+        p.add(young.waiter);
         p.expire(t0 + Duration::from_millis(2000), PREPARE_TIMEOUT);
         assert_eq!(answered(&mut old_rx), Some(None));
         assert!(answered(&mut young_rx).is_none());
@@ -322,7 +357,7 @@ mod tests {
         let mut rxs = Vec::new();
         for _ in 0..3 {
             let (out, rx) = outgoing("b");
-            p.add(Instant::now(), out.waiter);
+            p.add(out.waiter);
             rxs.push(rx);
         }
         p.fail_all();
@@ -361,7 +396,7 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_stream_answers_its_batch_none() {
+    fn a_closed_stream_refuses_its_batch() {
         let mut p = Pending::default();
         let (tx, msgs) = mpsc::channel(4);
         drop(msgs);
@@ -370,7 +405,8 @@ mod tests {
             !send_on(&tx, &mut p, vec![out]),
             "the stream counts as closed"
         );
+        assert_eq!(p.len(), 1, "pending until the link drops the stream");
+        p.fail_all();
         assert_eq!(answered(&mut rx), Some(None));
-        assert!(p.is_empty());
     }
 }

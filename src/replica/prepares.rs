@@ -2,8 +2,9 @@
 //! worker in the order it arrived (so a partition's prepares keep their order), and the
 //! answers go back as they come — everything ready when the stream's task wakes, in one
 //! message. A prepare whose replica is missing or closing is answered without a reply.
-//! When the server stops, the stream takes no more prepares, answers those in flight and
-//! ends (a long-lived stream would otherwise hold the server's graceful stop open).
+//! When the server stops, the stream takes no more prepares, answers those in flight (for
+//! as long as the sender waits for them at most) and ends — a long-lived stream would
+//! otherwise hold the server's graceful stop open.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use tonic::Status;
 use crate::model::Gpid;
 use crate::pb;
 use crate::replica::Replica;
+use crate::replica::links::PREPARE_TIMEOUT;
 use crate::replica::wire;
 use crate::replica::worker::Msg;
 
@@ -37,6 +39,7 @@ pub fn serve(
             FuturesUnordered::new();
         let mut ready = Vec::new();
         let mut taking = true;
+        let mut drain_by = tokio::time::Instant::now();
         let stopped = crate::server::stopped(stopping);
         tokio::pin!(stopped);
         loop {
@@ -44,7 +47,11 @@ pub fn serve(
                 return;
             }
             tokio::select! {
-                _ = &mut stopped, if taking => taking = false,
+                _ = &mut stopped, if taking => {
+                    taking = false;
+                    drain_by = tokio::time::Instant::now() + PREPARE_TIMEOUT;
+                }
+                _ = tokio::time::sleep_until(drain_by), if !taking => return,
                 msg = inbound.message(), if taking => match msg {
                     Ok(Some(batch)) => {
                         for tagged in batch.prepares {

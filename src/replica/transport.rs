@@ -31,7 +31,11 @@ pub fn send_prepare(
 ) {
     let out = Outgoing {
         prepare: wire::prepare_to_pb(gpid, &prepare),
-        waiter: Waiter { to, reply: tx },
+        waiter: Waiter {
+            queued: Instant::now(),
+            to,
+            reply: tx,
+        },
     };
     let to = out.waiter.to.clone();
     node.links.send(out, || node.peer(&to).ok());
