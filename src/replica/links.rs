@@ -122,12 +122,12 @@ pub struct Links {
 }
 
 impl Links {
-    /// Queues `out` on the link to `out.to`, opening the link (over `client`) if there is
-    /// none or it has ended.
+    /// Queues `out` on the link to its peer, opening the link (over `client(address)`)
+    /// if there is none or it has ended.
     pub fn send(
         &self,
         out: Outgoing,
-        client: impl FnOnce() -> Option<pb::replica_client::ReplicaClient<Channel>>,
+        client: impl FnOnce(&str) -> Option<pb::replica_client::ReplicaClient<Channel>>,
     ) {
         let mut links = self.links.lock().expect("links");
         let out = match links.get(&out.waiter.to) {
@@ -137,7 +137,7 @@ impl Links {
             },
             None => out,
         };
-        let Some(client) = client() else {
+        let Some(client) = client(&out.waiter.to) else {
             return out.waiter.answer(None);
         };
         let (tx, rx) = mpsc::unbounded_channel();
@@ -482,7 +482,9 @@ mod tests {
             let (mut out, rx) = outgoing(&addr);
             out.prepare.ballot = ballot;
             let client = crate::client::channel(&addr, Duration::from_secs(3)).unwrap();
-            links.send(out, || Some(pb::replica_client::ReplicaClient::new(client)));
+            links.send(out, |_| {
+                Some(pb::replica_client::ReplicaClient::new(client))
+            });
             answers.push((ballot, rx));
         }
         for (ballot, mut rx) in answers {

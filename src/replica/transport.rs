@@ -1,8 +1,8 @@
 //! The network side of a worker's effects, each reporting back to the worker as a core
 //! input: a prepare to a peer (on the node's link to it; its answer, or `None` if it did
 //! not arrive), a configuration change asked of the meta server (its answer, or why there
-//! was none), and a learner's request to its primary (the plan, then the snapshot's chunks — at
-//! most a few ahead of what the I/O thread has loaded — and the sessions).
+//! was none), and a learner's request to its primary (the plan, then the snapshot's
+//! chunks — at most a few ahead of what the I/O thread has loaded — and the sessions).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,8 +37,7 @@ pub fn send_prepare(
             reply: tx,
         },
     };
-    let to = out.waiter.to.clone();
-    node.links.send(out, || node.peer(&to).ok());
+    node.links.send(out, |to| node.peer(to).ok());
 }
 
 /// Asks the meta server for a configuration change; its answer goes back to the worker.
