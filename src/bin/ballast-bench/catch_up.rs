@@ -121,12 +121,23 @@ pub async fn run(args: CatchUpArgs) -> Result<()> {
     .await?;
 
     let writers = Writers::start(data, args.writers, args.value_size);
-    let victim = cluster.running().last().context("no node")?.clone();
-    let replicas = ops::partitions(&meta, TABLE)
-        .await?
-        .iter()
-        .filter(|p| p.primary == victim || p.secondaries.contains(&victim))
-        .count() as u64;
+    // The victim is the node holding the most replicas of the table.
+    let partitions = ops::partitions(&meta, TABLE).await?;
+    let held_by = |node: &String| {
+        partitions
+            .iter()
+            .filter(|p| &p.primary == node || p.secondaries.contains(node))
+            .count() as u64
+    };
+    let victim = cluster
+        .running()
+        .into_iter()
+        .max_by_key(held_by)
+        .context("no node")?;
+    let replicas = held_by(&victim);
+    if replicas == 0 {
+        bail!("no node holds a replica of {TABLE}");
+    }
     cluster.kill(&victim)?;
     let before = writers.bytes();
     // The scenario itself: the node stays down this long while writes go on.

@@ -46,6 +46,11 @@ pub async fn cluster_with_table_and_metas(
         None => meta.to_vec(),
     };
     let client = MetaClient::new(&addrs, Duration::from_secs(5))?;
+    // Every node started here joins before the table is placed: placement sees only the
+    // nodes alive at creation, and a node that joined late would hold nothing.
+    for node in cluster.iter().flat_map(|c| c.running()) {
+        wait_alive(&client, &node, Duration::from_secs(20)).await?;
+    }
     if partitions(&client, table).await.is_err() {
         create_table(&client, table, partition_count, replicas).await?;
     }
