@@ -247,6 +247,40 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// A status as a `Calls` stream carries it: code, message and ASCII metadata (the
+/// reason, a leader's address), so the client rebuilds the unary call's status.
+pub fn status_to_pb(status: &Status) -> crate::pb::CallError {
+    let metadata = status
+        .metadata()
+        .iter()
+        .filter_map(|entry| match entry {
+            tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))
+            }
+            tonic::metadata::KeyAndValueRef::Binary(..) => None,
+        })
+        .collect();
+    crate::pb::CallError {
+        code: status.code() as i32,
+        message: status.message().to_string(),
+        metadata,
+    }
+}
+
+/// The status a `Calls` stream's error stands for (see [`status_to_pb`]).
+pub fn status_from_pb(err: crate::pb::CallError) -> Status {
+    let mut map = tonic::metadata::MetadataMap::new();
+    for (k, v) in err.metadata {
+        if let (Ok(k), Ok(v)) = (
+            tonic::metadata::AsciiMetadataKey::from_bytes(k.as_bytes()),
+            v.parse(),
+        ) {
+            map.insert(k, v);
+        }
+    }
+    Status::with_metadata(Code::from_i32(err.code), err.message, map)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,10 +309,14 @@ mod tests {
             Error::PartitionLost("all gone".into()),
         ];
         for err in cases {
-            let back = Error::from(Status::from(err.clone()));
+            let status = Status::from(err.clone());
+            // As a unary call returns it, and as a Calls stream carries it.
+            let streamed = Error::from(status_from_pb(status_to_pb(&status)));
+            let back = Error::from(status);
             let same = std::mem::discriminant(&back) == std::mem::discriminant(&err)
                 || matches!((&err, &back), (Error::Storage(_), Error::Internal(_)));
             assert!(same, "{err:?} came back as {back:?}");
+            assert_eq!(streamed, back, "a streamed error is the call's");
             if err.reason().is_some() {
                 assert_eq!(back, err, "the message survives");
             }

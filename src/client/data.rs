@@ -19,11 +19,14 @@ use std::time::{Duration, Instant};
 use tonic::Status;
 use tonic::transport::Channel;
 
+use crate::client::calls::Calls;
 use crate::client::{MetaClient, channel};
 use crate::data::partition_index;
 use crate::error::{Error, Result};
 use crate::pb;
 use crate::pb::replica_client::ReplicaClient;
+use crate::pb::tagged_call::Call;
+use crate::pb::tagged_call_reply::Reply;
 
 /// A table's routing information.
 #[derive(Debug, Clone)]
@@ -45,6 +48,8 @@ pub struct DataClient {
     next_seq: AtomicU64,
     /// Writes sent and not yet answered, by sequence number.
     in_flight: Mutex<BTreeSet<u64>>,
+    /// Writes and reads travel on one stream per server.
+    calls: Calls,
 }
 
 /// A random client id (64 bits of the system's random source).
@@ -77,6 +82,7 @@ impl DataClient {
             id: client_id(),
             next_seq: AtomicU64::new(1),
             in_flight: Mutex::new(BTreeSet::new()),
+            calls: Calls::default(),
         }
     }
 
@@ -129,14 +135,37 @@ impl DataClient {
         F: Fn(ReplicaClient<Channel>, u32, u32) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
-        self.attempts(table, pidx, false, op).await
+        self.attempts(table, pidx, false, |_, c, app_id, pidx| op(c, app_id, pidx))
+            .await
+    }
+
+    /// Sends `call` to partition `pidx`'s primary on the client's stream to that
+    /// server, with [`DataClient::attempts`]'s retries; `pick` takes the reply it expects.
+    async fn stream_attempts<T>(
+        &self,
+        table: &str,
+        pidx: u32,
+        write: bool,
+        call: impl Fn(u32, u32) -> Call,
+        pick: fn(Reply) -> Option<T>,
+    ) -> Result<T> {
+        self.attempts(table, pidx, write, |addr, c, app_id, pidx| {
+            let (addr, call) = (addr.to_string(), call(app_id, pidx));
+            async move {
+                let reply = self.calls.call(&addr, c, call).await?;
+                pick(reply).map(tonic::Response::new).ok_or_else(|| {
+                    Status::internal(format!("{addr} answered with another call's reply"))
+                })
+            }
+        })
+        .await
     }
 
     /// [`DataClient::on_partition`], for a write when `write`: once an attempt was sent
     /// and not answered, running out of time is an unknown outcome.
     async fn attempts<T, F, Fut>(&self, table: &str, pidx: u32, write: bool, op: F) -> Result<T>
     where
-        F: Fn(ReplicaClient<Channel>, u32, u32) -> Fut,
+        F: Fn(&str, ReplicaClient<Channel>, u32, u32) -> Fut,
         Fut: Future<Output = std::result::Result<tonic::Response<T>, Status>>,
     {
         let deadline = Instant::now() + self.timeout;
@@ -169,7 +198,7 @@ impl DataClient {
                     ))));
                 }
                 let remaining = deadline.saturating_duration_since(Instant::now());
-                let call = op(self.client(&primary)?, route.app_id, pidx);
+                let call = op(&primary, self.client(&primary)?, route.app_id, pidx);
                 Ok(match tokio::time::timeout(remaining, call).await {
                     Ok(Ok(reply)) => Ok(reply.into_inner()),
                     Ok(Err(status)) => {
@@ -290,15 +319,18 @@ impl DataClient {
             seq,
             acked_below,
         };
+        let write = |app_id, pidx| {
+            Call::Write(pb::WriteRequest {
+                app_id,
+                pidx,
+                mutations: mutations.clone(),
+                request: Some(request),
+            })
+        };
         let reply = self
-            .attempts(table, pidx, true, |mut c, app_id, pidx| {
-                let req = pb::WriteRequest {
-                    app_id,
-                    pidx,
-                    mutations: mutations.clone(),
-                    request: Some(request),
-                };
-                async move { c.write(req).await }
+            .stream_attempts(table, pidx, true, write, |r| match r {
+                Reply::Write(w) => Some(w),
+                _ => None,
             })
             .await;
         // Answered, or given up: this id is not sent again (a caller's retry is a new
@@ -352,15 +384,18 @@ impl DataClient {
         sort_keys: &[Vec<u8>],
     ) -> Result<Vec<pb::Record>> {
         let pidx = self.pidx(table, hash_key).await?;
+        let read = |app_id, pidx| {
+            Call::Read(pb::ReadRequest {
+                app_id,
+                pidx,
+                hash_key: hash_key.to_vec(),
+                sort_keys: sort_keys.to_vec(),
+            })
+        };
         let reply = self
-            .on_partition(table, pidx, |mut c, app_id, pidx| {
-                let req = pb::ReadRequest {
-                    app_id,
-                    pidx,
-                    hash_key: hash_key.to_vec(),
-                    sort_keys: sort_keys.to_vec(),
-                };
-                async move { c.read(req).await }
+            .stream_attempts(table, pidx, false, read, |r| match r {
+                Reply::Read(r) => Some(r),
+                _ => None,
             })
             .await?;
         Ok(reply.records)

@@ -3,6 +3,7 @@
 //! routed to partition primaries) and [`call_remote`] for remote commands on any server
 //! process.
 
+mod calls;
 mod data;
 mod meta;
 

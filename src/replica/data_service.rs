@@ -376,6 +376,17 @@ impl pb::replica_server::Replica for DataService {
         Ok(Response::new(replies))
     }
 
+    type CallsStream = crate::replica::calls::ReplyStream;
+
+    async fn calls(
+        &self,
+        req: Request<tonic::Streaming<pb::CallBatch>>,
+    ) -> std::result::Result<Response<Self::CallsStream>, Status> {
+        let stopping = self.replica.stopping();
+        let replies = crate::replica::calls::serve(self.clone(), stopping, req.into_inner());
+        Ok(Response::new(replies))
+    }
+
     type LearnStream = LearnStream;
 
     async fn learn(

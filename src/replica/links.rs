@@ -410,71 +410,10 @@ mod tests {
         assert_eq!(answered(&mut rx), Some(None));
     }
 
-    /// A peer of an older build: it serves the unary `Prepare` (always acknowledging)
-    /// but not `Prepares`.
-    struct OldPeer;
-
-    type NoStream<T> = tokio_stream::Empty<Result<T, tonic::Status>>;
-
-    #[tonic::async_trait]
-    impl pb::replica_server::Replica for OldPeer {
-        async fn write(
-            &self,
-            _: tonic::Request<pb::WriteRequest>,
-        ) -> Result<tonic::Response<pb::WriteReply>, tonic::Status> {
-            Err(tonic::Status::unimplemented("write"))
-        }
-        async fn read(
-            &self,
-            _: tonic::Request<pb::ReadRequest>,
-        ) -> Result<tonic::Response<pb::ReadReply>, tonic::Status> {
-            Err(tonic::Status::unimplemented("read"))
-        }
-        async fn scan(
-            &self,
-            _: tonic::Request<pb::ScanRequest>,
-        ) -> Result<tonic::Response<pb::ScanReply>, tonic::Status> {
-            Err(tonic::Status::unimplemented("scan"))
-        }
-        async fn count(
-            &self,
-            _: tonic::Request<pb::CountRequest>,
-        ) -> Result<tonic::Response<pb::CountReply>, tonic::Status> {
-            Err(tonic::Status::unimplemented("count"))
-        }
-        async fn prepare(
-            &self,
-            req: tonic::Request<pb::PrepareRequest>,
-        ) -> Result<tonic::Response<pb::PrepareReply>, tonic::Status> {
-            let ack = PrepareReply::Ack {
-                ballot: req.get_ref().ballot,
-                prepared: 7,
-                ready: true,
-            };
-            Ok(tonic::Response::new(wire::prepare_reply_to_pb(&ack)))
-        }
-        type PreparesStream = NoStream<pb::PrepareReplyBatch>;
-        async fn prepares(
-            &self,
-            _: tonic::Request<tonic::Streaming<pb::PrepareBatch>>,
-        ) -> Result<tonic::Response<Self::PreparesStream>, tonic::Status> {
-            Err(tonic::Status::unimplemented("prepares"))
-        }
-        type LearnStream = NoStream<pb::LearnChunk>;
-        async fn learn(
-            &self,
-            _: tonic::Request<pb::LearnRequest>,
-        ) -> Result<tonic::Response<Self::LearnStream>, tonic::Status> {
-            Err(tonic::Status::unimplemented("learn"))
-        }
-    }
-
     #[tokio::test]
     async fn a_peer_without_prepare_streams_gets_a_call_per_prepare() {
-        let listener = crate::server::bind("127.0.0.1:0").await.unwrap();
-        let router = tonic::transport::Server::builder()
-            .add_service(pb::replica_server::ReplicaServer::new(OldPeer));
-        let server = crate::server::ServerHandle::start(router, listener, |_| vec![]).unwrap();
+        use crate::replica::test_peer::{Streams, TestPeer};
+        let server = TestPeer(Streams::Unimplemented).start().await;
         let addr = server.addr().to_string();
         let links = Links::default();
         let mut answers = Vec::new();

@@ -13,6 +13,7 @@
 //!   `remote_command` adapters.
 
 pub mod beacon;
+pub mod calls;
 pub mod core;
 pub mod data_service;
 pub mod faults;
@@ -30,6 +31,9 @@ pub mod reads;
 pub mod remote_commands;
 pub mod service;
 pub mod storage;
+pub mod tagged;
+#[cfg(test)]
+pub mod test_peer;
 pub mod transport;
 pub mod wire;
 pub mod worker;

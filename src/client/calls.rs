@@ -1,0 +1,326 @@
+//! A data client's link to each replica server (TiKV's batch commands): its writes and
+//! reads to that server, whatever their partitions, travel on one `Calls` stream, and
+//! whatever is queued when the link wakes goes out as one message — one h2 frame and one
+//! syscall for many requests instead of a stream, its headers and a server task each.
+//! Answers match by id; each is exactly what the unary call would have returned (an
+//! error comes back as that call's status).
+//!
+//! A stream that breaks — or whose queue is full: the server stopped reading — fails
+//! every call pending on it with UNAVAILABLE (a write's outcome is then unknown, and the
+//! client sends it again under its request id), and the next call opens a new one. A
+//! server that does not know the stream (an older build, mid-upgrade) gets a unary call
+//! per request. A caller that gave up (its deadline passed) is forgotten within a second.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+use tonic::transport::Channel;
+
+use crate::error::status_from_pb;
+use crate::pb;
+use crate::pb::replica_client::ReplicaClient;
+use crate::pb::tagged_call::Call;
+use crate::pb::tagged_call_reply::Reply;
+
+/// How long opening a stream may take.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a link forgets the calls whose callers gave up.
+const SWEEP: Duration = Duration::from_secs(1);
+/// Calls taken into one message at most...
+const MAX_BATCH: usize = 256;
+/// ...and about this many bytes of them.
+const MAX_BATCH_BYTES: usize = 4 << 20;
+/// Messages queued on a stream at most; beyond it the server is not keeping up.
+const STREAM_QUEUE: usize = 256;
+
+/// A call's answer: the reply, or the status its unary call would have returned.
+pub type Answer = Result<Reply, Status>;
+
+/// A call on its way, and who waits for its answer.
+struct Queued {
+    call: Call,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// A client's links to replica servers, opened on first use.
+#[derive(Default)]
+pub struct Calls {
+    links: Mutex<HashMap<String, mpsc::UnboundedSender<Queued>>>,
+}
+
+impl Calls {
+    /// Sends `call` to the server at `addr` (opening the link over `client` if there is
+    /// none or it ended) and waits for its answer.
+    pub async fn call(&self, addr: &str, client: ReplicaClient<Channel>, call: Call) -> Answer {
+        let (tx, rx) = oneshot::channel();
+        self.queue(addr, client, Queued { call, answer: tx });
+        rx.await
+            .unwrap_or_else(|_| Err(Status::unavailable(format!("{addr}: the link ended"))))
+    }
+
+    fn queue(&self, addr: &str, client: ReplicaClient<Channel>, queued: Queued) {
+        let mut links = self.links.lock().expect("links");
+        let queued = match links.get(addr) {
+            Some(tx) => match tx.send(queued) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(queued)) => queued,
+            },
+            None => queued,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = tx.send(queued);
+        links.insert(addr.to_string(), tx);
+        tokio::spawn(run_link(addr.to_string(), client, rx));
+    }
+}
+
+/// Calls sent on a stream and not yet answered.
+#[derive(Default)]
+struct Pending {
+    next_id: u64,
+    waiting: HashMap<u64, oneshot::Sender<Answer>>,
+}
+
+impl Pending {
+    fn add(&mut self, answer: oneshot::Sender<Answer>) -> u64 {
+        self.next_id += 1;
+        self.waiting.insert(self.next_id, answer);
+        self.next_id
+    }
+
+    fn resolve(&mut self, id: u64, answer: Answer) {
+        if let Some(tx) = self.waiting.remove(&id) {
+            let _ = tx.send(answer);
+        }
+    }
+
+    fn fail_all(&mut self, why: &str) {
+        for (_, tx) in self.waiting.drain() {
+            let _ = tx.send(Err(Status::unavailable(why)));
+        }
+    }
+}
+
+/// An open stream: where messages go, and where replies come from.
+type Stream = (
+    mpsc::Sender<pb::CallBatch>,
+    tonic::Streaming<pb::CallReplyBatch>,
+);
+
+/// What opening a stream came to.
+enum Opened {
+    Stream(Box<Stream>),
+    /// No stream now: why.
+    Failed(Status),
+    /// The server does not serve `Calls`: it gets a unary call per request.
+    Unary,
+}
+
+async fn open(client: &mut ReplicaClient<Channel>) -> Opened {
+    let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+    match tokio::time::timeout(OPEN_TIMEOUT, client.calls(ReceiverStream::new(rx))).await {
+        Ok(Ok(response)) => Opened::Stream(Box::new((tx, response.into_inner()))),
+        Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => Opened::Unary,
+        Ok(Err(status)) => Opened::Failed(status),
+        Err(_) => Opened::Failed(Status::unavailable(format!(
+            "no Calls stream within {OPEN_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// Sends one call as its unary call (to a server without `Calls`).
+fn send_unary(mut client: ReplicaClient<Channel>, queued: Queued) {
+    tokio::spawn(async move {
+        let answer = match queued.call {
+            Call::Write(req) => client
+                .write(req)
+                .await
+                .map(|r| Reply::Write(r.into_inner())),
+            Call::Read(req) => client.read(req).await.map(|r| Reply::Read(r.into_inner())),
+        };
+        let _ = queued.answer.send(answer);
+    });
+}
+
+async fn next_replies(stream: &mut Option<Stream>) -> Result<Option<pb::CallReplyBatch>, Status> {
+    match stream {
+        Some((_, replies)) => replies.message().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The calls queued now, up to a message's worth.
+fn take_batch(first: Queued, queue: &mut mpsc::UnboundedReceiver<Queued>) -> Vec<Queued> {
+    let mut bytes = first.call.encoded_len();
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+        match queue.try_recv() {
+            Ok(more) => {
+                bytes += more.call.encoded_len();
+                batch.push(more);
+            }
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// One link's task: sends what is queued, matches replies, forgets abandoned calls.
+async fn run_link(
+    addr: String,
+    mut client: ReplicaClient<Channel>,
+    mut queue: mpsc::UnboundedReceiver<Queued>,
+) {
+    let mut pending = Pending::default();
+    let mut stream: Option<Stream> = None;
+    let mut unary = false;
+    let mut sweep = tokio::time::interval(SWEEP);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            first = queue.recv() => {
+                let Some(first) = first else { break };
+                let batch = take_batch(first, &mut queue);
+                if stream.is_none() && !unary {
+                    match open(&mut client).await {
+                        Opened::Stream(s) => stream = Some(*s),
+                        Opened::Failed(status) => {
+                            for q in batch {
+                                let _ = q.answer.send(Err(status.clone()));
+                            }
+                            continue;
+                        }
+                        Opened::Unary => {
+                            tracing::warn!("{addr} does not serve Calls streams: one call per request");
+                            unary = true;
+                        }
+                    }
+                }
+                match &stream {
+                    Some((tx, _)) if !unary => {
+                        let mut msg = pb::CallBatch::default();
+                        for q in batch {
+                            let id = pending.add(q.answer);
+                            msg.calls.push(pb::TaggedCall { id, call: Some(q.call) });
+                        }
+                        if tx.try_send(msg).is_err() {
+                            stream = None;
+                            pending.fail_all(&format!("{addr}: the Calls stream is full or closed"));
+                        }
+                    }
+                    _ => batch.into_iter().for_each(|q| send_unary(client.clone(), q)),
+                }
+            }
+            replies = next_replies(&mut stream) => match replies {
+                Ok(Some(replies)) => {
+                    for r in replies.replies {
+                        let answer = match r.reply {
+                            Some(Reply::Error(e)) => Err(status_from_pb(e)),
+                            Some(reply) => Ok(reply),
+                            None => Err(Status::internal("a Calls reply without an answer")),
+                        };
+                        pending.resolve(r.id, answer);
+                    }
+                }
+                Ok(None) => {
+                    stream = None;
+                    pending.fail_all(&format!("{addr} ended the Calls stream"));
+                }
+                Err(status) => {
+                    stream = None;
+                    pending.fail_all(&format!("{addr}: the Calls stream broke: {}", status.message()));
+                }
+            },
+            _ = sweep.tick(), if !pending.waiting.is_empty() => {
+                pending.waiting.retain(|_, tx| !tx.is_closed());
+            }
+        }
+    }
+    pending.fail_all(&format!("{addr}: the link ended"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replica::test_peer::{Streams, TestPeer};
+
+    fn client(addr: &str) -> ReplicaClient<Channel> {
+        ReplicaClient::new(crate::client::channel(addr, Duration::from_secs(3)).unwrap())
+    }
+
+    fn write(pidx: u32) -> Call {
+        Call::Write(pb::WriteRequest {
+            pidx,
+            ..Default::default()
+        })
+    }
+
+    /// `n` calls at once to `addr`; the decree of each answer (or its status).
+    async fn writes(calls: &Calls, addr: &str, n: u32) -> Vec<Result<u64, tonic::Code>> {
+        let all = (0..n).map(|pidx| async move {
+            match calls.call(addr, client(addr), write(pidx)).await {
+                Ok(Reply::Write(w)) => Ok(w.decree),
+                Ok(_) => panic!("another call's reply"),
+                Err(status) => Err(status.code()),
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), futures_util::future::join_all(all))
+            .await
+            .expect("every call answered in time")
+    }
+
+    #[tokio::test]
+    async fn calls_sent_together_each_get_their_own_answer() {
+        let server = TestPeer(Streams::Echo).start().await;
+        let addr = server.addr().to_string();
+        let calls = Calls::default();
+        let got = writes(&calls, &addr, 200).await;
+        let want: Vec<_> = (0..200u64).map(|pidx| Ok(1000 + pidx)).collect();
+        assert_eq!(got, want, "answers matched to their calls by id");
+        let read = Call::Read(pb::ReadRequest {
+            hash_key: b"hk".to_vec(),
+            ..Default::default()
+        });
+        match calls.call(&addr, client(&addr), read).await {
+            Ok(Reply::Read(r)) => assert_eq!(r.records[0].value, b"hk"),
+            _ => panic!("no read reply"),
+        }
+        // Dropping the client ends its link and so its stream (the server's graceful stop
+        // waits for open streams).
+        drop(calls);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_server_without_calls_streams_gets_a_call_per_request() {
+        let server = TestPeer(Streams::Unimplemented).start().await;
+        let addr = server.addr().to_string();
+        let got = writes(&Calls::default(), &addr, 3).await;
+        assert_eq!(got, vec![Ok(1000), Ok(1001), Ok(1002)], "the unary answers");
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_fails_its_calls_unavailable_and_the_next_call_reopens() {
+        let server = TestPeer(Streams::End).start().await;
+        let addr = server.addr().to_string();
+        let calls = Calls::default();
+        let got = writes(&calls, &addr, 3).await;
+        assert!(
+            got.iter().all(|r| *r == Err(tonic::Code::Unavailable)),
+            "{got:?}"
+        );
+        // The link lives on and opens a new stream for the next call.
+        assert_eq!(
+            writes(&calls, &addr, 1).await,
+            vec![Err(tonic::Code::Unavailable)]
+        );
+        server.shutdown().await;
+        let down = writes(&calls, &addr, 1).await;
+        assert_eq!(down, vec![Err(tonic::Code::Unavailable)], "a server gone");
+    }
+}

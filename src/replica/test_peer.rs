@@ -1,0 +1,163 @@
+//! A fake replica server for tests of the links that talk to one (prepare links, a
+//! client's call links): it answers unary calls with what the request names, and serves
+//! the streams — or not, like an older build — as the test chooses.
+
+use futures_util::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::pb;
+use crate::replica::core::PrepareReply;
+use crate::replica::wire;
+
+/// How the fake serves the `Prepares` and `Calls` streams.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Streams {
+    /// Not at all: UNIMPLEMENTED (an older build).
+    Unimplemented,
+    /// Each call answered as its unary call is.
+    Echo,
+    /// Opened, then ended at once without an answer.
+    End,
+}
+
+/// The fake server. A unary `Write` is answered with decree `1000 + pidx`, a `Read` with
+/// one record whose value is the hash key, a `Prepare` with an acknowledgement of its
+/// ballot at decree 7.
+#[derive(Clone, Copy)]
+pub struct TestPeer(pub Streams);
+
+/// A stream of answers.
+pub type Answers<T> = futures_util::stream::BoxStream<'static, Result<T, Status>>;
+
+fn write_reply(req: &pb::WriteRequest) -> pb::WriteReply {
+    pb::WriteReply {
+        decree: 1000 + u64::from(req.pidx),
+        result: None,
+    }
+}
+
+fn read_reply(req: &pb::ReadRequest) -> pb::ReadReply {
+    pb::ReadReply {
+        records: vec![pb::Record {
+            value: req.hash_key.clone(),
+            ..Default::default()
+        }],
+    }
+}
+
+impl TestPeer {
+    /// Serves on a loopback port; the handle stops it.
+    pub async fn start(self) -> crate::server::ServerHandle {
+        let listener = crate::server::bind("127.0.0.1:0").await.expect("bind");
+        let router = tonic::transport::Server::builder()
+            .add_service(pb::replica_server::ReplicaServer::new(self));
+        crate::server::ServerHandle::start(router, listener, |_| vec![]).expect("start")
+    }
+
+    fn stream<In, Out: Send + 'static>(
+        &self,
+        inbound: Streaming<In>,
+        answer: impl Fn(In) -> Out + Send + 'static,
+    ) -> Result<Response<Answers<Out>>, Status>
+    where
+        In: Send + 'static,
+    {
+        match self.0 {
+            Streams::Unimplemented => Err(Status::unimplemented("not in this build")),
+            Streams::End => Ok(Response::new(futures_util::stream::empty().boxed())),
+            Streams::Echo => Ok(Response::new(
+                inbound
+                    .take_while(|m| std::future::ready(m.is_ok()))
+                    .map(move |m| Ok(answer(m.expect("ok"))))
+                    .boxed(),
+            )),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::replica_server::Replica for TestPeer {
+    async fn write(
+        &self,
+        req: Request<pb::WriteRequest>,
+    ) -> Result<Response<pb::WriteReply>, Status> {
+        Ok(Response::new(write_reply(req.get_ref())))
+    }
+    async fn read(&self, req: Request<pb::ReadRequest>) -> Result<Response<pb::ReadReply>, Status> {
+        Ok(Response::new(read_reply(req.get_ref())))
+    }
+    async fn scan(&self, _: Request<pb::ScanRequest>) -> Result<Response<pb::ScanReply>, Status> {
+        Err(Status::unimplemented("scan"))
+    }
+    async fn count(
+        &self,
+        _: Request<pb::CountRequest>,
+    ) -> Result<Response<pb::CountReply>, Status> {
+        Err(Status::unimplemented("count"))
+    }
+    async fn prepare(
+        &self,
+        req: Request<pb::PrepareRequest>,
+    ) -> Result<Response<pb::PrepareReply>, Status> {
+        let ack = PrepareReply::Ack {
+            ballot: req.get_ref().ballot,
+            prepared: 7,
+            ready: true,
+        };
+        Ok(Response::new(wire::prepare_reply_to_pb(&ack)))
+    }
+    type PreparesStream = Answers<pb::PrepareReplyBatch>;
+    async fn prepares(
+        &self,
+        req: Request<Streaming<pb::PrepareBatch>>,
+    ) -> Result<Response<Self::PreparesStream>, Status> {
+        self.stream(req.into_inner(), |batch: pb::PrepareBatch| {
+            let replies = batch
+                .prepares
+                .into_iter()
+                .map(|t| {
+                    let ballot = t.prepare.map_or(0, |p| p.ballot);
+                    let ack = PrepareReply::Ack {
+                        ballot,
+                        prepared: 7,
+                        ready: true,
+                    };
+                    pb::TaggedPrepareReply {
+                        id: t.id,
+                        reply: Some(wire::prepare_reply_to_pb(&ack)),
+                    }
+                })
+                .collect();
+            pb::PrepareReplyBatch { replies }
+        })
+    }
+    type CallsStream = Answers<pb::CallReplyBatch>;
+    async fn calls(
+        &self,
+        req: Request<Streaming<pb::CallBatch>>,
+    ) -> Result<Response<Self::CallsStream>, Status> {
+        use pb::tagged_call::Call;
+        use pb::tagged_call_reply::Reply;
+        self.stream(req.into_inner(), |batch: pb::CallBatch| {
+            let replies = batch
+                .calls
+                .into_iter()
+                .map(|t| pb::TaggedCallReply {
+                    id: t.id,
+                    reply: t.call.map(|c| match c {
+                        Call::Write(w) => Reply::Write(write_reply(&w)),
+                        Call::Read(r) => Reply::Read(read_reply(&r)),
+                    }),
+                })
+                .collect();
+            pb::CallReplyBatch { replies }
+        })
+    }
+    type LearnStream = Answers<pb::LearnChunk>;
+    async fn learn(
+        &self,
+        _: Request<pb::LearnRequest>,
+    ) -> Result<Response<Self::LearnStream>, Status> {
+        Err(Status::unimplemented("learn"))
+    }
+}
