@@ -247,6 +247,8 @@ async fn run_link(
 mod tests {
     use super::*;
     use crate::replica::test_peer::{Streams, TestPeer};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     fn client(addr: &str) -> ReplicaClient<Channel> {
         ReplicaClient::new(crate::client::channel(addr, Duration::from_secs(3)).unwrap())
@@ -291,6 +293,84 @@ mod tests {
         }
         // Dropping the client ends its link and so its stream (the server's graceful stop
         // waits for open streams).
+        drop(calls);
+        server.shutdown().await;
+    }
+
+    /// A TCP relay on loopback to `to` that can stop passing bytes on (both ways) while
+    /// keeping its connections open: a network that drops packets, or a peer host gone.
+    async fn relay(to: String) -> (String, Arc<AtomicBool>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let passing = Arc::new(AtomicBool::new(true));
+        let pass = passing.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(&to).await else {
+                    continue;
+                };
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                tokio::spawn(pipe(ri, wo, pass.clone()));
+                tokio::spawn(pipe(ro, wi, pass.clone()));
+            }
+        });
+        (addr, passing)
+    }
+
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        passing: Arc<AtomicBool>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = vec![0u8; 64 << 10];
+        while let Ok(n) = from.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+            if passing.load(Ordering::Relaxed) && to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_on_a_connection_whose_peer_went_silent_fail_once_pings_go_unanswered() {
+        let server = TestPeer(Streams::Echo).start().await;
+        let (addr, passing) = relay(server.addr().to_string()).await;
+        let keepalive = Duration::from_millis(200);
+        let client = || {
+            let ch =
+                crate::client::channel_with_keepalive(&addr, Duration::from_secs(30), keepalive);
+            ReplicaClient::new(ch.unwrap())
+        };
+        let calls = Calls::default();
+        assert!(matches!(
+            calls.call(&addr, client(), write(1)).await,
+            Ok(Reply::Write(_))
+        ));
+        passing.store(false, Ordering::Relaxed);
+        // Without pings the call waits for an answer that never comes (TCP keeps the
+        // connection up: every byte is acknowledged, none passed on).
+        let silent = tokio::time::timeout(
+            Duration::from_secs(5),
+            calls.call(&addr, client(), write(2)),
+        );
+        match silent.await {
+            Ok(Err(status)) => assert_eq!(status.code(), tonic::Code::Unavailable, "{status}"),
+            Ok(Ok(_)) => panic!("answered through a relay that passes nothing"),
+            Err(_) => panic!("still waiting 5 s after the peer went silent"),
+        }
+        passing.store(true, Ordering::Relaxed);
+        let again = tokio::time::timeout(
+            Duration::from_secs(5),
+            calls.call(&addr, client(), write(3)),
+        );
+        assert!(
+            matches!(again.await, Ok(Ok(Reply::Write(w))) if w.decree == 1003),
+            "a new connection serves the next call"
+        );
         drop(calls);
         server.shutdown().await;
     }
