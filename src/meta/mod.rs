@@ -27,6 +27,7 @@ pub mod service;
 pub mod snapshot;
 pub mod state;
 pub mod store;
+pub mod wire;
 pub mod writer;
 
 use std::path::Path;

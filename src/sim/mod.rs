@@ -30,7 +30,7 @@ pub mod script;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::meta::service::{beacon_reply_to_pb, primary_request_from_pb, report_from_pb};
+use crate::meta::wire::{beacon_reply_to_pb, primary_request_from_pb, report_from_pb};
 use crate::model::{Gpid, HealthCounts};
 use crate::replica::core::ConfigView;
 use crate::replica::wire::config_request_to_pb;
