@@ -200,6 +200,10 @@ async fn run_link(
                         }
                     }
                 }
+                // A caller that gave up (its deadline passed while the stream opened) is
+                // not sent: its write was reported as of unknown outcome, and should not
+                // be applied seconds later.
+                let batch: Vec<Queued> = batch.into_iter().filter(|q| !q.answer.is_closed()).collect();
                 match &stream {
                     Some((tx, _)) if !unary => {
                         let mut msg = pb::CallBatch::default();
