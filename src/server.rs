@@ -1,14 +1,21 @@
 //! Running a gRPC server with a shutdown handle: bind a listener (tests bind
 //! `127.0.0.1:0` and read the port back), serve until told to stop, and stop the
-//! server's background tasks with it.
+//! server's background tasks with it. A graceful stop waits for the connections to
+//! close, but not for ever: after [`STOP_GRACE`] the server cuts those still open (a
+//! client that stops reading a stream would otherwise hold it open for good).
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tonic::transport::server::{Router, TcpIncoming};
+use tonic::transport::server::{Connected, Router, TcpConnectInfo, TcpIncoming};
 
 use crate::error::{Error, Result};
 
@@ -31,10 +38,31 @@ pub async fn stopped(mut signal: ShutdownSignal) {
     }
 }
 
+/// How long a graceful stop waits for the server's connections to close before it
+/// cuts them. Streams end themselves when their server stops (after answering what is in
+/// flight, for at most 5 s); this bounds what they cannot end — answers a client never
+/// reads.
+pub const STOP_GRACE: Duration = Duration::from_secs(8);
+
+/// The HTTP/2 pings a server sends a client whose connection has been silent this long,
+/// and how long it waits for the answer before it drops the connection (a client host
+/// that vanished would otherwise hold its streams, and its server's stop, until TCP gives
+/// up).
+const KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// A gRPC server builder with the settings every Ballast server uses.
+pub fn builder() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE))
+}
+
 /// A running server: its address, and the means to stop it and its background tasks.
 pub struct ServerHandle {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
+    cut: watch::Sender<bool>,
+    serve: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -47,15 +75,19 @@ impl ServerHandle {
     {
         let addr = listener.local_addr()?;
         let (shutdown, signal) = watch::channel(false);
-        let mut tasks = spawn_tasks(signal.clone());
+        let (cut, cut_signal) = watch::channel(false);
+        let tasks = spawn_tasks(signal.clone());
         // TCP_NODELAY on every accepted connection: without it a small answer (a prepare's
         // acknowledgement) can wait for the peer's delayed ACK, ~40 ms per round trip.
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .map(move |accepted| accepted.map(|io| Cuttable::new(io, cut_signal.clone())));
         let serve = router.serve_with_incoming_shutdown(incoming, stopped(signal));
-        tasks.push(tokio::spawn(log_exit(serve)));
         Ok(ServerHandle {
             addr,
             shutdown,
+            cut,
+            serve: Some(tokio::spawn(log_exit(serve))),
             tasks,
         })
     }
@@ -65,9 +97,19 @@ impl ServerHandle {
         self.addr
     }
 
-    /// Stops serving and waits for the server and its tasks to end.
+    /// Stops serving and waits for the server and its tasks to end: for the connections
+    /// to close by themselves for up to [`STOP_GRACE`], then cutting those still open.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
+        if let Some(mut serve) = self.serve.take()
+            && tokio::time::timeout(STOP_GRACE, &mut serve).await.is_err()
+        {
+            tracing::warn!(
+                "connections still open {STOP_GRACE:?} into the stop (a client not reading its answers?); cutting them"
+            );
+            let _ = self.cut.send(true);
+            let _ = serve.await;
+        }
         for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
@@ -84,9 +126,98 @@ impl Drop for ServerHandle {
     /// A handle dropped without `shutdown` stops everything at once, like a crash.
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-        for task in &self.tasks {
+        let _ = self.cut.send(true);
+        for task in self.serve.iter().chain(&self.tasks) {
             task.abort();
         }
+    }
+}
+
+/// An accepted connection its server can cut: once the cut signal fires, every read and
+/// write fails, and the connection's task ends (with the streams it served).
+struct Cuttable {
+    io: TcpStream,
+    cut: Pin<Box<dyn Future<Output = ()> + Send>>,
+    is_cut: bool,
+}
+
+impl Cuttable {
+    fn new(io: TcpStream, signal: watch::Receiver<bool>) -> Cuttable {
+        Cuttable {
+            io,
+            cut: Box::pin(stopped(signal)),
+            is_cut: false,
+        }
+    }
+
+    /// Fails once the connection is cut; otherwise registers to be woken when it is.
+    fn check(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
+        if !self.is_cut && self.cut.as_mut().poll(cx).is_ready() {
+            self.is_cut = true;
+        }
+        match self.is_cut {
+            true => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "the server stopped",
+            )),
+            false => Ok(()),
+        }
+    }
+}
+
+impl Connected for Cuttable {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.io.connect_info()
+    }
+}
+
+impl AsyncRead for Cuttable {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        me.check(cx)?;
+        Pin::new(&mut me.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Cuttable {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let me = self.get_mut();
+        me.check(cx)?;
+        Pin::new(&mut me.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let me = self.get_mut();
+        me.check(cx)?;
+        Pin::new(&mut me.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        me.check(cx)?;
+        Pin::new(&mut me.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

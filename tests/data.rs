@@ -403,6 +403,76 @@ fn a_server_stops_gracefully_while_its_peers_hold_prepare_streams_open_to_it() {
     write_all(&c, b"2");
 }
 
+/// A client that opens a `Calls` stream, asks for more than every buffer between it and the
+/// server holds, and then never reads its answers does not hold the server's stop open:
+/// the stream's answers wait for a reader that never comes (HTTP/2 flow control), and the
+/// stop used to wait for them for ever.
+#[test]
+fn a_server_stops_in_time_while_a_client_holds_a_stream_it_does_not_read() {
+    use ballast::pb::tagged_call::Call;
+    let mut c = TestCluster::start(3, true);
+    let key = keys_by_partition(8)[0].clone();
+    let (app_id, primary) = {
+        let meta = c.cluster().meta().unwrap().clone();
+        let state = meta.lock();
+        let app = state.app_by_name("temp").unwrap();
+        (
+            app.record.app_id,
+            app.partitions[0].primary.clone().unwrap(),
+        )
+    };
+    let replica = c.cluster().replica(&primary).unwrap();
+    let reads_served = move || -> u64 {
+        let sample = replica.node().stats.sample();
+        sample
+            .get(&app_id)
+            .map_or(0, |ops| ops.values().map(|c| c.count).sum())
+    };
+    let (stream, calls_tx) = c.block_on(async {
+        let client = MetaClient::new(&[c.meta()], Duration::from_secs(5)).unwrap();
+        let data = DataClient::new(client, Duration::from_secs(30));
+        let big = vec![7u8; 1 << 20];
+        data.set("temp", key.as_bytes(), &[(b"s".to_vec(), big)], 0)
+            .await
+            .unwrap();
+        let mut raw = pb::replica_client::ReplicaClient::connect(format!("http://{primary}"))
+            .await
+            .unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let calls = (0..64)
+            .map(|id| pb::TaggedCall {
+                id,
+                call: Some(Call::Read(pb::ReadRequest {
+                    app_id,
+                    pidx: 0,
+                    hash_key: key.as_bytes().to_vec(),
+                    sort_keys: vec![b"s".to_vec()],
+                })),
+            })
+            .collect();
+        tx.send(pb::CallBatch { calls }).await.unwrap();
+        let stream = raw
+            .calls(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        (stream, tx)
+    });
+    // 64 MB of answers, and the client reads none of them.
+    crate::util::wait_for(
+        "the server to serve the 64 reads",
+        Duration::from_secs(20),
+        || (reads_served() >= 64).then_some(()),
+    );
+    // The stop waits for the server's last reference to the node to go.
+    drop(reads_served);
+    let started = Instant::now();
+    c.stop_node(&primary);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "the stop took {took:?}");
+    drop((stream, calls_tx));
+}
+
 #[test]
 fn with_one_partitions_disk_stalled_beacons_reads_and_other_partitions_still_answer() {
     let c = TestCluster::start(3, true);

@@ -207,7 +207,7 @@ pub async fn start_with_store(
     let lb_interval = config.lb_interval;
     let meta = Arc::new(Meta::new(config, store, address)?);
     let service = service::MetaService::new(ha::MetaHolder::single(meta.clone()));
-    let router = tonic::transport::Server::builder()
+    let router = crate::server::builder()
         .add_service(pb::meta_server::MetaServer::new(service.clone()))
         .add_service(pb::cli_server::CliServer::new(service))
         .add_service(raft::grpc::AloneService::server(meta.address().to_string()));
@@ -261,7 +261,7 @@ pub async fn start_member(
         raft::group::Member::open(opts.id, node, log, store, transport, opts.timings).await?;
     let holder = ha::MetaHolder::group(member.clone(), config, address.clone());
     let service = service::MetaService::new(holder.clone());
-    let router = tonic::transport::Server::builder()
+    let router = crate::server::builder()
         .add_service(pb::meta_server::MetaServer::new(service.clone()))
         .add_service(pb::cli_server::CliServer::new(service))
         .add_service(raft::grpc::GroupService::server(member.clone()));

@@ -400,7 +400,7 @@ pub async fn start(
     let client = MetaClient::new(&config.meta, timeout.max(Duration::from_millis(50)))?;
     let service = service::ReplicaService::new(replica.clone());
     let data = data_service::DataService::new(replica.clone());
-    let router = tonic::transport::Server::builder()
+    let router = crate::server::builder()
         .add_service(pb::cli_server::CliServer::new(service))
         .add_service(
             pb::replica_server::ReplicaServer::new(data)

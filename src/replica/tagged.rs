@@ -19,12 +19,19 @@ use crate::server::ShutdownSignal;
 /// Answer messages queued for the sender at most (then the task waits for it to read).
 const OUT_QUEUE: usize = 64;
 
+/// Requests of one stream in flight (handed on, not yet answered, or answered and not
+/// yet sent) at most: past it the stream reads no more, so a sender that sends faster
+/// than it reads is held back by HTTP/2 flow control instead of growing the server's
+/// memory.
+const MAX_IN_FLIGHT: usize = 4096;
+
 /// A request handed on: its answer to come, or (when there is nothing to wait for) the
 /// answer now.
 pub type Answer<T> = Result<BoxFuture<'static, T>, T>;
 
 /// Serves one stream until its sender closes it (or stops reading): `take` hands on the
-/// requests of each message, `pack` makes one message of answers.
+/// requests of each message, `pack` makes one message of answers. Waiting to send
+/// answers (a sender that does not read) never holds a stopping server past `drain`.
 pub fn serve<In, Out, Item>(
     stopping: ShutdownSignal,
     drain: Duration,
@@ -46,16 +53,17 @@ where
         let stopped = crate::server::stopped(stopping);
         tokio::pin!(stopped);
         loop {
-            if !taking && waiting.is_empty() {
+            if !taking && waiting.is_empty() && ready.is_empty() {
                 return;
             }
+            let room = waiting.len() + ready.len() < MAX_IN_FLIGHT;
             tokio::select! {
                 _ = &mut stopped, if taking => {
                     taking = false;
                     drain_by = tokio::time::Instant::now() + drain;
                 }
                 _ = tokio::time::sleep_until(drain_by), if !taking => return,
-                msg = inbound.message(), if taking => match msg {
+                msg = inbound.message(), if taking && room => match msg {
                     Ok(Some(batch)) => {
                         for answer in take(batch) {
                             match answer {
@@ -64,7 +72,12 @@ where
                             }
                         }
                     }
-                    _ => return,
+                    // The sender sent its last request: answer what it sent, then end.
+                    Ok(None) => {
+                        taking = false;
+                        drain_by = tokio::time::Instant::now() + drain;
+                    }
+                    Err(_) => return,
                 },
                 Some(done) = waiting.next(), if !waiting.is_empty() => {
                     ready.push(done);
@@ -72,14 +85,10 @@ where
                         ready.push(more);
                     }
                 }
-            }
-            if !ready.is_empty()
-                && out
-                    .send(Ok(pack(std::mem::take(&mut ready))))
-                    .await
-                    .is_err()
-            {
-                return;
+                permit = out.reserve(), if !ready.is_empty() => match permit {
+                    Ok(permit) => permit.send(Ok(pack(std::mem::take(&mut ready)))),
+                    Err(_) => return,
+                },
             }
         }
     });

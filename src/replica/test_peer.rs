@@ -49,8 +49,8 @@ impl TestPeer {
     /// Serves on a loopback port; the handle stops it.
     pub async fn start(self) -> crate::server::ServerHandle {
         let listener = crate::server::bind("127.0.0.1:0").await.expect("bind");
-        let router = tonic::transport::Server::builder()
-            .add_service(pb::replica_server::ReplicaServer::new(self));
+        let router =
+            crate::server::builder().add_service(pb::replica_server::ReplicaServer::new(self));
         crate::server::ServerHandle::start(router, listener, |_| vec![]).expect("start")
     }
 
