@@ -11,7 +11,10 @@ use crate::error::Error;
 use crate::meta::ha::MetaHolder;
 use crate::meta::proposal::proposal_action;
 use crate::meta::remote_commands::META_COMMANDS;
-use crate::meta::wire::{beacon_reply_to_pb, ddd_to_pb, primary_request_from_pb, report_from_pb};
+use crate::meta::wire::{
+    beacon_reply_to_pb, cluster_info_to_pb, ddd_to_pb, node_to_pb, primary_request_from_pb,
+    report_from_pb,
+};
 use crate::meta::{Meta, app_admin, departures};
 use crate::model::{AppStatus, Gpid, MetaLevel};
 use crate::pb;
@@ -175,27 +178,7 @@ impl pb::meta_server::Meta for MetaService {
         let known = stale.is_none();
         let nodes = nodes
             .into_iter()
-            .map(|n| pb::NodeInfo {
-                address: n.address,
-                status: match (known, n.alive) {
-                    (false, _) => pb::NodeStatus::Unknown,
-                    (true, true) => pb::NodeStatus::Alive,
-                    (true, false) => pb::NodeStatus::Unalive,
-                } as i32,
-                primary_count: n.primary_count,
-                secondary_count: n.secondary_count,
-                last_beacon_ago_ms: if known {
-                    n.last_beacon_ago.as_millis() as u64
-                } else {
-                    0
-                },
-                reported: known && n.reported,
-                beaconing: known && n.alive && n.last_beacon_ago <= fresh,
-                disk_bytes: n.disk_bytes,
-                serving: known && n.serving,
-                state: n.state.to_pb() as i32,
-                disk_free_bytes: n.disk_free,
-            })
+            .map(|n| node_to_pb(n, known, fresh))
             .filter(|n| filter == pb::NodeStatus::Unspecified || n.status == filter as i32)
             .collect();
         Ok(Response::new(pb::ListNodesReply { nodes, stale }))
@@ -344,63 +327,9 @@ impl pb::meta_server::Meta for MetaService {
         req: Request<pb::ClusterInfoRequest>,
     ) -> Result<Response<pb::ClusterInfoReply>, Status> {
         let (meta, stale) = self.holder.read(stale_ok(&req)).await?;
-        let state = meta.lock();
-        let now = Instant::now();
-        let view = state.level();
-        let (alive, dead) = state.node_counts();
-        let mut meta_servers = match self.holder.as_group() {
-            Some(group) => group.member().addresses(),
-            None => state.config().meta_servers.clone(),
-        };
-        if meta_servers.is_empty() {
-            meta_servers.push(meta.address().to_string());
-        }
-        let reply = pb::ClusterInfoReply {
-            meta_servers,
-            primary_meta_server: meta.address().to_string(),
-            stored_level: view.stored.to_pb() as i32,
-            effective_level: view.effective.to_pb() as i32,
-            freeze_reason: view.freeze_reason.unwrap_or_default(),
-            total_node_count: alive + dead,
-            alive_node_count: alive,
-            app_count: state.list_apps(Some(AppStatus::Available)).len() as u32,
-            uptime_ms: meta.uptime().as_millis() as u64,
-            balance_operation_count: Some(match state.balance_operation_count() {
-                Some(c) => pb::BalanceOperationCount {
-                    move_pri: c.move_pri as i32,
-                    copy_pri: c.copy_pri as i32,
-                    copy_sec: c.copy_sec as i32,
-                    total: c.total() as i32,
-                },
-                None => pb::BalanceOperationCount {
-                    move_pri: -1,
-                    copy_pri: -1,
-                    copy_sec: -1,
-                    total: -1,
-                },
-            }),
-            actions_in_flight: state.actions_in_flight() as u32,
-            serving_node_count: state.serving_count(now),
-            unhealthy_partition_count: state.unhealthy_count(now),
-            failover_ms: (state.config().grace + state.config().check_interval()).as_millis()
-                as u64,
-            stale: None,
-        };
-        Ok(Response::new(match stale {
-            None => reply,
-            // What the leader alone knows is not given.
-            Some(stale) => pb::ClusterInfoReply {
-                primary_meta_server: stale.leader.clone(),
-                alive_node_count: 0,
-                uptime_ms: 0,
-                balance_operation_count: None,
-                actions_in_flight: 0,
-                serving_node_count: 0,
-                unhealthy_partition_count: 0,
-                stale: Some(stale),
-                ..reply
-            },
-        }))
+        let meta_servers = self.holder.as_group().map(|g| g.member().addresses());
+        let reply = cluster_info_to_pb(&meta, &meta.lock(), meta_servers, stale);
+        Ok(Response::new(reply))
     }
 
     async fn propose(
