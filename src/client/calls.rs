@@ -5,17 +5,25 @@
 //! Answers match by id; each is exactly what the unary call would have returned (an
 //! error comes back as that call's status).
 //!
-//! A stream that breaks — or whose queue is full: the server stopped reading — fails
-//! every call pending on it with UNAVAILABLE (a write's outcome is then unknown, and the
-//! client sends it again under its request id), and the next call opens a new one. A
-//! server that does not know the stream (an older build, mid-upgrade) gets a unary call
-//! per request. A caller that gave up (its deadline passed) is forgotten within a second.
+//! A stream that breaks fails every call pending on it with UNAVAILABLE (a write's outcome
+//! is then unknown, and the client sends it again under its request id), and the next
+//! call opens a new one. A stream whose queue is full (the server is not reading) holds
+//! the next message back, and the calls behind it wait in the link's queue, until it has
+//! room again or breaks: callers wait as long as their deadlines allow, instead of all
+//! failing at once and coming straight back. A server that does not know the stream (an
+//! older build, mid-upgrade) gets a unary call per request, and a stream is tried again
+//! a minute later (it may have been upgraded since). A caller that gave up (its deadline
+//! passed) is forgotten within a second; a stream idle for a minute is closed (the next
+//! call opens another), so a client holds no stream, and no server task, for servers it
+//! no longer calls.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tonic::transport::Channel;
@@ -35,7 +43,21 @@ const MAX_BATCH: usize = 256;
 /// ...and about this many bytes of them.
 const MAX_BATCH_BYTES: usize = 4 << 20;
 /// Messages queued on a stream at most; beyond it the server is not keeping up.
+#[cfg(not(test))]
 const STREAM_QUEUE: usize = 256;
+#[cfg(test)]
+const STREAM_QUEUE: usize = 4;
+/// A stream with nothing pending for this long is closed.
+#[cfg(not(test))]
+const IDLE: Duration = Duration::from_secs(60);
+#[cfg(test)]
+const IDLE: Duration = Duration::from_millis(300);
+/// How long a link to a server without `Calls` sends unary calls before it tries a stream
+/// again.
+#[cfg(not(test))]
+const UNARY_FOR: Duration = Duration::from_secs(60);
+#[cfg(test)]
+const UNARY_FOR: Duration = Duration::from_millis(300);
 
 /// A call's answer: the reply, or the status its unary call would have returned.
 pub type Answer = Result<Reply, Status>;
@@ -169,6 +191,14 @@ fn take_batch(first: Queued, queue: &mut mpsc::UnboundedReceiver<Queued>) -> Vec
     batch
 }
 
+/// Waits for room on the stream `tx` (none: never).
+async fn room(tx: Option<mpsc::Sender<pb::CallBatch>>) -> Option<mpsc::OwnedPermit<pb::CallBatch>> {
+    match tx {
+        Some(tx) => tx.reserve_owned().await.ok(),
+        None => std::future::pending().await,
+    }
+}
+
 /// One link's task: sends what is queued, matches replies, forgets abandoned calls.
 async fn run_link(
     addr: String,
@@ -177,15 +207,26 @@ async fn run_link(
 ) {
     let mut pending = Pending::default();
     let mut stream: Option<Stream> = None;
-    let mut unary = false;
+    // Calls sent on the stream (in `pending`) that its full queue has not taken yet.
+    let mut held: Vec<pb::TaggedCall> = Vec::new();
+    let mut unary_since: Option<Instant> = None;
+    let mut last_used = Instant::now();
     let mut sweep = tokio::time::interval(SWEEP);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let spare = match (&stream, held.is_empty()) {
+            (Some((tx, _)), false) => Some(tx.clone()),
+            _ => None,
+        };
         tokio::select! {
-            first = queue.recv() => {
+            first = queue.recv(), if held.is_empty() => {
                 let Some(first) = first else { break };
+                last_used = Instant::now();
                 let batch = take_batch(first, &mut queue);
-                if stream.is_none() && !unary {
+                if unary_since.is_some_and(|since| since.elapsed() >= UNARY_FOR) {
+                    unary_since = None;
+                }
+                if stream.is_none() && unary_since.is_none() {
                     match open(&mut client).await {
                         Opened::Stream(s) => stream = Some(*s),
                         Opened::Failed(status) => {
@@ -196,7 +237,7 @@ async fn run_link(
                         }
                         Opened::Unary => {
                             tracing::warn!("{addr} does not serve Calls streams: one call per request");
-                            unary = true;
+                            unary_since = Some(Instant::now());
                         }
                     }
                 }
@@ -205,20 +246,41 @@ async fn run_link(
                 // be applied seconds later.
                 let batch: Vec<Queued> = batch.into_iter().filter(|q| !q.answer.is_closed()).collect();
                 match &stream {
-                    Some((tx, _)) if !unary => {
+                    Some((tx, _)) if unary_since.is_none() => {
                         let mut msg = pb::CallBatch::default();
                         for q in batch {
                             let id = pending.add(q.answer);
                             msg.calls.push(pb::TaggedCall { id, call: Some(q.call) });
                         }
-                        if tx.try_send(msg).is_err() {
-                            stream = None;
-                            pending.fail_all(&format!("{addr}: the Calls stream is full or closed"));
+                        match tx.try_send(msg) {
+                            Ok(()) => {}
+                            Err(TrySendError::Full(msg)) => held = msg.calls,
+                            Err(TrySendError::Closed(_)) => {
+                                stream = None;
+                                pending.fail_all(&format!("{addr}: the Calls stream closed"));
+                            }
                         }
                     }
                     _ => batch.into_iter().for_each(|q| send_unary(client.clone(), q)),
                 }
             }
+            permit = room(spare), if !held.is_empty() => match permit {
+                Some(permit) => {
+                    // Callers that gave up while the stream was full are not sent.
+                    let calls = std::mem::take(&mut held)
+                        .into_iter()
+                        .filter(|c| pending.waiting.get(&c.id).is_some_and(|tx| !tx.is_closed()))
+                        .collect::<Vec<_>>();
+                    if !calls.is_empty() {
+                        permit.send(pb::CallBatch { calls });
+                    }
+                }
+                None => {
+                    held.clear();
+                    stream = None;
+                    pending.fail_all(&format!("{addr}: the Calls stream closed"));
+                }
+            },
             replies = next_replies(&mut stream) => match replies {
                 Ok(Some(replies)) => {
                     for r in replies.replies {
@@ -231,16 +293,26 @@ async fn run_link(
                     }
                 }
                 Ok(None) => {
+                    held.clear();
                     stream = None;
                     pending.fail_all(&format!("{addr} ended the Calls stream"));
                 }
                 Err(status) => {
+                    held.clear();
                     stream = None;
                     pending.fail_all(&format!("{addr}: the Calls stream broke: {}", status.message()));
                 }
             },
-            _ = sweep.tick(), if !pending.waiting.is_empty() => {
+            _ = sweep.tick(), if stream.is_some() || !pending.waiting.is_empty() => {
                 pending.waiting.retain(|_, tx| !tx.is_closed());
+                // Held calls whose callers all gave up are not sent (and no longer keep
+                // the link from its queue — or from seeing that its client is gone).
+                held.retain(|c| pending.waiting.contains_key(&c.id));
+                if stream.is_some() && pending.waiting.is_empty() && last_used.elapsed() >= IDLE {
+                    // Ends the request stream: the server answers what it has (nothing)
+                    // and ends its side.
+                    stream = None;
+                }
             }
         }
     }
@@ -252,7 +324,7 @@ mod tests {
     use super::*;
     use crate::replica::test_peer::{Streams, TestPeer};
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     fn client(addr: &str) -> ReplicaClient<Channel> {
         ReplicaClient::new(crate::client::channel(addr, Duration::from_secs(3)).unwrap())
@@ -406,5 +478,100 @@ mod tests {
         server.shutdown().await;
         let down = writes(&calls, &addr, 1).await;
         assert_eq!(down, vec![Err(tonic::Code::Unavailable)], "a server gone");
+    }
+
+    /// Waits (polling) until `open` streams are open to a fake server.
+    async fn open_streams(open: &AtomicUsize, want: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while open.load(Ordering::SeqCst) != want {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} streams open, want {want}",
+                open.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_idle_for_a_while_is_closed_and_the_next_call_opens_another() {
+        let (server, open) = TestPeer(Streams::Echo).start_counting().await;
+        let addr = server.addr().to_string();
+        let calls = Calls::default();
+        assert_eq!(writes(&calls, &addr, 1).await, vec![Ok(1000)]);
+        assert_eq!(open.load(Ordering::SeqCst), 1, "the call opened a stream");
+        open_streams(&open, 0).await;
+        assert_eq!(writes(&calls, &addr, 2).await, vec![Ok(1000), Ok(1001)]);
+        assert_eq!(
+            open.load(Ordering::SeqCst),
+            1,
+            "the next call opened another"
+        );
+        drop(calls);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_server_upgraded_to_calls_streams_gets_them_soon_after_its_link_fell_back_to_unary() {
+        let (old, _) = TestPeer(Streams::Unimplemented).start_counting().await;
+        let addr = old.addr().to_string();
+        let calls = Calls::default();
+        assert_eq!(writes(&calls, &addr, 1).await, vec![Ok(1000)], "unary");
+        old.shutdown().await;
+        // The same address, now a build that serves the stream.
+        let (new, open) = TestPeer(Streams::Echo).start_on(&addr).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while open.load(Ordering::SeqCst) == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still unary after 5 s"
+            );
+            assert_eq!(writes(&calls, &addr, 1).await, vec![Ok(1000)]);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(calls);
+        new.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn calls_to_a_server_that_stopped_reading_wait_instead_of_failing_all_at_once() {
+        let (server, open) = TestPeer(Streams::Stall).start_counting().await;
+        let addr = server.addr().to_string();
+        let calls = Arc::new(Calls::default());
+        let mut sent = Vec::new();
+        // Each call its own message (the link wakes for each), with values larger than
+        // the HTTP/2 window: the stream's queue fills after a few.
+        for pidx in 0..40 {
+            let calls = calls.clone();
+            let addr = addr.clone();
+            sent.push(tokio::spawn(async move {
+                let call = Call::Read(pb::ReadRequest {
+                    pidx,
+                    hash_key: vec![7; 100 << 10],
+                    ..Default::default()
+                });
+                calls.call(&addr, client(&addr), call).await
+            }));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        open_streams(&open, 1).await;
+        let answered = tokio::time::timeout(
+            Duration::from_secs(1),
+            futures_util::future::select_all(sent.iter_mut()),
+        )
+        .await;
+        assert!(
+            answered.is_err(),
+            "a call was answered by a server that reads nothing: {:?}",
+            answered.map(|(r, _, _)| r.unwrap().map(|_| ()))
+        );
+        for call in &sent {
+            call.abort();
+        }
+        drop(sent);
+        drop(calls);
+        // A graceful stop would wait for the stalled stream (HTTP/2 cannot end a stream
+        // whose data is not flow-controlled through); a crash ends it.
+        drop(server);
     }
 }

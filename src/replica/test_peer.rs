@@ -2,6 +2,9 @@
 //! client's call links): it answers unary calls with what the request names, and serves
 //! the streams — or not, like an older build — as the test chooses.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -18,6 +21,8 @@ pub enum Streams {
     Echo,
     /// Opened, then ended at once without an answer.
     End,
+    /// Opened and held open, never read and never answered (a server that stopped reading).
+    Stall,
 }
 
 /// The fake server. A unary `Write` is answered with decree `1000 + pidx`, a `Read` with
@@ -48,12 +53,53 @@ fn read_reply(req: &pb::ReadRequest) -> pb::ReadReply {
 impl TestPeer {
     /// Serves on a loopback port; the handle stops it.
     pub async fn start(self) -> crate::server::ServerHandle {
-        let listener = crate::server::bind("127.0.0.1:0").await.expect("bind");
-        let router =
-            crate::server::builder().add_service(pb::replica_server::ReplicaServer::new(self));
-        crate::server::ServerHandle::start(router, listener, |_| vec![]).expect("start")
+        self.start_counting().await.0
     }
 
+    /// Serves on a loopback port, counting the streams open to it.
+    pub async fn start_counting(self) -> (crate::server::ServerHandle, Arc<AtomicUsize>) {
+        self.start_on("127.0.0.1:0").await
+    }
+
+    /// Serves on `addr` (a loopback address), counting the streams open to it.
+    pub async fn start_on(self, addr: &str) -> (crate::server::ServerHandle, Arc<AtomicUsize>) {
+        let listener = crate::server::bind(addr).await.expect("bind");
+        let open = Arc::new(AtomicUsize::new(0));
+        let served = Served {
+            streams: self.0,
+            open: open.clone(),
+        };
+        let router =
+            crate::server::builder().add_service(pb::replica_server::ReplicaServer::new(served));
+        let handle =
+            crate::server::ServerHandle::start(router, listener, |_| vec![]).expect("start");
+        (handle, open)
+    }
+}
+
+/// The fake's service: how it serves streams, and how many are open.
+struct Served {
+    streams: Streams,
+    open: Arc<AtomicUsize>,
+}
+
+/// Counts a stream open for as long as it lives.
+struct OpenStream(Arc<AtomicUsize>);
+
+impl OpenStream {
+    fn new(open: &Arc<AtomicUsize>) -> OpenStream {
+        open.fetch_add(1, Ordering::SeqCst);
+        OpenStream(open.clone())
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Served {
     fn stream<In, Out: Send + 'static>(
         &self,
         inbound: Streaming<In>,
@@ -62,21 +108,38 @@ impl TestPeer {
     where
         In: Send + 'static,
     {
-        match self.0 {
+        match self.streams {
             Streams::Unimplemented => Err(Status::unimplemented("not in this build")),
             Streams::End => Ok(Response::new(futures_util::stream::empty().boxed())),
-            Streams::Echo => Ok(Response::new(
-                inbound
-                    .take_while(|m| std::future::ready(m.is_ok()))
-                    .map(move |m| Ok(answer(m.expect("ok"))))
-                    .boxed(),
-            )),
+            Streams::Stall => {
+                let held = (inbound, OpenStream::new(&self.open));
+                Ok(Response::new(
+                    futures_util::stream::pending()
+                        .map(move |()| {
+                            let _held = &held;
+                            Err(Status::internal("never"))
+                        })
+                        .boxed(),
+                ))
+            }
+            Streams::Echo => {
+                let open = OpenStream::new(&self.open);
+                Ok(Response::new(
+                    inbound
+                        .take_while(|m| std::future::ready(m.is_ok()))
+                        .map(move |m| {
+                            let _counted = &open;
+                            Ok(answer(m.expect("ok")))
+                        })
+                        .boxed(),
+                ))
+            }
         }
     }
 }
 
 #[tonic::async_trait]
-impl pb::replica_server::Replica for TestPeer {
+impl pb::replica_server::Replica for Served {
     async fn write(
         &self,
         req: Request<pb::WriteRequest>,
