@@ -7,6 +7,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -62,6 +64,7 @@ pub struct ServerHandle {
     addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     cut: watch::Sender<bool>,
+    cut_flag: Arc<AtomicBool>,
     serve: Option<JoinHandle<()>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -76,20 +79,31 @@ impl ServerHandle {
         let addr = listener.local_addr()?;
         let (shutdown, signal) = watch::channel(false);
         let (cut, cut_signal) = watch::channel(false);
+        let cut_flag = Arc::new(AtomicBool::new(false));
+        let flag = cut_flag.clone();
         let tasks = spawn_tasks(signal.clone());
         // TCP_NODELAY on every accepted connection: without it a small answer (a prepare's
         // acknowledgement) can wait for the peer's delayed ACK, ~40 ms per round trip.
         let incoming = TcpIncoming::from(listener)
             .with_nodelay(Some(true))
-            .map(move |accepted| accepted.map(|io| Cuttable::new(io, cut_signal.clone())));
+            .map(move |accepted| {
+                accepted.map(|io| Cuttable::new(io, flag.clone(), cut_signal.clone()))
+            });
         let serve = router.serve_with_incoming_shutdown(incoming, stopped(signal));
         Ok(ServerHandle {
             addr,
             shutdown,
             cut,
+            cut_flag,
             serve: Some(tokio::spawn(log_exit(serve))),
             tasks,
         })
+    }
+
+    /// Cuts every connection still open: their reads and writes fail from now on.
+    fn cut_connections(&self) {
+        self.cut_flag.store(true, Ordering::Release);
+        let _ = self.cut.send(true);
     }
 
     /// The address the server listens on.
@@ -107,7 +121,7 @@ impl ServerHandle {
             tracing::warn!(
                 "connections still open {STOP_GRACE:?} into the stop (a client not reading its answers?); cutting them"
             );
-            let _ = self.cut.send(true);
+            self.cut_connections();
             let _ = serve.await;
         }
         for task in std::mem::take(&mut self.tasks) {
@@ -126,42 +140,57 @@ impl Drop for ServerHandle {
     /// A handle dropped without `shutdown` stops everything at once, like a crash.
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
-        let _ = self.cut.send(true);
+        self.cut_connections();
         for task in self.serve.iter().chain(&self.tasks) {
             task.abort();
         }
     }
 }
 
-/// An accepted connection its server can cut: once the cut signal fires, every read and
-/// write fails, and the connection's task ends (with the streams it served).
+/// An accepted connection its server can cut: once cut, every read and write fails, and
+/// the connection's task ends (with the streams it served).
 struct Cuttable {
     io: TcpStream,
+    /// Set (before the signal fires) when the server cuts its connections: checked first,
+    /// so a connection that keeps making progress pays one atomic load per operation.
+    flag: Arc<AtomicBool>,
+    /// The signal, polled only when the connection is about to wait (to be woken by it).
     cut: Pin<Box<dyn Future<Output = ()> + Send>>,
     is_cut: bool,
 }
 
 impl Cuttable {
-    fn new(io: TcpStream, signal: watch::Receiver<bool>) -> Cuttable {
+    fn new(io: TcpStream, flag: Arc<AtomicBool>, signal: watch::Receiver<bool>) -> Cuttable {
         Cuttable {
             io,
+            flag,
             cut: Box::pin(stopped(signal)),
             is_cut: false,
         }
     }
 
-    /// Fails once the connection is cut; otherwise registers to be woken when it is.
-    fn check(&mut self, cx: &mut Context<'_>) -> std::io::Result<()> {
-        if !self.is_cut && self.cut.as_mut().poll(cx).is_ready() {
-            self.is_cut = true;
-        }
-        match self.is_cut {
-            true => Err(std::io::Error::new(
+    /// Runs one I/O operation unless the connection is cut; when it has to wait, the wait
+    /// also ends when the connection is cut.
+    fn guard<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        let cut = || {
+            Poll::Ready(Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionAborted,
                 "the server stopped",
-            )),
-            false => Ok(()),
+            )))
+        };
+        if self.is_cut || self.flag.load(Ordering::Acquire) {
+            return cut();
         }
+        let result = op(Pin::new(&mut self.io), cx);
+        if result.is_pending() && self.cut.as_mut().poll(cx).is_ready() {
+            self.is_cut = true;
+            return cut();
+        }
+        result
     }
 }
 
@@ -179,9 +208,7 @@ impl AsyncRead for Cuttable {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let me = self.get_mut();
-        me.check(cx)?;
-        Pin::new(&mut me.io).poll_read(cx, buf)
+        self.get_mut().guard(cx, |io, cx| io.poll_read(cx, buf))
     }
 }
 
@@ -191,9 +218,7 @@ impl AsyncWrite for Cuttable {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let me = self.get_mut();
-        me.check(cx)?;
-        Pin::new(&mut me.io).poll_write(cx, buf)
+        self.get_mut().guard(cx, |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -201,9 +226,8 @@ impl AsyncWrite for Cuttable {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        let me = self.get_mut();
-        me.check(cx)?;
-        Pin::new(&mut me.io).poll_write_vectored(cx, bufs)
+        self.get_mut()
+            .guard(cx, |io, cx| io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -211,9 +235,7 @@ impl AsyncWrite for Cuttable {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let me = self.get_mut();
-        me.check(cx)?;
-        Pin::new(&mut me.io).poll_flush(cx)
+        self.get_mut().guard(cx, |io, cx| io.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

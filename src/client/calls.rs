@@ -9,8 +9,8 @@
 //! is then unknown, and the client sends it again under its request id), and the next
 //! call opens a new one. A stream whose queue is full (the server is not reading) holds
 //! the next message back, and the calls behind it wait in the link's queue, until it has
-//! room again or breaks: callers wait as long as their deadlines allow, instead of all
-//! failing at once and coming straight back. A server that does not know the stream (an
+//! room again — instead of all failing at once and coming straight back — for up to 5 s,
+//! when the stream is given up (its calls fail UNAVAILABLE). A server that does not know the stream (an
 //! older build, mid-upgrade) gets a unary call per request, and a stream is tried again
 //! a minute later (it may have been upgraded since). A caller that gave up (its deadline
 //! passed) is forgotten within a second; a stream idle for a minute is closed (the next
@@ -47,6 +47,9 @@ const MAX_BATCH_BYTES: usize = 4 << 20;
 const STREAM_QUEUE: usize = 256;
 #[cfg(test)]
 const STREAM_QUEUE: usize = 4;
+/// A stream that takes no message for this long (the server stopped reading it) is given
+/// up: its calls fail UNAVAILABLE and the next call opens another.
+const HOLD_AT_MOST: Duration = Duration::from_secs(5);
 /// A stream with nothing pending for this long is closed.
 #[cfg(not(test))]
 const IDLE: Duration = Duration::from_secs(60);
@@ -209,6 +212,7 @@ async fn run_link(
     let mut stream: Option<Stream> = None;
     // Calls sent on the stream (in `pending`) that its full queue has not taken yet.
     let mut held: Vec<pb::TaggedCall> = Vec::new();
+    let mut held_since = Instant::now();
     let mut unary_since: Option<Instant> = None;
     let mut last_used = Instant::now();
     let mut sweep = tokio::time::interval(SWEEP);
@@ -254,7 +258,10 @@ async fn run_link(
                         }
                         match tx.try_send(msg) {
                             Ok(()) => {}
-                            Err(TrySendError::Full(msg)) => held = msg.calls,
+                            Err(TrySendError::Full(msg)) => {
+                                held = msg.calls;
+                                held_since = Instant::now();
+                            }
                             Err(TrySendError::Closed(_)) => {
                                 stream = None;
                                 pending.fail_all(&format!("{addr}: the Calls stream closed"));
@@ -308,9 +315,13 @@ async fn run_link(
                 // Held calls whose callers all gave up are not sent (and no longer keep
                 // the link from its queue — or from seeing that its client is gone).
                 held.retain(|c| pending.waiting.contains_key(&c.id));
+                if !held.is_empty() && held_since.elapsed() >= HOLD_AT_MOST {
+                    held.clear();
+                    stream = None;
+                    pending.fail_all(&format!("{addr} has not read the Calls stream for {HOLD_AT_MOST:?}"));
+                }
                 if stream.is_some() && pending.waiting.is_empty() && last_used.elapsed() >= IDLE {
-                    // Ends the request stream: the server answers what it has (nothing)
-                    // and ends its side.
+                    // Drops the stream: the server sees it end and lets go of its task.
                     stream = None;
                 }
             }
@@ -526,7 +537,12 @@ mod tests {
                 tokio::time::Instant::now() < deadline,
                 "still unary after 5 s"
             );
-            assert_eq!(writes(&calls, &addr, 1).await, vec![Ok(1000)]);
+            // A call that raced onto the old server's closing connection may fail.
+            let got = writes(&calls, &addr, 1).await;
+            assert!(
+                matches!(got[..], [Ok(1000)] | [Err(tonic::Code::Unavailable)]),
+                "{got:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         drop(calls);
@@ -565,6 +581,18 @@ mod tests {
             "a call was answered by a server that reads nothing: {:?}",
             answered.map(|(r, _, _)| r.unwrap().map(|_| ()))
         );
+        // The held message is given up in the end, and with it the stream.
+        let (first, _, _) = tokio::time::timeout(
+            HOLD_AT_MOST * 2,
+            futures_util::future::select_all(sent.iter_mut()),
+        )
+        .await
+        .expect("the stream given up in time");
+        let status = first
+            .unwrap()
+            .expect_err("answered by a server that reads nothing");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(status.message().contains("has not read"), "{status}");
         for call in &sent {
             call.abort();
         }

@@ -19,19 +19,21 @@ use crate::server::ShutdownSignal;
 /// Answer messages queued for the sender at most (then the task waits for it to read).
 const OUT_QUEUE: usize = 64;
 
-/// Requests of one stream in flight (handed on, not yet answered, or answered and not
-/// yet sent) at most: past it the stream reads no more, so a sender that sends faster
-/// than it reads is held back by HTTP/2 flow control instead of growing the server's
-/// memory.
-const MAX_IN_FLIGHT: usize = 4096;
+/// Answers of one stream waiting to be sent at most: past it the stream reads no more
+/// requests, so a sender that does not read its answers is held back by HTTP/2 flow
+/// control instead of growing the server's memory. (Requests waiting for their answers —
+/// a partition whose disk stalled — do not stop the reading: the stream serves every
+/// partition of the server.)
+const MAX_UNSENT: usize = 4096;
 
 /// A request handed on: its answer to come, or (when there is nothing to wait for) the
 /// answer now.
 pub type Answer<T> = Result<BoxFuture<'static, T>, T>;
 
 /// Serves one stream until its sender closes it (or stops reading): `take` hands on the
-/// requests of each message, `pack` makes one message of answers. Waiting to send
-/// answers (a sender that does not read) never holds a stopping server past `drain`.
+/// requests of each message, `pack` makes one message of answers. A sender that ends its
+/// side gets the answers to what it sent; waiting to send answers (a sender that does not
+/// read) never holds a stopping server past `drain`.
 pub fn serve<In, Out, Item>(
     stopping: ShutdownSignal,
     drain: Duration,
@@ -48,22 +50,26 @@ where
     tokio::spawn(async move {
         let mut waiting: FuturesUnordered<BoxFuture<'static, Item>> = FuturesUnordered::new();
         let mut ready = Vec::new();
-        let mut taking = true;
+        let mut reading = true;
+        let mut stopping_now = false;
         let mut drain_by = tokio::time::Instant::now();
         let stopped = crate::server::stopped(stopping);
         tokio::pin!(stopped);
         loop {
-            if !taking && waiting.is_empty() && ready.is_empty() {
+            if !reading && waiting.is_empty() && ready.is_empty() {
                 return;
             }
-            let room = waiting.len() + ready.len() < MAX_IN_FLIGHT;
+            let room = ready.len() < MAX_UNSENT;
             tokio::select! {
-                _ = &mut stopped, if taking => {
-                    taking = false;
+                _ = &mut stopped, if !stopping_now => {
+                    stopping_now = true;
+                    reading = false;
                     drain_by = tokio::time::Instant::now() + drain;
                 }
-                _ = tokio::time::sleep_until(drain_by), if !taking => return,
-                msg = inbound.message(), if taking && room => match msg {
+                _ = tokio::time::sleep_until(drain_by), if stopping_now => return,
+                // The reader is gone (it reset the stream): nobody to answer.
+                _ = out.closed() => return,
+                msg = inbound.message(), if reading && room => match msg {
                     Ok(Some(batch)) => {
                         for answer in take(batch) {
                             match answer {
@@ -73,10 +79,7 @@ where
                         }
                     }
                     // The sender sent its last request: answer what it sent, then end.
-                    Ok(None) => {
-                        taking = false;
-                        drain_by = tokio::time::Instant::now() + drain;
-                    }
+                    Ok(None) => reading = false,
                     Err(_) => return,
                 },
                 Some(done) = waiting.next(), if !waiting.is_empty() => {
