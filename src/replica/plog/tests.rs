@@ -2,8 +2,11 @@
 //! compaction, reset, and spare segments made ahead of need.
 
 use std::fs::OpenOptions;
+use std::sync::Arc;
 
+use super::format::FRAME_HEADER;
 use super::*;
+use crate::pb;
 
 fn entry(ballot: i64, decree: u64, tag: &str) -> LogRecord {
     LogRecord::Entry(Arc::new(pb::LogEntry {
