@@ -10,9 +10,9 @@
 //! call opens a new one. A stream whose queue is full (the server is not reading) holds
 //! the next message back, and the calls behind it wait in the link's queue, until it has
 //! room again — instead of all failing at once and coming straight back — for up to 5 s,
-//! when the stream is given up (its calls fail UNAVAILABLE). A server that does not know the stream (an
-//! older build, mid-upgrade) gets a unary call per request, and a stream is tried again
-//! a minute later (it may have been upgraded since). A caller that gave up (its deadline
+//! when the stream is given up (its calls fail UNAVAILABLE). A server that does not know
+//! the stream (an older build, mid-upgrade) gets a unary call per request, and a stream is
+//! tried again a minute later (it may have been upgraded since). A caller that gave up (its deadline
 //! passed) is forgotten within a second; a stream idle for a minute is closed (the next
 //! call opens another), so a client holds no stream, and no server task, for servers it
 //! no longer calls.
@@ -202,6 +202,19 @@ async fn room(tx: Option<mpsc::Sender<pb::CallBatch>>) -> Option<mpsc::OwnedPerm
     }
 }
 
+/// Gives up a link's stream: drops it (and the calls it held back), and fails every call
+/// pending on it with UNAVAILABLE because `why`.
+fn give_up(
+    stream: &mut Option<Stream>,
+    held: &mut Vec<pb::TaggedCall>,
+    pending: &mut Pending,
+    why: &str,
+) {
+    *stream = None;
+    held.clear();
+    pending.fail_all(why);
+}
+
 /// One link's task: sends what is queued, matches replies, forgets abandoned calls.
 async fn run_link(
     addr: String,
@@ -263,8 +276,8 @@ async fn run_link(
                                 held_since = Instant::now();
                             }
                             Err(TrySendError::Closed(_)) => {
-                                stream = None;
-                                pending.fail_all(&format!("{addr}: the Calls stream closed"));
+                                let why = format!("{addr}: the Calls stream closed");
+                                give_up(&mut stream, &mut held, &mut pending, &why);
                             }
                         }
                     }
@@ -283,9 +296,8 @@ async fn run_link(
                     }
                 }
                 None => {
-                    held.clear();
-                    stream = None;
-                    pending.fail_all(&format!("{addr}: the Calls stream closed"));
+                    let why = format!("{addr}: the Calls stream closed");
+                    give_up(&mut stream, &mut held, &mut pending, &why);
                 }
             },
             replies = next_replies(&mut stream) => match replies {
@@ -300,14 +312,12 @@ async fn run_link(
                     }
                 }
                 Ok(None) => {
-                    held.clear();
-                    stream = None;
-                    pending.fail_all(&format!("{addr} ended the Calls stream"));
+                    let why = format!("{addr} ended the Calls stream");
+                    give_up(&mut stream, &mut held, &mut pending, &why);
                 }
                 Err(status) => {
-                    held.clear();
-                    stream = None;
-                    pending.fail_all(&format!("{addr}: the Calls stream broke: {}", status.message()));
+                    let why = format!("{addr}: the Calls stream broke: {}", status.message());
+                    give_up(&mut stream, &mut held, &mut pending, &why);
                 }
             },
             _ = sweep.tick(), if stream.is_some() || !pending.waiting.is_empty() => {
@@ -316,9 +326,8 @@ async fn run_link(
                 // the link from its queue — or from seeing that its client is gone).
                 held.retain(|c| pending.waiting.contains_key(&c.id));
                 if !held.is_empty() && held_since.elapsed() >= HOLD_AT_MOST {
-                    held.clear();
-                    stream = None;
-                    pending.fail_all(&format!("{addr} has not read the Calls stream for {HOLD_AT_MOST:?}"));
+                    let why = format!("{addr} has not read the Calls stream for {HOLD_AT_MOST:?}");
+                    give_up(&mut stream, &mut held, &mut pending, &why);
                 }
                 if stream.is_some() && pending.waiting.is_empty() && last_used.elapsed() >= IDLE {
                     // Drops the stream: the server sees it end and lets go of its task.
@@ -571,25 +580,23 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         open_streams(&open, 1).await;
-        let answered = tokio::time::timeout(
-            Duration::from_secs(1),
-            futures_util::future::select_all(sent.iter_mut()),
-        )
-        .await;
+        // The first of the calls answered within `limit`, if any.
+        type Sent = tokio::task::JoinHandle<Answer>;
+        async fn first_answer(sent: &mut [Sent], limit: Duration) -> Option<Answer> {
+            let first = futures_util::future::select_all(sent.iter_mut());
+            let (answer, _, _) = tokio::time::timeout(limit, first).await.ok()?;
+            Some(answer.expect("the call's task"))
+        }
+        let answered = first_answer(&mut sent, Duration::from_secs(1)).await;
         assert!(
-            answered.is_err(),
+            answered.is_none(),
             "a call was answered by a server that reads nothing: {:?}",
-            answered.map(|(r, _, _)| r.unwrap().map(|_| ()))
+            answered.map(|r| r.map(|_| ()))
         );
         // The held message is given up in the end, and with it the stream.
-        let (first, _, _) = tokio::time::timeout(
-            HOLD_AT_MOST * 2,
-            futures_util::future::select_all(sent.iter_mut()),
-        )
-        .await
-        .expect("the stream given up in time");
-        let status = first
-            .unwrap()
+        let status = first_answer(&mut sent, HOLD_AT_MOST * 2)
+            .await
+            .expect("the stream given up in time")
             .expect_err("answered by a server that reads nothing");
         assert_eq!(status.code(), tonic::Code::Unavailable);
         assert!(status.message().contains("has not read"), "{status}");
