@@ -143,6 +143,8 @@ impl Core {
             _ => {}
         }
         self.follower_tick();
+        // What a follower left unapplied (fewer than a batch).
+        self.apply_committed();
         if let Some((ballot, request, sent)) = self.meta_pending.clone()
             && self.now >= sent + self.cfg.meta_retry_ms
         {

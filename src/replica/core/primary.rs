@@ -344,6 +344,8 @@ impl Core {
         }
         tracing::info!(gpid = %self.gpid, ballot, committed = self.committed, last = p.target, "taking over as primary");
         self.role = Role::Primary(Box::new(p));
+        // A follower applies in batches: reads wait for the store, so it catches up now.
+        self.apply_committed();
     }
 
     /// The configuration (at `ballot`, not older than the primary's) with this node

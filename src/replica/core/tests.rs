@@ -235,9 +235,13 @@ fn a_write_commits_once_every_secondary_logged_it_and_is_applied_everywhere() {
     // The commit point rides on the next prepare (or a heartbeat).
     h.step("a", Input::Tick);
     h.deliver_all();
-    for n in ["a", "b", "c"] {
-        assert_eq!(h.nodes[n].applied, vec![1], "{n}");
+    assert_eq!(h.nodes["a"].applied, vec![1]);
+    for n in ["b", "c"] {
         assert_eq!(h.core(n).status().committed, 1, "{n}");
+        // A secondary applies in batches; one entry waits for its tick.
+        assert!(h.nodes[n].applied.is_empty(), "{n}");
+        h.step(n, Input::Tick);
+        assert_eq!(h.nodes[n].applied, vec![1], "{n}");
     }
     // The promise (ballot 1, primary a) was persisted before anything else on every node.
     for n in ["a", "b", "c"] {
@@ -888,4 +892,65 @@ fn a_primary_that_died_and_comes_back_catches_up_from_the_new_primarys_log() {
         "{:?}",
         h.nodes["b"].other
     );
+}
+
+#[test]
+fn a_secondary_applies_in_batches_and_its_tick_applies_the_rest() {
+    let mut h = Harness::serving_group();
+    let every = CoreConfig::default().follower_apply_every;
+    // Each write rides its own entry; the commit point reaches b on the next prepare.
+    let mut batches = 0;
+    let writes = every + every / 2;
+    for k in 0..writes {
+        h.step("a", write(&format!("k{k}")));
+        h.step("a", Input::Flush);
+        h.deliver_all();
+        let applied = h.nodes["b"].applied.clone();
+        let committed = h.core("b").status().committed;
+        let upto = applied.len() as u64;
+        assert_eq!(
+            applied,
+            (1..=upto).collect::<Vec<_>>(),
+            "in order, each once"
+        );
+        assert!(
+            committed - upto < every,
+            "committed {committed}, applied {upto}"
+        );
+        batches += u64::from(upto > 0 && upto == committed);
+    }
+    assert!(batches >= 1, "b applied a batch without a tick");
+    let upto = h.nodes["b"].applied.len() as u64;
+    assert!(
+        upto < h.core("b").status().committed,
+        "the rest waits for the tick"
+    );
+    h.step("a", Input::Tick);
+    h.deliver_all();
+    h.step("b", Input::Tick);
+    assert_eq!(
+        h.nodes["b"].applied.len() as u64,
+        h.core("b").status().committed
+    );
+    // The primary applied each entry as it committed.
+    assert_eq!(h.nodes["a"].applied, (1..=writes + 1).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_secondary_made_primary_applies_what_it_committed_before_it_serves_reads() {
+    let mut h = Harness::serving_group();
+    h.step("a", write("k2"));
+    h.step("a", Input::Flush);
+    h.step("a", Input::Tick);
+    h.deliver_all();
+    assert_eq!(h.core("b").status().committed, 2);
+    assert!(
+        h.nodes["b"].applied.is_empty(),
+        "{:?}",
+        h.nodes["b"].applied
+    );
+    // a dies; b takes over and applies at once, before any new write or tick.
+    h.step("c", assign(AssignedRole::Secondary, 2, "b", &["c"]));
+    h.step("b", assign(AssignedRole::Primary, 2, "b", &["c"]));
+    assert_eq!(h.nodes["b"].applied, vec![1, 2]);
 }
