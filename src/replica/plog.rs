@@ -53,6 +53,8 @@ pub struct PrepareLog {
     segments: Vec<Segment>,
     file: File,
     len: u64,
+    /// The active segment's file size: preallocated, or its data where that is more.
+    size: u64,
     hard: Option<HardState>,
     bytes: u64,
     /// Test hook: the next write writes only this many bytes, then fails.
@@ -97,7 +99,7 @@ impl PrepareLog {
         let mut removed = false;
         while let [.., _, last] = seqs[..] {
             let path = segment_path(&dir, last);
-            if std::fs::metadata(&path)?.len() > HEADER {
+            if !holds_nothing(&path)? {
                 break;
             }
             std::fs::remove_file(&path)?;
@@ -111,6 +113,7 @@ impl PrepareLog {
         let mut last_holds_hard = false;
         let mut records = Vec::new();
         let mut bytes = 0;
+        let (mut end, mut last_size) = (0, 0);
         for (i, seq) in seqs.iter().enumerate() {
             let path = segment_path(&dir, *seq);
             let before = records.len();
@@ -118,6 +121,11 @@ impl PrepareLog {
             last_holds_hard = records[before..]
                 .iter()
                 .any(|r| matches!(r, LogRecord::Hard(_)));
+            end = match tail {
+                Tail::Clean => std::fs::metadata(&path)?.len(),
+                Tail::Zeros(at) => at,
+                Tail::Torn(at) => at.max(HEADER),
+            };
             if let Tail::Torn(at) = tail {
                 if i + 1 != seqs.len() {
                     return Err(Error::Storage(format!(
@@ -133,7 +141,8 @@ impl PrepareLog {
                 }
                 file.sync_all()?;
             }
-            bytes += std::fs::metadata(&path)?.len();
+            last_size = std::fs::metadata(&path)?.len();
+            bytes += last_size;
             segments.push(Segment {
                 path,
                 seq: *seq,
@@ -145,15 +154,16 @@ impl PrepareLog {
         let mut log = match segments.last().cloned() {
             Some(last) => {
                 let file = OpenOptions::new().read(true).write(true).open(&last.path)?;
-                let len = file.metadata()?.len();
+                let size = preallocate(&file, end);
                 PrepareLog {
                     dir,
                     segments,
                     file,
-                    len,
+                    len: end,
+                    size,
                     pending_hard: hard_kept.is_some() && !last_holds_hard,
                     hard: hard_kept,
-                    bytes,
+                    bytes: bytes - last_size + size,
                     fail_write_after: None,
                     segment_bytes: SEGMENT_BYTES,
                     chores: Chores::default(),
@@ -168,6 +178,7 @@ impl PrepareLog {
     /// A log of one new segment `seq` in `dir`, opening with `hard`.
     fn start(dir: PathBuf, seq: u64, hard: Option<HardState>) -> Result<PrepareLog> {
         let (path, file, len) = create_segment(&dir, seq, hard.as_ref())?;
+        let size = preallocate(&file, len);
         Ok(PrepareLog {
             dir,
             segments: vec![Segment {
@@ -177,8 +188,9 @@ impl PrepareLog {
             }],
             file,
             len,
+            size,
             hard,
-            bytes: len,
+            bytes: size,
             fail_write_after: None,
             segment_bytes: SEGMENT_BYTES,
             pending_hard: false,
@@ -219,12 +231,18 @@ impl PrepareLog {
                     "{e}; and cutting the partial write back failed: {cut}"
                 )));
             }
+            let size = preallocate(&self.file, self.len);
+            self.bytes = self.bytes - self.size + size;
+            self.size = size;
             return Err(e);
         }
         self.file.sync_data()?;
         self.pending_hard = false;
         self.len += buf.len() as u64;
-        self.bytes += buf.len() as u64;
+        if self.len > self.size {
+            self.bytes += self.len - self.size;
+            self.size = self.len;
+        }
         if self.len >= self.segment_bytes / 2 {
             self.chores.make_spare(&self.dir, self.next_seq());
         }
@@ -274,9 +292,10 @@ impl PrepareLog {
             seq,
             max_decree: 0,
         });
+        self.size = preallocate(&file, len);
         self.file = file;
         self.len = len;
-        self.bytes += len;
+        self.bytes += self.size;
         self.pending_hard = spare && self.hard.is_some();
     }
 
@@ -371,6 +390,29 @@ fn create_segment(dir: &Path, seq: u64, hard: Option<&HardState>) -> Result<(Pat
     file.sync_all()?;
     sync_dir(dir)?;
     Ok((path, file, buf.len() as u64))
+}
+
+/// Gives the active segment (`len` bytes of data) its full size up front, so an append
+/// overwrites allocated space and its `fdatasync` has no file size to journal; returns
+/// the file's size. On this machine's ext4, 8 threads appending 200 bytes and syncing
+/// each did 22,000-26,000 syncs/s into growing files and 37,000-38,000 into preallocated
+/// ones, with a quarter less CPU per sync. The unused rest reads as zeros, which replay
+/// takes for the segment's end. Spares are preallocated only when they become active,
+/// so a replica holds one segment's unused space at most. Where the file system cannot
+/// preallocate, appends grow the file as before.
+fn preallocate(file: &File, len: u64) -> u64 {
+    use rustix::fs::{FallocateFlags, fallocate};
+    if len < SEGMENT_BYTES {
+        let _ = fallocate(file, FallocateFlags::empty(), len, SEGMENT_BYTES - len);
+    }
+    file.metadata().map_or(len, |m| m.len()).max(len)
+}
+
+/// Whether a segment holds no record: its header, then nothing or zeros (a spare never
+/// written to).
+fn holds_nothing(path: &Path) -> Result<bool> {
+    let raw = std::fs::read(path)?;
+    Ok(raw.len() <= HEADER as usize || raw[HEADER as usize..].iter().all(|b| *b == 0))
 }
 
 #[cfg(test)]

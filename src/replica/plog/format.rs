@@ -59,6 +59,9 @@ pub fn frame(r: &LogRecord, out: &mut Vec<u8>) {
 pub enum Tail {
     /// Every byte was a good frame.
     Clean,
+    /// Good frames up to this offset, then zeros to the end: the unused part of a
+    /// preallocated segment.
+    Zeros(u64),
     /// A torn frame starts at this offset (only acceptable at the end of the last segment).
     Torn(u64),
 }
@@ -91,7 +94,7 @@ pub fn read_segment(path: &Path, records: &mut Vec<LogRecord>) -> Result<(Tail, 
         let crc = u64::from_le_bytes(rest[4..12].try_into().expect("8 bytes"));
         if len == 0 || len > MAX_FRAME {
             if rest.iter().all(|b| *b == 0) {
-                return torn();
+                return Ok((Tail::Zeros(at as u64), max_decree));
             }
             return Err(bad(format!("corrupt frame at offset {at}")));
         }
@@ -101,7 +104,9 @@ pub fn read_segment(path: &Path, records: &mut Vec<LogRecord>) -> Result<(Tail, 
         }
         let payload = &rest[FRAME_HEADER..end];
         if crc64(payload) != crc {
-            if end == rest.len() {
+            // Torn: the last frame, or one written into preallocated space the crash
+            // left partly unwritten (zeros after it).
+            if rest[end..].iter().all(|b| *b == 0) {
                 return torn();
             }
             return Err(bad(format!(

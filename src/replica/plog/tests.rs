@@ -65,31 +65,31 @@ fn a_torn_tail_is_cut_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = PrepareLog::open(dir.path()).unwrap();
     log.append(&[entry(1, 1, "a"), entry(1, 2, "b")]).unwrap();
+    let end = log.len;
     drop(log);
     let path = segment(dir.path(), 0);
-    let len = std::fs::metadata(&path).unwrap().len();
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 3)
-        .unwrap();
+    // The segment is preallocated: zeros after the data.
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), SEGMENT_BYTES);
+    // A crash mid-append: the last frame's last bytes never reached the disk.
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all_at(&[0; 3], end - 3).unwrap();
     let (mut log, replayed) = PrepareLog::open(dir.path()).unwrap();
     assert_eq!(tags(&replayed), [(1, 1)]);
     log.append(&[entry(1, 2, "b2")]).unwrap();
+    let end = log.len;
     drop(log);
-    // A crash that extended the file with zeros (no data written) is a torn tail too.
-    let file = OpenOptions::new().write(true).open(&path).unwrap();
-    let len = file.metadata().unwrap().len();
-    file.set_len(len + 4096).unwrap();
-    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    // Without preallocation, a crash that extended the file with zeros (no data
+    // written) is the segment's end too.
+    file.set_len(end).unwrap();
+    file.set_len(end + 4096).unwrap();
+    let (mut log, replayed) = PrepareLog::open(dir.path()).unwrap();
     assert_eq!(tags(&replayed), [(1, 1), (1, 2)]);
     assert_eq!(replayed.entries[1].mutations[0].hash_key, b"b2");
-    assert_eq!(
-        std::fs::metadata(&path).unwrap().len(),
-        len,
-        "the zeros were cut"
-    );
+    assert_eq!(log.len, end, "appends go on where the data ends");
+    log.append(&[entry(1, 3, "c")]).unwrap();
+    drop(log);
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(tags(&replayed), [(1, 1), (1, 2), (1, 3)]);
 }
 
 #[test]
@@ -124,6 +124,13 @@ fn a_failed_write_leaves_no_partial_frame_in_front_of_later_ones() {
     assert!(log.append(&[entry(1, 2, "lost")]).is_err());
     log.append(&[entry(1, 2, "kept"), entry(1, 3, "after")])
         .unwrap();
+    let path = segment(dir.path(), 0);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        SEGMENT_BYTES,
+        "preallocated again after the cut"
+    );
+    assert_eq!(log.bytes(), SEGMENT_BYTES);
     drop(log);
     let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
     assert_eq!(tags(&replayed), [(1, 1), (1, 2), (1, 3)]);
@@ -237,11 +244,12 @@ fn an_unused_spare_is_removed_on_open_and_a_torn_tail_before_it_is_still_cut() {
     let dir = tempfile::tempdir().unwrap();
     let log = log_with_spare(dir.path());
     let last = log.segments.last().unwrap().max_decree;
+    let end = log.len;
     drop(log);
     // A crash mid-append to the active segment, its spare already made.
     let active = seg_files(dir.path())[0].clone();
-    let file = OpenOptions::new().append(true).open(&active).unwrap();
-    std::io::Write::write_all(&mut &file, &[9, 0, 0, 0, 1, 2]).unwrap();
+    let file = OpenOptions::new().write(true).open(&active).unwrap();
+    file.write_all_at(&[9, 0, 0, 0, 1, 2], end).unwrap();
     let (mut log, replayed) = PrepareLog::open(dir.path()).unwrap();
     assert_eq!(replayed.entries.last().unwrap().decree, last);
     assert_eq!(
@@ -272,4 +280,28 @@ fn a_reset_waits_for_the_spare_and_deletes_it() {
     let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
     assert_eq!(tags(&replayed), [(6, 50)]);
     assert_eq!(replayed.hard.ballot, 6);
+}
+
+#[test]
+fn a_segment_closed_before_its_preallocated_end_replays_past_its_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = log_with_spare(dir.path());
+    let mut d = 100;
+    while log.segments() < 2 {
+        log.append(&[entry(6, d, "yyyyyyyyyyyyyyyy")]).unwrap();
+        d += 1;
+    }
+    let on_disk: u64 = log
+        .segments
+        .iter()
+        .map(|s| std::fs::metadata(&s.path).unwrap().len())
+        .sum();
+    assert_eq!(log.bytes(), on_disk, "the log counts what its files take");
+    drop(log);
+    let first = std::fs::read(&seg_files(dir.path())[0]).unwrap();
+    assert_eq!(first.len() as u64, SEGMENT_BYTES, "preallocated");
+    assert!(first[first.len() - 4096..].iter().all(|b| *b == 0));
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(replayed.entries.first().unwrap().decree, 1);
+    assert_eq!(replayed.entries.last().unwrap().decree, d - 1);
 }
