@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 use crate::error::{Error, Result};
 use crate::model::Gpid;
@@ -47,6 +47,8 @@ pub struct Shared {
     committed: AtomicU64,
     /// The last decree the store applied (readable), published by the I/O thread.
     applied: watch::Sender<u64>,
+    /// A read waits for the store: the worker applies what is committed at once.
+    apply_wanted: Notify,
     /// Snapshot chunks a learner may still take before one is loaded.
     pub learn_permits: Arc<Semaphore>,
 }
@@ -63,6 +65,7 @@ impl Shared {
             log_bytes: AtomicU64::new(0),
             committed: AtomicU64::new(0),
             applied: watch::Sender::new(0),
+            apply_wanted: Notify::new(),
             learn_permits: Arc::new(Semaphore::new(LEARN_READ_AHEAD)),
         }
     }
@@ -93,6 +96,10 @@ impl Shared {
     pub async fn wait_applied(&self) -> Result<()> {
         let need = self.committed.load(Ordering::Acquire);
         let mut applied = self.applied.subscribe();
+        if *applied.borrow() < need {
+            // Committed entries are applied in batches; this read asks for them now.
+            self.apply_wanted.notify_one();
+        }
         // Ready at once (no timer) when the store is already there.
         match tokio::time::timeout(READ_WAIT, applied.wait_for(|a| *a >= need)).await {
             Ok(Ok(_)) => Ok(()),
@@ -184,6 +191,7 @@ pub async fn run(
         let first = tokio::select! {
             msg = rx.recv() => msg,
             _ = tick.tick() => Some(Msg::Step(Input::Tick)),
+            _ = w.shared.apply_wanted.notified() => Some(Msg::Step(Input::ApplyNow)),
         };
         let Some(mut msg) = first else { break };
         let mut handled = 0;

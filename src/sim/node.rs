@@ -251,6 +251,10 @@ impl Sim {
                     Some(r) => {
                         let need = r.core.status().committed;
                         r.reads.push((from.to_string(), key, op, need));
+                        // Committed entries are applied in batches; a read asks for them now.
+                        if need > r.disk.volatile.applied {
+                            self.step_core(node, gpid, Input::ApplyNow);
+                        }
                         self.serve_reads(node, gpid);
                         return;
                     }

@@ -143,7 +143,7 @@ impl Core {
             _ => {}
         }
         self.follower_tick();
-        // What a follower left unapplied (fewer than a batch).
+        // What is left unapplied (fewer than a batch).
         self.apply_committed();
         if let Some((ballot, request, sent)) = self.meta_pending.clone()
             && self.now >= sent + self.cfg.meta_retry_ms

@@ -187,7 +187,7 @@ impl Core {
     }
 
     /// A follower commits what its primary committed, once durable here, and applies in
-    /// batches of `follower_apply_every` entries (its tick applies the rest).
+    /// batches of `apply_every` entries (its tick applies the rest).
     pub(super) fn follower_commit(&mut self) {
         if matches!(self.role, Role::Primary(_)) {
             return;
@@ -195,7 +195,7 @@ impl Core {
         let c = self.commit_hint.min(self.log.durable());
         if c > self.committed {
             self.committed = c;
-            if self.committed - self.applied >= self.cfg.follower_apply_every {
+            if self.committed - self.applied >= self.cfg.apply_every {
                 self.apply_committed();
             }
         }

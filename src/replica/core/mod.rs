@@ -74,10 +74,12 @@ pub struct CoreConfig {
     pub max_entries_per_prepare: usize,
     /// The store is synced at least every this many decrees.
     pub durable_every: u64,
-    /// A replica that is not primary applies committed entries once this many wait (the
-    /// rest at its next tick, or when it becomes primary): it serves no reads, and one
-    /// store transaction for many entries costs far less than one per entry.
-    pub follower_apply_every: u64,
+    /// Committed entries are applied once this many wait; the rest at the replica's next
+    /// tick, when a read waits for them (`Input::ApplyNow`) or when a secondary takes over
+    /// as primary. Writers are answered at commit, and one store transaction for many
+    /// entries costs far less than one per entry (`load --clients 16`: secondaries
+    /// batching 1.12x the set QPS, then primaries too 1.2x).
+    pub apply_every: u64,
     /// The log is compacted once it holds this many bytes (down to what the store holds
     /// durably and every peer has). 2 MB: at 32 MB a replica's log was never trimmed in a
     /// 45 MB fill and took 1.1 bytes of disk per byte of payload; at 2 MB, 0.36
@@ -110,7 +112,7 @@ impl Default for CoreConfig {
             max_batch: 256,
             max_entries_per_prepare: 64,
             durable_every: 1024,
-            follower_apply_every: 32,
+            apply_every: 32,
             compact_bytes: 2 << 20,
             reorder_limit: 64,
             catch_up_ms: 600_000,
@@ -256,6 +258,7 @@ impl Core {
         self.now = self.now.max(now);
         match input {
             Input::Tick => self.on_tick(),
+            Input::ApplyNow => self.apply_committed(),
             Input::Assign(a) => self.on_assign(a),
             Input::Unassign => self.on_unassign(),
             Input::Write(w, reply) => self.on_write(w, reply),

@@ -410,7 +410,14 @@ impl Core {
         }
         if c > self.committed {
             self.committed = c;
-            self.apply_committed();
+            // At once when no apply is running (an idle store stays current, so reads
+            // need not wait for it) or while taking over (it serves once its store holds
+            // what it re-prepared); under load, in batches behind the running apply.
+            let serving = p.stage == PrimaryStage::Serving;
+            let idle = self.store_applied >= self.applied;
+            if idle || !serving || self.committed - self.applied >= self.cfg.apply_every {
+                self.apply_committed();
+            }
             self.answer_committed(p);
         }
     }

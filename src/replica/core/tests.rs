@@ -546,20 +546,19 @@ fn a_primary_cuts_no_entry_more_than_the_apply_lag_beyond_its_store() {
         h.step("a", Input::Flush);
         h.deliver_all();
     }
-    let s = h.core("a").status();
-    assert_eq!(s.applied, 1);
+    let store = h.core("a").status().applied;
     assert_eq!(
         h.core("a").log().last(),
-        1 + lag,
+        store + lag,
         "entries beyond the lag were cut"
     );
-    assert_eq!(h.writes_answered("a").len() as u64, 1 + lag);
+    assert_eq!(h.writes_answered("a").len() as u64, store + lag);
     h.finish_applies("a");
     h.step("a", Input::Flush);
     h.deliver_all();
     assert_eq!(
         h.core("a").log().last(),
-        1 + lag + 1,
+        store + lag + 1,
         "the writes held back follow the applies, in one entry"
     );
     assert_eq!(h.writes_answered("a").len() as u64, 1 + lag + 20);
@@ -897,7 +896,7 @@ fn a_primary_that_died_and_comes_back_catches_up_from_the_new_primarys_log() {
 #[test]
 fn a_secondary_applies_in_batches_and_its_tick_applies_the_rest() {
     let mut h = Harness::serving_group();
-    let every = CoreConfig::default().follower_apply_every;
+    let every = CoreConfig::default().apply_every;
     // Each write rides its own entry; the commit point reaches b on the next prepare.
     let mut batches = 0;
     let writes = every + every / 2;
@@ -932,8 +931,6 @@ fn a_secondary_applies_in_batches_and_its_tick_applies_the_rest() {
         h.nodes["b"].applied.len() as u64,
         h.core("b").status().committed
     );
-    // The primary applied each entry as it committed.
-    assert_eq!(h.nodes["a"].applied, (1..=writes + 1).collect::<Vec<_>>());
 }
 
 #[test]
@@ -953,4 +950,22 @@ fn a_secondary_made_primary_applies_what_it_committed_before_it_serves_reads() {
     h.step("c", assign(AssignedRole::Secondary, 2, "b", &["c"]));
     h.step("b", assign(AssignedRole::Primary, 2, "b", &["c"]));
     assert_eq!(h.nodes["b"].applied, vec![1, 2]);
+}
+
+#[test]
+fn a_busy_primary_applies_in_batches_and_a_waiting_read_applies_the_rest() {
+    let mut h = Harness::serving_group();
+    h.hold_applies = true;
+    let writes = CoreConfig::default().apply_every / 2;
+    for k in 0..writes {
+        h.step("a", write(&format!("k{k}")));
+        h.step("a", Input::Flush);
+        h.deliver_all();
+    }
+    assert_eq!(h.core("a").status().committed, writes + 1);
+    // An idle store applies the first commit at once; the rest wait behind that apply.
+    assert_eq!(h.nodes["a"].applied, vec![1, 2]);
+    h.finish_applies("a");
+    h.step("a", Input::ApplyNow);
+    assert_eq!(h.nodes["a"].applied, (1..=writes + 1).collect::<Vec<_>>());
 }

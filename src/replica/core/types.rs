@@ -218,6 +218,8 @@ pub enum Reply {
 pub enum Input {
     /// Time passed (timeouts, retries).
     Tick,
+    /// A read waits for the store: apply everything committed now.
+    ApplyNow,
     /// The meta server assigns this replica.
     Assign(Assignment),
     /// The node's assignments no longer include this replica.

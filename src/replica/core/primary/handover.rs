@@ -42,6 +42,8 @@ impl Core {
             .committed
             .map(|c| c.max(matched.unwrap_or(0)))
             .filter(|c| *c >= self.log.base() && *c <= self.log.last());
+        // Entries are applied in batches: a snapshot is taken at the commit point.
+        self.apply_committed();
         let applied = self.applied;
         self.with_primary(|c, p| {
             // Back as a learner: it is tracked as a peer from here on.
