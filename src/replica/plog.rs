@@ -10,8 +10,9 @@
 //!   allocated space, so its sync has no file size to journal. Zeros after the last
 //!   frame are a segment's end.
 //! - **A torn tail** — a crash mid-append: a partial frame at the very end of the last
-//!   segment, or followed only by zeros — is cut. **Corruption anywhere else** is never silently
-//!   truncated: opening fails, and the replica is treated as lost (it learns again).
+//!   segment, or followed only by zeros — is cut. **Corruption anywhere else** is never
+//!   silently truncated: opening fails, and the replica is treated as lost (it learns
+//!   again).
 //! - **A failed write** is cut back to where the log ended, so no partial frame sits in
 //!   front of later ones; a failed sync is returned (the replica then trusts nothing it
 //!   wrote, and steps down).
