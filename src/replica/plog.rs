@@ -6,9 +6,9 @@
 //! - **Replay** reads the segments in order with the core's rule
 //!   ([`crate::replica::core::log::replay`]): the last promise wins, an entry replaces
 //!   every entry at its decree and after.
-//! - **Segments are preallocated** (1 MB) when they become active: an append overwrites
-//!   allocated space, so its sync has no file size to journal. Zeros after the last
-//!   frame are a segment's end.
+//! - **Segments are preallocated** ahead of their data (64 KB at a time): an append
+//!   overwrites allocated space, so its sync rarely has a file size to journal. Zeros
+//!   after the last frame are a segment's end.
 //! - **A torn tail** — a crash mid-append: a partial frame at the very end of the last
 //!   segment, or followed only by zeros — is cut. **Corruption anywhere else** is never
 //!   silently truncated: opening fails, and the replica is treated as lost (it learns
@@ -16,9 +16,9 @@
 //! - **A failed write** is cut back to where the log ended, so no partial frame sits in
 //!   front of later ones; a failed sync is returned (the replica then trusts nothing it
 //!   wrote, and steps down).
-//! - **Compaction** deletes whole segments whose entries are all below a decree: nothing
-//!   is rewritten, so a crash never leaves half a log. New segments, deletions and the
-//!   directory are synced.
+//! - **Compaction** ([`compaction`]) deletes whole segments whose entries are all below
+//!   a decree — the active one too once all of its are: nothing is rewritten, so a crash
+//!   never leaves half a log. New segments, deletions and the directory are synced.
 //! - **Slow metadata work is off the append path** ([`chores`]): the next segment is
 //!   created ahead of need, compacted segments are deleted in the background.
 
@@ -31,6 +31,7 @@ use crate::replica::core::log::replay;
 use crate::replica::core::{Entry, HardState, LogRecord};
 
 mod chores;
+mod compaction;
 mod format;
 use chores::Chores;
 use format::{HEADER, Tail, frame, header, holds_nothing, preallocate, read_segment};
@@ -220,6 +221,7 @@ impl PrepareLog {
         for r in records {
             frame(r, &mut buf);
         }
+        self.reserve(self.len + buf.len() as u64);
         let written = match self.fail_write_after.take() {
             Some(n) => {
                 let n = n.min(buf.len());
@@ -235,9 +237,9 @@ impl PrepareLog {
                     "{e}; and cutting the partial write back failed: {cut}"
                 )));
             }
-            let size = preallocate(&self.file, self.len);
-            self.bytes = self.bytes - self.size + size;
-            self.size = size;
+            self.bytes = self.bytes - self.size + self.len;
+            self.size = self.len;
+            self.reserve(self.len);
             return Err(e);
         }
         self.file.sync_data()?;
@@ -258,6 +260,16 @@ impl PrepareLog {
             }
         }
         Ok(())
+    }
+
+    /// Preallocates the active segment past `upto` unless its file already extends
+    /// past it, and counts what that adds.
+    fn reserve(&mut self, upto: u64) {
+        if upto >= self.size {
+            let size = preallocate(&self.file, upto);
+            self.bytes = self.bytes - self.size + size;
+            self.size = size;
+        }
     }
 
     /// The sequence number of the next segment.
@@ -301,46 +313,6 @@ impl PrepareLog {
         self.len = len;
         self.bytes += self.size;
         self.pending_hard = spare && self.hard.is_some();
-    }
-
-    /// Forgets every closed segment whose entries are all below `decree` and deletes
-    /// them in the background. The active segment is closed first once it is half
-    /// full, if its successor is ready, so it can go at the next compaction.
-    pub fn compact(&mut self, decree: u64) -> Result<()> {
-        if self.len >= self.segment_bytes / 2 && !self.switch_to_spare(false) {
-            self.chores.make_spare(&self.dir, self.next_seq());
-        }
-        let active = self.segments.len() - 1;
-        let mut keep = Vec::new();
-        let mut gone = Vec::new();
-        for (i, s) in std::mem::take(&mut self.segments).into_iter().enumerate() {
-            if i < active && s.max_decree < decree {
-                let len = std::fs::metadata(&s.path).map_or(0, |m| m.len());
-                self.bytes = self.bytes.saturating_sub(len);
-                gone.push(s.path);
-            } else {
-                keep.push(s);
-            }
-        }
-        self.segments = keep;
-        self.chores.delete(&self.dir, gone);
-        Ok(())
-    }
-
-    /// Empties the log, keeping the promise (a learner starting over).
-    pub fn reset(&mut self) -> Result<()> {
-        let mut seq = self.next_seq();
-        if let Some(spare) = self.chores.finish() {
-            std::fs::remove_file(&spare.path)?;
-            seq = seq.max(spare.seq + 1);
-        }
-        for s in std::mem::take(&mut self.segments) {
-            std::fs::remove_file(&s.path)?;
-        }
-        let (path, file, len) = create_segment(&self.dir, seq, self.hard.as_ref())?;
-        self.bytes = 0;
-        self.switch_to(path, seq, file, len, false);
-        Ok(())
     }
 
     /// The log's size on disk.

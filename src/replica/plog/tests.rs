@@ -4,7 +4,7 @@
 use std::fs::OpenOptions;
 use std::sync::Arc;
 
-use super::format::FRAME_HEADER;
+use super::format::{FRAME_HEADER, HEADER, PREALLOCATE_AHEAD};
 use super::*;
 use crate::pb;
 
@@ -69,7 +69,10 @@ fn a_torn_tail_is_cut_and_appends_continue() {
     drop(log);
     let path = segment(dir.path(), 0);
     // The segment is preallocated: zeros after the data.
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), SEGMENT_BYTES);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        HEADER + PREALLOCATE_AHEAD
+    );
     // A crash mid-append: the last frame's last bytes never reached the disk.
     let file = OpenOptions::new().write(true).open(&path).unwrap();
     file.write_all_at(&[0; 3], end - 3).unwrap();
@@ -120,6 +123,7 @@ fn a_failed_write_leaves_no_partial_frame_in_front_of_later_ones() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = PrepareLog::open(dir.path()).unwrap();
     log.append(&[entry(1, 1, "a")]).unwrap();
+    let cut = log.len;
     log.fail_next_write_after(7);
     assert!(log.append(&[entry(1, 2, "lost")]).is_err());
     log.append(&[entry(1, 2, "kept"), entry(1, 3, "after")])
@@ -127,10 +131,10 @@ fn a_failed_write_leaves_no_partial_frame_in_front_of_later_ones() {
     let path = segment(dir.path(), 0);
     assert_eq!(
         std::fs::metadata(&path).unwrap().len(),
-        SEGMENT_BYTES,
+        cut + PREALLOCATE_AHEAD,
         "preallocated again after the cut"
     );
-    assert_eq!(log.bytes(), SEGMENT_BYTES);
+    assert_eq!(log.bytes(), cut + PREALLOCATE_AHEAD);
     drop(log);
     let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
     assert_eq!(tags(&replayed), [(1, 1), (1, 2), (1, 3)]);
@@ -299,9 +303,99 @@ fn a_segment_closed_before_its_preallocated_end_replays_past_its_zeros() {
     assert_eq!(log.bytes(), on_disk, "the log counts what its files take");
     drop(log);
     let first = std::fs::read(&seg_files(dir.path())[0]).unwrap();
-    assert_eq!(first.len() as u64, SEGMENT_BYTES, "preallocated");
+    assert!(first.len() as u64 >= PREALLOCATE_AHEAD, "preallocated");
     assert!(first[first.len() - 4096..].iter().all(|b| *b == 0));
     let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
     assert_eq!(replayed.entries.first().unwrap().decree, 1);
     assert_eq!(replayed.entries.last().unwrap().decree, d - 1);
+}
+
+#[test]
+fn a_compaction_that_switches_to_the_spare_and_deletes_the_rest_keeps_the_promise() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = log_with_spare(dir.path());
+    let last = log.segments.last().unwrap().max_decree;
+    // Everything is in the store: the half-full segment is closed onto the spare and
+    // goes at once, before any append writes the promise into the spare.
+    log.compact(last + 1).unwrap();
+    log.settle();
+    drop(log);
+    assert_eq!(
+        seg_files(dir.path()).len(),
+        1,
+        "{:?}",
+        seg_files(dir.path())
+    );
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(
+        replayed.hard.ballot, 6,
+        "a crash here must not forget the promise"
+    );
+    assert!(replayed.entries.is_empty());
+}
+
+#[test]
+fn a_segment_is_preallocated_ahead_of_its_data_a_step_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PrepareLog::open(dir.path()).unwrap();
+    let path = segment(dir.path(), 0);
+    let mut sizes = std::collections::BTreeSet::new();
+    for d in 1..=1000 {
+        log.append(&[entry(1, d, &"v".repeat(200))]).unwrap();
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(
+            size > log.len && size <= log.len + PREALLOCATE_AHEAD,
+            "{size} for {} bytes of data",
+            log.len
+        );
+        assert_eq!(log.bytes(), size, "the log counts its file");
+        sizes.insert(size);
+    }
+    assert!(log.len > 3 * PREALLOCATE_AHEAD && log.len < SEGMENT_BYTES);
+    assert!(sizes.len() >= 4, "grown in steps: {sizes:?}");
+    drop(log);
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(replayed.entries.len(), 1000);
+}
+
+#[test]
+fn compacting_past_every_entry_replaces_the_active_segment_with_an_empty_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PrepareLog::open(dir.path()).unwrap();
+    log.append(&[hard(8)]).unwrap();
+    log.append(&[entry(8, 1, "q")]).unwrap();
+    let first = seg_files(dir.path());
+    log.compact(2).unwrap();
+    log.settle();
+    assert_eq!(
+        seg_files(dir.path()),
+        first,
+        "a few bytes of log are not worth a new file"
+    );
+    let big = "q".repeat(1000);
+    for d in 2..=80 {
+        log.append(&[entry(8, d, &big)]).unwrap();
+    }
+    let old = seg_files(dir.path());
+    log.compact(80).unwrap();
+    assert_eq!(log.segments(), 1, "entry 80 is not below 80: kept");
+    log.compact(81).unwrap();
+    log.settle();
+    let now = seg_files(dir.path());
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now, old, "a new segment took over");
+    let on_disk = std::fs::metadata(&now[0]).unwrap().len();
+    assert_eq!(log.bytes(), on_disk);
+    assert!(on_disk <= HEADER + 256 + PREALLOCATE_AHEAD, "{on_disk}");
+    drop(log);
+    let (mut log, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(
+        replayed.hard.ballot, 8,
+        "the promise moved to the new segment"
+    );
+    assert!(replayed.entries.is_empty());
+    log.append(&[entry(8, 81, "r")]).unwrap();
+    drop(log);
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(tags(&replayed), [(8, 81)]);
 }
