@@ -881,3 +881,99 @@ fn meta_scale_places_every_replica_and_cures_a_dead_nodes_partitions() {
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(death.contains("all led again"), "{death}");
 }
+
+/// Bytes a directory's files take on disk: (store files, log segments).
+fn disk_of(dir: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let (mut store, mut log) = (0, 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let meta = e.metadata().unwrap();
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if e.file_name().to_string_lossy().ends_with(".seg") {
+                log += meta.blocks() * 512;
+            } else {
+                store += meta.blocks() * 512;
+            }
+        }
+    }
+    (store, log)
+}
+
+/// Once writes stop, each replica settles: its store is made durable, its log compacted
+/// to a fresh segment, and its store file rewritten in key order — the table takes at
+/// most 1.5 bytes of disk per byte of payload per replica (the goal), and every
+/// record reads back.
+#[test]
+fn a_quiet_table_keeps_little_log_and_packed_stores() {
+    let c = TestCluster::start(3, true);
+    let cluster = c.cluster();
+    let meta = cluster.meta().unwrap().clone();
+    let dirs: Vec<std::path::PathBuf> = {
+        let state = meta.lock();
+        let app = state.app_by_name("temp").unwrap();
+        app.partitions
+            .iter()
+            .enumerate()
+            .flat_map(|(pidx, p)| {
+                let gpid = ballast::model::Gpid::new(app.record.app_id, pidx as u32);
+                p.primary
+                    .iter()
+                    .chain(&p.secondaries)
+                    .map(|n| cluster.replica(n).unwrap().replica_dir(gpid))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert_eq!(dirs.len(), 24);
+    let (writers, each, value) = (16, 400, vec![b'v'; 1000]);
+    c.block_on(async {
+        let client = MetaClient::new(&[c.meta()], Duration::from_secs(5)).unwrap();
+        let data = std::sync::Arc::new(DataClient::new(client, Duration::from_secs(30)));
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| {
+                let (data, value) = (data.clone(), value.clone());
+                tokio::spawn(async move {
+                    for i in 0..each {
+                        let key = format!("w{w}_{i}");
+                        let record = vec![(b"s".to_vec(), value.clone())];
+                        data.set("temp", key.as_bytes(), &record, 0).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let payload: u64 = (0..writers)
+        .flat_map(|w| (0..each).map(move |i| format!("w{w}_{i}").len() as u64 + 1 + 1000))
+        .sum();
+    // Settled: each log down to a fresh segment's preallocation, the stores packed.
+    let (store, log) =
+        crate::util::wait_for("the replicas to settle", Duration::from_secs(60), || {
+            let (store, log) = dirs
+                .iter()
+                .map(|d| disk_of(d))
+                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+            let packed = (store + log) as f64 <= 1.5 * (3 * payload) as f64;
+            (log <= 24 * 2 * (64 << 10) && packed).then_some((store, log))
+        });
+    eprintln!("settled: store {store}, log {log} for {payload} x 3");
+    c.block_on(async {
+        let client = MetaClient::new(&[c.meta()], Duration::from_secs(5)).unwrap();
+        let data = DataClient::new(client, Duration::from_secs(30));
+        for w in 0..writers {
+            for i in 0..each {
+                let key = format!("w{w}_{i}");
+                let read = data
+                    .get("temp", key.as_bytes(), &[b"s".to_vec()])
+                    .await
+                    .unwrap();
+                assert_eq!(read[0].value, value, "{key}");
+            }
+        }
+    });
+}

@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -33,6 +34,10 @@ use crate::replica::worker::{LEARN_READ_AHEAD, Msg, Shared};
 const DURABLE_LOAD_BYTES: u64 = 1 << 30;
 /// Jobs taken together at most.
 const MAX_BATCH: usize = 512;
+/// How often an idle I/O thread looks whether a store rewrite has ended.
+const REWRITE_POLL: Duration = Duration::from_millis(50);
+
+mod rewrite;
 
 /// How a primary teaches a learner, once decided.
 pub enum LearnStart {
@@ -64,6 +69,9 @@ pub struct Io {
     shared: Arc<Shared>,
     faults: Arc<Faults>,
     out: mpsc::UnboundedSender<Msg>,
+    /// Jobs that changed the store so far (a rewrite begun before the last is stale).
+    writes: u64,
+    rewrite: Option<rewrite::Rewrite>,
 }
 
 /// What a replica's directory holds: what the core recovers, and the open store and log.
@@ -71,6 +79,8 @@ fn open_dir(gpid: Gpid, dir: &Path) -> (Recovered, Option<ReplicaStore>, Option<
     if !dir.exists() {
         return (Recovered::default(), None, None);
     }
+    // A store rewrite the process did not finish: the store is the old file.
+    let _ = std::fs::remove_file(dir.join(rewrite::REWRITE));
     if let Ok(text) = std::fs::read_to_string(dir.join(LOST)) {
         let ballot = text.trim().parse().unwrap_or(0);
         let recovered = Recovered {
@@ -137,6 +147,8 @@ impl Io {
             shared,
             faults,
             out,
+            writes: 0,
+            rewrite: None,
         };
         io.shared.set_applied(io.applied);
         io.publish_disk();
@@ -145,17 +157,32 @@ impl Io {
 
     /// Runs jobs until the worker goes away (or the replica is deleted).
     pub fn run(mut self, jobs: Receiver<Job>) {
-        while let Ok(first) = jobs.recv() {
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match jobs.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
+        loop {
+            let first = if self.rewriting() {
+                match jobs.recv_timeout(REWRITE_POLL) {
+                    Ok(job) => Some(job),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match jobs.recv() {
+                    Ok(job) => Some(job),
+                    Err(_) => return,
+                }
+            };
+            if let Some(first) = first {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match jobs.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                if !self.run_batch(batch) {
+                    return;
                 }
             }
-            if !self.run_batch(batch) {
-                return;
-            }
+            self.finish_rewrite();
             self.publish_disk();
         }
     }
@@ -164,6 +191,13 @@ impl Io {
     fn run_batch(&mut self, batch: Vec<Job>) -> bool {
         let mut jobs = batch.into_iter().peekable();
         while let Some(job) = jobs.next() {
+            if !matches!(
+                job,
+                Job::Effect(Effect::Persist { .. } | Effect::Compact(_) | Effect::Tidy)
+                    | Job::Snapshot(..)
+            ) {
+                self.writes += 1;
+            }
             match job {
                 Job::Effect(Effect::Persist { id, records }) => {
                     let (mut last, mut all) = (id, records);
@@ -285,6 +319,10 @@ impl Io {
                 Some(log) => log.compact(below),
                 None => Ok(()),
             },
+            Effect::Tidy => {
+                self.tidy();
+                Ok(())
+            }
             Effect::ResetData => self.reset(),
             Effect::Seal(decree, sessions) => {
                 let sealed = match &self.store {

@@ -28,8 +28,8 @@ use crate::replica::core::Entry;
 use crate::replica::core::sessions::{Session, Sessions};
 
 pub(super) const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
 const LAST_APPLIED: &str = "last_applied_decree";
 const VALID: &str = "valid";
 const FORMAT_KEY: &str = "format";
@@ -75,7 +75,7 @@ impl StoreSnapshot {
 /// A replica's store.
 pub struct ReplicaStore {
     pub(super) db: Database,
-    path: PathBuf,
+    pub(super) path: PathBuf,
 }
 
 pub(super) fn storage<E: std::fmt::Display>(e: E) -> Error {

@@ -55,6 +55,7 @@ fn sim_core_config() -> CoreConfig {
         compact_bytes: 2 << 10,
         durable_every: 8,
         catch_up_bytes: 8 << 10,
+        settle_ms: 400,
         ..CoreConfig::default()
     }
 }

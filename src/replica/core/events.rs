@@ -145,6 +145,7 @@ impl Core {
         self.follower_tick();
         // What is left unapplied (fewer than a batch).
         self.apply_committed();
+        self.settle_when_quiet();
         if let Some((ballot, request, sent)) = self.meta_pending.clone()
             && self.now >= sent + self.cfg.meta_retry_ms
         {
@@ -193,11 +194,42 @@ impl Core {
         self.emit(Effect::Apply { entries, durable });
     }
 
+    /// Once neither the log nor the commit point has moved for `settle_ms` and all is
+    /// applied, makes the store durable (if it is not), compacts the log as far as peers
+    /// allow and lets the store tidy itself, once per quiet spell.
+    fn settle_when_quiet(&mut self) {
+        let seen = (self.log.last(), self.committed);
+        if seen != (self.quiet.0, self.quiet.1) {
+            self.quiet = (seen.0, seen.1, self.now);
+            self.settled = false;
+            return;
+        }
+        if self.settled
+            || self.now < self.quiet.2 + self.cfg.settle_ms
+            || self.data != DataState::Valid
+            || self.applied < self.committed
+        {
+            return;
+        }
+        self.settled = true;
+        if self.store_durable < self.applied {
+            // The durable apply's answer compacts (`on_applied`).
+            self.emit(Effect::Apply {
+                entries: Vec::new(),
+                durable: true,
+            });
+        } else {
+            self.maybe_compact();
+        }
+        self.emit(Effect::Tidy);
+    }
+
     /// Drops log entries the store holds durably and no peer needs (nor a recently
-    /// dropped secondary, within bounds), once the log is large; asks the store for a
-    /// durable point first if it lags.
+    /// dropped secondary, within bounds), once the log is large or the replica has
+    /// settled; asks the store for a durable point first if it lags.
     pub(super) fn maybe_compact(&mut self) {
-        if self.log.bytes() < self.cfg.compact_bytes {
+        let settled = self.settled && self.log.last() == self.quiet.0;
+        if self.log.bytes() < self.cfg.compact_bytes && !settled {
             return;
         }
         let (now, bytes) = (self.now, self.log.bytes());
@@ -208,7 +240,9 @@ impl Core {
                 .min(self.store_durable),
             _ => self.store_durable,
         };
-        if floor + 1 > self.log.first() {
+        // Settled, the disk may hold entries the memory does not (replayed at open below
+        // the store's decree): the log on disk is compacted whatever is dropped here.
+        if floor + 1 > self.log.first() || settled {
             self.log.compact(floor + 1);
             self.emit(Effect::Compact(floor + 1));
         } else if self.store_durable < self.applied {

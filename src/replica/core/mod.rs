@@ -94,6 +94,10 @@ pub struct CoreConfig {
     /// ...but never a log larger than this: past it the returning replica gets a
     /// snapshot, and the log is trimmed as usual.
     pub catch_up_bytes: usize,
+    /// A replica whose log and commit point have not moved for this long settles: its
+    /// store is made durable and its log compacted below `compact_bytes` too, so a quiet
+    /// replica keeps no log its store holds (nor peers need).
+    pub settle_ms: u64,
 }
 
 impl Default for CoreConfig {
@@ -117,6 +121,7 @@ impl Default for CoreConfig {
             reorder_limit: 64,
             catch_up_ms: 600_000,
             catch_up_bytes: 64 << 20,
+            settle_ms: 5000,
         }
     }
 }
@@ -208,6 +213,11 @@ pub struct Core {
     heard_at: u64,
     /// The learner's current attempt.
     learn_attempt: u64,
+    /// The log's last decree and the commit point as last seen at a tick, and since when
+    /// neither has moved.
+    quiet: (u64, u64, u64),
+    /// Settled in the current quiet spell (durable store, compacted log).
+    settled: bool,
     out: Vec<Effect>,
 }
 
@@ -244,6 +254,8 @@ impl Core {
             meta_backoff_until: 0,
             heard_at: now,
             learn_attempt: 0,
+            quiet: (0, 0, now),
+            settled: false,
             out: Vec::new(),
         }
     }

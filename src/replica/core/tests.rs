@@ -969,3 +969,65 @@ fn a_busy_primary_applies_in_batches_and_a_waiting_read_applies_the_rest() {
     h.step("a", Input::ApplyNow);
     assert_eq!(h.nodes["a"].applied, (1..=writes + 1).collect::<Vec<_>>());
 }
+
+/// Ticks every node of `h` every 100 ms for `ms`, delivering what they send.
+fn tick_for(h: &mut Harness, ms: u64) {
+    let names: Vec<String> = h.nodes.keys().cloned().collect();
+    for _ in 0..ms / 100 {
+        h.now += 100;
+        for n in &names {
+            h.step(n, Input::Tick);
+        }
+        h.deliver_all();
+    }
+}
+
+fn compactions(h: &Harness, name: &str) -> Vec<u64> {
+    h.nodes[name]
+        .other
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Compact(d) => Some(*d),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_quiet_replica_makes_its_store_durable_and_compacts_its_log_once_per_quiet_spell() {
+    let mut h = Harness::serving_group();
+    let settle = CoreConfig::default().settle_ms;
+    let write_some = |h: &mut Harness, from: usize| {
+        for k in from..from + 10 {
+            h.step("a", write(&format!("k{k}")));
+            h.step("a", Input::Flush);
+            h.deliver_all();
+        }
+    };
+    write_some(&mut h, 0);
+    // Writing every half settle period: never quiet long enough.
+    for round in 1..4 {
+        tick_for(&mut h, settle / 2);
+        write_some(&mut h, round * 10);
+    }
+    for n in ["a", "b", "c"] {
+        assert!(compactions(&h, n).is_empty(), "{n}: {:?}", h.nodes[n].other);
+        assert!(h.core(n).log().bytes() > 0, "{n} keeps its log while busy");
+    }
+    tick_for(&mut h, settle * 2);
+    let last = h.core("a").log().last();
+    assert!(last >= 40, "{last}");
+    for n in ["a", "b", "c"] {
+        let c = h.core(n);
+        assert_eq!(c.store_durable, last, "{n}: the store made durable");
+        assert_eq!(compactions(&h, n), [last + 1], "{n}: compacted once");
+        assert_eq!(c.log().bytes(), 0, "{n}: no log its store holds");
+    }
+    // A write ends the spell; the next one compacts again.
+    write_some(&mut h, 40);
+    tick_for(&mut h, settle * 2);
+    for n in ["a", "b", "c"] {
+        assert_eq!(compactions(&h, n), [last + 1, last + 11], "{n}");
+        assert_eq!(h.core(n).store_durable, last + 10, "{n}");
+    }
+}

@@ -284,6 +284,9 @@ pub enum Effect {
     /// Drop log records every one of whose entries is below this decree (all applied
     /// durably and no longer needed by any peer).
     Compact(u64),
+    /// The replica settled (quiet, store durable, log compacted): the store may rewrite
+    /// itself denser, off the write path, if nothing is written meanwhile.
+    Tidy,
     /// Send a prepare; report [`Input::PrepareReply`].
     Send(NodeId, Prepare),
     /// Answer a waiting caller.
