@@ -75,7 +75,7 @@ impl StoreSnapshot {
 /// A replica's store.
 pub struct ReplicaStore {
     pub(super) db: Database,
-    pub(super) path: PathBuf,
+    path: PathBuf,
 }
 
 pub(super) fn storage<E: std::fmt::Display>(e: E) -> Error {

@@ -12,11 +12,11 @@
 //! (one atomic rename, then the directory synced, before any later write reaches the new
 //! file), so either file found after a crash holds the same data at the same decree.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, TryRecvError};
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::Io;
 use crate::error::{Error, Result};
@@ -31,6 +31,8 @@ const MIN_BYTES: u64 = 256 << 10;
 /// The copy commits (not durably) every this many bytes, bounding the pages it holds
 /// in memory.
 const COMMIT_BYTES: usize = 16 << 20;
+/// The copy's page cache: it writes each page once, and is reopened as the store.
+const COPY_CACHE: usize = 8 << 20;
 /// The copy's file until it takes the store's place.
 pub const REWRITE: &str = "data.redb.rewrite";
 
@@ -38,7 +40,7 @@ pub const REWRITE: &str = "data.redb.rewrite";
 pub struct Rewrite {
     /// The I/O thread's count of store writes when it began.
     writes: u64,
-    done: Receiver<Result<ReplicaStore>>,
+    done: Receiver<Result<()>>,
 }
 
 impl ReplicaStore {
@@ -54,15 +56,18 @@ impl ReplicaStore {
         Ok(stats.stored_bytes() + stats.metadata_bytes())
     }
 
-    /// Copies a read snapshot of every table into a new store at `tmp`, records in key
-    /// order, durably; the copy is named `path`, where it will be renamed to.
-    pub fn rewrite(&self, tmp: &Path, path: PathBuf) -> Result<ReplicaStore> {
+    /// Copies a read snapshot of every table into a new store file at `tmp`, records in
+    /// key order, durably.
+    pub fn rewrite(&self, tmp: &Path) -> Result<()> {
         match std::fs::remove_file(tmp) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}
         }
         let snap = self.db.begin_read().map_err(storage)?;
-        let db = Database::create(tmp).map_err(storage)?;
+        let db = redb::Builder::new()
+            .set_cache_size(COPY_CACHE)
+            .create(tmp)
+            .map_err(storage)?;
         let begin = || -> Result<redb::WriteTransaction> {
             let mut tx = db.begin_write().map_err(storage)?;
             tx.set_durability(Durability::None).map_err(storage)?;
@@ -112,11 +117,7 @@ impl ReplicaStore {
         }
         drop(records);
         tx.commit().map_err(storage)?;
-        db.begin_write()
-            .map_err(storage)?
-            .commit()
-            .map_err(storage)?;
-        Ok(ReplicaStore { db, path })
+        db.begin_write().map_err(storage)?.commit().map_err(storage)
     }
 }
 
@@ -138,12 +139,12 @@ impl Io {
         if file < MIN_BYTES || (file as f64) < WASTE * store.packed_bytes()? as f64 {
             return Ok(());
         }
-        let (tmp, path) = (self.dir.join(REWRITE), self.dir.join(FILE));
+        let tmp = self.dir.join(REWRITE);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name(format!("rewrite-{}", self.gpid))
             .spawn(move || {
-                let copy = store.rewrite(&tmp, path);
+                let copy = store.rewrite(&tmp);
                 drop(store);
                 // Failed, or the I/O thread is gone: nothing will take the copy.
                 if copy.is_err() || tx.send(copy).is_err() {
@@ -176,9 +177,9 @@ impl Io {
         let unchanged = rewrite.writes == self.writes;
         self.rewrite = None;
         let tmp = self.dir.join(REWRITE);
-        let copy = match copy {
-            Ok(copy) if unchanged && self.store.is_some() => copy,
-            Ok(_) => {
+        match copy {
+            Ok(()) if unchanged && self.store.is_some() => {}
+            Ok(()) => {
                 let _ = std::fs::remove_file(&tmp);
                 return;
             }
@@ -186,23 +187,30 @@ impl Io {
                 tracing::warn!(gpid = %self.gpid, "store rewrite failed: {e}");
                 return;
             }
-        };
+        }
         let before = self.store.as_ref().map_or(0, |s| s.disk_usage());
         if let Err(e) = std::fs::rename(&tmp, self.dir.join(FILE)) {
             tracing::warn!(gpid = %self.gpid, "store rewrite not swapped in: {e}");
             let _ = std::fs::remove_file(&tmp);
             return;
         }
-        // The new file is the store now, whatever happens next.
-        let copy = Arc::new(copy);
-        self.shared.set_store(Some(copy.clone()));
-        self.store = Some(copy);
-        tracing::info!(gpid = %self.gpid, before, after = self.store.as_ref().map_or(0, |s| s.disk_usage()), "store rewritten in key order");
-        if let Err(e) = sync_dir(&self.dir) {
-            // Until the rename is durable, later writes to the new file could be lost
-            // with it: the replica trusts its store no more.
-            tracing::error!(gpid = %self.gpid, "store rewrite: directory sync failed: {e}");
-            self.send(Input::ApplyFailed(e.to_string()));
+        // The new file is the store now: nothing may be written to the old one.
+        let swapped = sync_dir(&self.dir).and_then(|()| ReplicaStore::open(&self.dir));
+        match swapped.map(Arc::new) {
+            Ok(store) => {
+                let after = store.disk_usage();
+                self.shared.set_store(Some(store.clone()));
+                self.store = Some(store);
+                tracing::info!(gpid = %self.gpid, before, after, "store rewritten in key order");
+            }
+            Err(e) => {
+                self.shared.set_store(None);
+                self.store = None;
+                // Until the rename is durable, or with no store to write to, later writes
+                // could be lost: the replica trusts its store no more.
+                tracing::error!(gpid = %self.gpid, "store rewrite: swapping in failed: {e}");
+                self.send(Input::ApplyFailed(e.to_string()));
+            }
         }
     }
 }
