@@ -18,9 +18,9 @@ use crate::model::Gpid;
 use crate::replica::core::sessions::Sessions;
 use crate::replica::core::{DataState, Effect, Entry, Input, LogRecord, Recovered};
 use crate::replica::faults::Faults;
-use crate::replica::node_dir::{LOST, write_atomic};
-use crate::replica::plog::{PrepareLog, sync_dir};
-use crate::replica::storage::{FILE, ReplicaStore, StoreSnapshot};
+use crate::replica::node_dir::LOST;
+use crate::replica::plog::PrepareLog;
+use crate::replica::storage::{ReplicaStore, StoreSnapshot};
 use crate::replica::worker::{LEARN_READ_AHEAD, Msg, Shared};
 
 /// A learner's snapshot loads are made durable every this many bytes; the seal makes the
@@ -37,6 +37,7 @@ const MAX_BATCH: usize = 512;
 /// How often an idle I/O thread looks whether a store rewrite has ended.
 const REWRITE_POLL: Duration = Duration::from_millis(50);
 
+mod lifecycle;
 mod rewrite;
 
 /// How a primary teaches a learner, once decided.
@@ -359,87 +360,6 @@ impl Io {
             )));
         }
         Ok(LearnStart::Snapshot(snap))
-    }
-
-    fn close(&mut self) {
-        self.shared.set_store(None);
-        self.store = None;
-        self.log = None;
-    }
-
-    /// Opens a fresh store and log in the directory (after a loss or a bad store).
-    fn recreate(&mut self) -> Result<()> {
-        self.close();
-        std::fs::create_dir_all(&self.dir)?;
-        for f in [FILE, LOST] {
-            match std::fs::remove_file(self.dir.join(f)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
-        }
-        match std::fs::remove_dir_all(self.dir.join("log")) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-        sync_dir(&self.dir)?;
-        let store = Arc::new(ReplicaStore::open(&self.dir)?);
-        let (log, _) = PrepareLog::open(&self.dir)?;
-        self.shared.set_store(Some(store.clone()));
-        self.store = Some(store);
-        self.log = Some(log);
-        Ok(())
-    }
-
-    /// A learner starts over: an empty, incomplete store and an empty log that keeps the
-    /// promise.
-    fn reset(&mut self) -> Result<()> {
-        self.load_bytes = 0;
-        self.sessions = Sessions::default();
-        self.set_applied(0);
-        let usable = self.store.as_ref().is_some_and(|s| s.reset().is_ok());
-        match (usable, self.log.as_mut()) {
-            (true, Some(log)) => log.reset(),
-            _ => {
-                let hard = self.shared.last_hard();
-                self.recreate()?;
-                match (hard, self.log.as_mut()) {
-                    (Some(h), Some(log)) => log.append(&[LogRecord::Hard(h)]),
-                    _ => Ok(()),
-                }
-            }
-        }
-    }
-
-    /// The replica was killed: its data goes, a marker of the ballot stays.
-    fn destroy(&mut self, ballot: i64) -> Result<()> {
-        self.close();
-        std::fs::create_dir_all(&self.dir)?;
-        match std::fs::remove_file(self.dir.join(FILE)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-        match std::fs::remove_dir_all(self.dir.join("log")) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-        write_atomic(&self.dir.join(LOST), ballot.to_string().as_bytes())?;
-        self.sessions = Sessions::default();
-        self.set_applied(0);
-        Ok(())
-    }
-
-    /// A brand-new partition: an empty store, complete.
-    fn create_empty(&mut self) -> Result<()> {
-        if self.store.is_none() || self.log.is_none() || self.dir.join(LOST).exists() {
-            self.recreate()?;
-        }
-        self.store
-            .as_ref()
-            .ok_or_else(|| Error::Internal("no store".into()))?
-            .create_empty()?;
-        self.sessions = Sessions::default();
-        self.set_applied(0);
-        Ok(())
     }
 
     /// Records what the store has applied, for the core's next steps and for readers.
