@@ -56,6 +56,10 @@ pub struct KillTestArgs {
     /// moments, restarting it shortly after.
     #[arg(long)]
     kill_meta: bool,
+    /// Writers pause 8 s in every 30 s, so replicas settle while the killer goes on:
+    /// stores made durable, logs compacted to a fresh segment, stores rewritten.
+    #[arg(long)]
+    quiet: bool,
 }
 
 impl KillTestArgs {
@@ -117,8 +121,17 @@ async fn check(data: &DataClient, tally: &Tally, id: u64) -> bool {
     }
 }
 
-async fn writer(data: Arc<DataClient>, tally: Arc<Tally>) {
+/// With `--quiet`, the last 8 s of every 30 s are a writers' pause.
+fn paused(quiet: Option<Instant>) -> bool {
+    quiet.is_some_and(|start| start.elapsed().as_secs() % 30 >= 22)
+}
+
+async fn writer(data: Arc<DataClient>, tally: Arc<Tally>, quiet: Option<Instant>) {
     while !tally.stop.load(Ordering::Relaxed) {
+        if paused(quiet) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         let id = tally.next_id.fetch_add(1, Ordering::Relaxed);
         let (hk, sk, value) = key(id);
         loop {
@@ -269,7 +282,8 @@ pub async fn run(args: KillTestArgs) -> Result<bool> {
     let tally = Arc::new(Tally::default());
     let mut tasks = Vec::new();
     for _ in 0..args.writers {
-        tasks.push(tokio::spawn(writer(data.clone(), tally.clone())));
+        let quiet = args.quiet.then(Instant::now);
+        tasks.push(tokio::spawn(writer(data.clone(), tally.clone(), quiet)));
     }
     for i in 0..args.readers {
         tasks.push(tokio::spawn(reader(
