@@ -248,6 +248,27 @@ impl Sim {
             let now = self.now;
             self.meta.restart(now);
         }
+        // A replica whose disk failed trusts nothing until its process restarts: the
+        // operator restarts the node, as after any disk error.
+        let broken: Vec<String> = self
+            .nodes
+            .values()
+            .filter(|n| {
+                n.up && n.replicas.values().any(|r| {
+                    matches!(
+                        r.core.status().data,
+                        crate::replica::core::DataState::Broken(_)
+                    )
+                })
+            })
+            .map(|n| n.name.clone())
+            .collect();
+        for n in broken {
+            self.trace(format!(
+                "{n}: restarted by the operator (a replica's disk failed)"
+            ));
+            self.crash(&n);
+        }
         let down: Vec<String> = self
             .nodes
             .values()
