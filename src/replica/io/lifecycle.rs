@@ -2,6 +2,7 @@
 //! store, emptied for a learner starting over (keeping the promise), destroyed when the
 //! replica is killed (a marker of the ballot stays), created empty for a new partition.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::Io;
@@ -24,15 +25,9 @@ impl Io {
         self.close();
         std::fs::create_dir_all(&self.dir)?;
         for f in [FILE, LOST] {
-            match std::fs::remove_file(self.dir.join(f)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
+            remove_if_present(&self.dir.join(f))?;
         }
-        match std::fs::remove_dir_all(self.dir.join("log")) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
+        remove_if_present(&self.dir.join("log"))?;
         sync_dir(&self.dir)?;
         let store = Arc::new(ReplicaStore::open(&self.dir)?);
         let (log, _) = PrepareLog::open(&self.dir)?;
@@ -66,14 +61,8 @@ impl Io {
     pub(super) fn destroy(&mut self, ballot: i64) -> Result<()> {
         self.close();
         std::fs::create_dir_all(&self.dir)?;
-        match std::fs::remove_file(self.dir.join(FILE)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
-        match std::fs::remove_dir_all(self.dir.join("log")) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
+        remove_if_present(&self.dir.join(FILE))?;
+        remove_if_present(&self.dir.join("log"))?;
         write_atomic(&self.dir.join(LOST), ballot.to_string().as_bytes())?;
         self.sessions = Sessions::default();
         self.set_applied(0);
@@ -92,5 +81,18 @@ impl Io {
         self.sessions = Sessions::default();
         self.set_applied(0);
         Ok(())
+    }
+}
+
+/// Removes a file, or a directory with everything in it; one already gone is fine.
+pub(super) fn remove_if_present(path: &Path) -> Result<()> {
+    let removed = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
     }
 }

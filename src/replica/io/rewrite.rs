@@ -59,10 +59,7 @@ impl ReplicaStore {
     /// Copies a read snapshot of every table into a new store file at `tmp`, records in
     /// key order, durably.
     pub fn rewrite(&self, tmp: &Path) -> Result<()> {
-        match std::fs::remove_file(tmp) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-            _ => {}
-        }
+        super::lifecycle::remove_if_present(tmp)?;
         let snap = self.db.begin_read().map_err(storage)?;
         let db = redb::Builder::new()
             .set_cache_size(COPY_CACHE)
@@ -74,28 +71,8 @@ impl ReplicaStore {
             Ok(tx)
         };
         let mut tx = begin()?;
-        {
-            let mut meta = tx.open_table(META).map_err(storage)?;
-            for entry in snap
-                .open_table(META)
-                .map_err(storage)?
-                .iter()
-                .map_err(storage)?
-            {
-                let (k, v) = entry.map_err(storage)?;
-                meta.insert(k.value(), v.value()).map_err(storage)?;
-            }
-            let mut sessions = tx.open_table(SESSIONS).map_err(storage)?;
-            for entry in snap
-                .open_table(SESSIONS)
-                .map_err(storage)?
-                .iter()
-                .map_err(storage)?
-            {
-                let (k, v) = entry.map_err(storage)?;
-                sessions.insert(k.value(), v.value()).map_err(storage)?;
-            }
-        }
+        copy_table(&snap, &tx, META)?;
+        copy_table(&snap, &tx, SESSIONS)?;
         let mut bytes = 0;
         let mut records = tx.open_table(RECORDS).map_err(storage)?;
         for entry in snap
@@ -119,6 +96,25 @@ impl ReplicaStore {
         tx.commit().map_err(storage)?;
         db.begin_write().map_err(storage)?.commit().map_err(storage)
     }
+}
+
+/// Copies every entry of table `def` from `snap` into `tx`.
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    snap: &redb::ReadTransaction,
+    tx: &redb::WriteTransaction,
+    def: redb::TableDefinition<K, V>,
+) -> Result<()> {
+    let mut to = tx.open_table(def).map_err(storage)?;
+    for entry in snap
+        .open_table(def)
+        .map_err(storage)?
+        .iter()
+        .map_err(storage)?
+    {
+        let (k, v) = entry.map_err(storage)?;
+        to.insert(k.value(), v.value()).map_err(storage)?;
+    }
+    Ok(())
 }
 
 impl Io {
