@@ -339,9 +339,11 @@ mod persist;
 mod presence;
 pub use departure::LeaveStage;
 mod lifecycle;
-pub use lifecycle::{Check, DecommissionOutcome, DrainView, NodePlan};
+mod preflight;
+pub use lifecycle::{DecommissionOutcome, DrainView};
 pub use persist::Batch;
 use persist::Sink;
+pub use preflight::{Check, NodePlan};
 
 pub use change::PrimaryRequest;
 mod ddd;

@@ -1,7 +1,8 @@
 //! The leader's side of changing the group: join (add as a learner, wait until caught up,
 //! then make a voter), leave (after the checks of [`super::membership`]; the leader hands
 //! leadership over first), and leadership transfer (only to a voter that is up and caught
-//! up). [`Member::admin`] runs one at a time.
+//! up). [`Member::admin`] runs one at a time, and forwards a request that reached a
+//! follower to the leader, once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -14,6 +15,45 @@ use super::network::{Request, Response, call, call_incarnation};
 use super::{Command, MetaNode};
 
 impl Member {
+    /// Join, leave and transfer: carried out on the leader, forwarded there once otherwise.
+    pub(super) async fn admin(&self, request: Request, forwarded: bool) -> Response {
+        if let Request::Forward(inner) = request {
+            return Box::pin(self.admin(*inner, true)).await;
+        }
+        if !self.is_leader() {
+            if forwarded {
+                return Response::Failed("not the leader (a forwarded request)".into());
+            }
+            let Some((_, address)) = self.leader() else {
+                return Response::Failed("no leader is known yet; try again".into());
+            };
+            let forward = Request::Forward(Box::new(request));
+            return call(
+                self.transport.as_ref(),
+                &address,
+                forward,
+                self.admin_timeout() * 2,
+            )
+            .await
+            .unwrap_or_else(|e| Response::Failed(format!("forwarding to {address}: {e}")));
+        }
+        let _one_at_a_time = self.admin.lock().await;
+        // A leader just elected has not committed in its term yet: wait until a quorum
+        // confirms it (a deposed one learns it here).
+        if let Err(e) = self.ensure_leader().await {
+            return Response::Failed(format!("not the leader any more: {e:?}"));
+        }
+        match request {
+            Request::Join { id, node, observer } => self.join_here(id, node, observer).await,
+            Request::Leave { id, force } => self.leave_here(id, force).await,
+            Request::Transfer { to } => match self.transfer_here(to).await {
+                Ok(to) => Response::Done(format!("meta server {to} leads")),
+                Err(r) => r,
+            },
+            other => Response::Failed(format!("not an admin request: {other:?}")),
+        }
+    }
+
     /// The members that answer a status request within two election timeouts (asked all
     /// at once; this member counts as up).
     async fn up(&self) -> BTreeSet<u64> {

@@ -3,7 +3,7 @@
 //! committed membership holds us, never via our own address, each address three times),
 //! writes, status, and answering the other members' messages. Admin requests (join, leave,
 //! transfer) sent to a follower are forwarded to the leader, once; the leader carries them
-//! out in `admin.rs`.
+//! out in `admin.rs`; runtime settings are held and forwarded in `settings.rs`.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -30,7 +30,7 @@ pub struct Member {
     pub(super) timings: Timings,
     pub(super) admin: tokio::sync::Mutex<()>,
     /// Runtime settings as the leader last forwarded them: the latest args per command.
-    settings: std::sync::Mutex<Vec<(String, Vec<String>)>>,
+    pub(super) settings: std::sync::Mutex<Vec<(String, Vec<String>)>>,
 }
 
 /// Why a write did not commit.
@@ -344,94 +344,6 @@ impl Member {
                 Response::Done("held".into())
             }
             admin => self.admin(admin, forwarded).await,
-        }
-    }
-
-    /// Join, leave and transfer: carried out on the leader, forwarded there once otherwise.
-    async fn admin(&self, request: Request, forwarded: bool) -> Response {
-        if let Request::Forward(inner) = request {
-            return Box::pin(self.admin(*inner, true)).await;
-        }
-        if !self.is_leader() {
-            if forwarded {
-                return Response::Failed("not the leader (a forwarded request)".into());
-            }
-            let Some((_, address)) = self.leader() else {
-                return Response::Failed("no leader is known yet; try again".into());
-            };
-            let forward = Request::Forward(Box::new(request));
-            return call(
-                self.transport.as_ref(),
-                &address,
-                forward,
-                self.admin_timeout() * 2,
-            )
-            .await
-            .unwrap_or_else(|e| Response::Failed(format!("forwarding to {address}: {e}")));
-        }
-        let _one_at_a_time = self.admin.lock().await;
-        // A leader just elected has not committed in its term yet: wait until a quorum
-        // confirms it (a deposed one learns it here).
-        if let Err(e) = self.ensure_leader().await {
-            return Response::Failed(format!("not the leader any more: {e:?}"));
-        }
-        match request {
-            Request::Join { id, node, observer } => self.join_here(id, node, observer).await,
-            Request::Leave { id, force } => self.leave_here(id, force).await,
-            Request::Transfer { to } => match self.transfer_here(to).await {
-                Ok(to) => Response::Done(format!("meta server {to} leads")),
-                Err(r) => r,
-            },
-            other => Response::Failed(format!("not an admin request: {other:?}")),
-        }
-    }
-
-    /// Holds `command args` as the latest value of that runtime setting.
-    pub fn hold_setting(&self, command: String, args: Vec<String>) {
-        let mut held = self.settings.lock().unwrap_or_else(|p| p.into_inner());
-        held.retain(|(c, _)| *c != command);
-        held.push((command, args));
-    }
-
-    /// The runtime settings held, in the order they were last changed.
-    pub fn held_settings(&self) -> Vec<(String, Vec<String>)> {
-        self.settings
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Holds a setting the leader changed and sends it to every other member (best
-    /// effort: a member that is down gets its configured values when it restarts, as a
-    /// Pegasus meta server does).
-    pub fn forward_setting(self: &Arc<Self>, command: String, args: Vec<String>) {
-        self.hold_setting(command.clone(), args.clone());
-        for (id, node) in self.members().nodes {
-            if id == self.id {
-                continue;
-            }
-            let this = self.clone();
-            let request = Request::Setting {
-                command: command.clone(),
-                args: args.clone(),
-            };
-            tokio::spawn(async move {
-                for _ in 0..3 {
-                    let sent = super::network::call_incarnation(
-                        this.transport.as_ref(),
-                        &node.address,
-                        &node.incarnation,
-                        request.clone(),
-                        this.admin_timeout(),
-                    )
-                    .await;
-                    if matches!(sent, Ok(Response::Done(_))) {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(this.timings.election_min_ms)).await;
-                }
-                tracing::warn!(member = id, "could not forward a runtime setting");
-            });
         }
     }
 

@@ -24,6 +24,7 @@ pub mod log_store;
 pub mod mem_transport;
 pub mod membership;
 pub mod network;
+mod settings;
 pub mod state_machine;
 #[cfg(test)]
 mod tests;
