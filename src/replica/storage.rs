@@ -176,6 +176,7 @@ impl ReplicaStore {
         {
             let mut records = tx.open_table(RECORDS).map_err(storage)?;
             let mut table = tx.open_table(SESSIONS).map_err(storage)?;
+            let mut changed = std::collections::BTreeSet::new();
             for e in entries {
                 let mut outcomes = Vec::new();
                 for m in &e.mutations {
@@ -211,15 +212,23 @@ impl ReplicaStore {
                 let changes = sessions.apply(e.decree, &e.requests);
                 for (id, outcome) in outcomes {
                     sessions.keep_result(&id, prost::Message::encode_to_vec(&outcome));
+                    changed.insert(id.client);
                 }
-                for client in changes.touched {
-                    let bytes = serde_json::to_vec(&sessions.clients[&client]).map_err(storage)?;
-                    table.insert(client, bytes.as_slice()).map_err(storage)?;
-                }
-                for client in changes.removed {
-                    table.remove(client).map_err(storage)?;
-                }
+                changed.extend(changes.touched.into_iter().chain(changes.removed));
                 last = Some(e.decree);
+            }
+            // Each client's session is written once per transaction, as it stands after
+            // the last entry (a batch of entries from one client rewrote it per entry).
+            for client in changed {
+                match sessions.clients.get(&client) {
+                    Some(session) => {
+                        let bytes = serde_json::to_vec(session).map_err(storage)?;
+                        table.insert(client, bytes.as_slice()).map_err(storage)?;
+                    }
+                    None => {
+                        table.remove(client).map_err(storage)?;
+                    }
+                }
             }
             if let Some(decree) = last {
                 let mut meta = tx.open_table(META).map_err(storage)?;
@@ -445,6 +454,48 @@ mod tests {
             snap.sessions.result(&id(1)).is_some(),
             "a learner gets the outcomes"
         );
+    }
+
+    fn from(client: u64, decree: u64) -> Entry {
+        Arc::new(pb::LogEntry {
+            ballot: 1,
+            decree,
+            mutations: vec![],
+            requests: vec![pb::RequestId {
+                client,
+                seq: decree,
+                acked_below: 0,
+            }],
+        })
+    }
+
+    #[test]
+    fn a_batch_stores_the_sessions_its_entries_one_by_one_would() {
+        use crate::replica::core::sessions::{IDLE_DECREES, SWEEP_EVERY};
+        let far = SWEEP_EVERY * (IDLE_DECREES / SWEEP_EVERY + 1);
+        // Client 7 is swept as idle at `far`; in the second case it writes again after.
+        let cases = [
+            vec![from(7, 1), from(7, 2), from(8, far)],
+            vec![from(7, 1), from(8, far), from(7, far + 1), from(7, far + 2)],
+        ];
+        for entries in cases {
+            let one_by_one = tempfile::tempdir().unwrap();
+            let store = ReplicaStore::open(one_by_one.path()).unwrap();
+            let mut expected = Sessions::default();
+            for e in &entries {
+                store
+                    .apply(std::slice::from_ref(e), &mut expected, false)
+                    .unwrap();
+            }
+            let stored_singly = store.state().unwrap().sessions;
+            let batch = tempfile::tempdir().unwrap();
+            let store = ReplicaStore::open(batch.path()).unwrap();
+            let mut sessions = Sessions::default();
+            store.apply(&entries, &mut sessions, false).unwrap();
+            assert_eq!(sessions, expected);
+            assert_eq!(store.state().unwrap().sessions, stored_singly);
+            assert_eq!(stored_singly, expected, "the store holds what memory holds");
+        }
     }
 
     fn del(decree: u64, hk: &str, sk: &str) -> Entry {
