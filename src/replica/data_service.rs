@@ -19,6 +19,7 @@ use crate::pb;
 use crate::replica::Replica;
 use crate::replica::core::{LearnRequest, Write};
 use crate::replica::io::LearnStart;
+use crate::replica::pending::Seen;
 use crate::replica::storage::{Record, ReplicaStore, StoreSnapshot};
 use crate::replica::wire;
 use crate::replica::worker::Msg;
@@ -69,12 +70,43 @@ impl DataService {
             .map_err(|_| Error::NotPrimary(format!("the replica of {gpid} closed")))
     }
 
-    /// Runs `read` on the store of `gpid`'s serving primary, off the runtime.
+    /// Runs `read` on the store of `gpid`'s serving primary, off the runtime, once the
+    /// store has applied everything committed.
     async fn read<T: Send + 'static>(
         &self,
         gpid: Gpid,
         read: impl FnOnce(&ReplicaStore) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        let store = self.serving_store(gpid)?;
+        self.replica.handle(gpid)?.shared().wait_applied().await?;
+        run_read(store, read).await
+    }
+
+    /// Reads records of one hash key: with what the committed entries the store may lack
+    /// say of them (see [`crate::replica::pending`]), or once the store has applied
+    /// them all (`None`) when those entries cannot tell.
+    async fn point_read<T: Send + 'static>(
+        &self,
+        gpid: Gpid,
+        hash_key: Vec<u8>,
+        sort_keys: Vec<Vec<u8>>,
+        read: impl FnOnce(&ReplicaStore, Vec<u8>, Vec<Vec<u8>>, Option<Vec<Seen>>) -> Result<T>
+        + Send
+        + 'static,
+    ) -> Result<T> {
+        let store = self.serving_store(gpid)?;
+        let handle = self.replica.handle(gpid)?;
+        let seen = handle
+            .shared()
+            .pending_view(&hash_key, &sort_keys, now_secs());
+        if seen.is_none() {
+            handle.shared().wait_applied().await?;
+        }
+        run_read(store, move |store| read(store, hash_key, sort_keys, seen)).await
+    }
+
+    /// The store of `gpid`, if this node holds its serving primary under a valid lease.
+    fn serving_store(&self, gpid: Gpid) -> Result<Arc<ReplicaStore>> {
         if !self.replica.node().lease_valid() {
             return Err(Error::LeaseExpired(format!(
                 "the lease of this node ran out: it does not serve {gpid}"
@@ -89,11 +121,18 @@ impl DataService {
                 )));
             }
         };
-        handle.shared().wait_applied().await?;
-        tokio::task::spawn_blocking(move || read(&store))
-            .await
-            .map_err(|e| Error::Internal(format!("read task failed: {e}")))?
+        Ok(store)
     }
+}
+
+/// Runs `read` on `store` off the runtime.
+async fn run_read<T: Send + 'static>(
+    store: Arc<ReplicaStore>,
+    read: impl FnOnce(&ReplicaStore) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(move || read(&store))
+        .await
+        .map_err(|e| Error::Internal(format!("read task failed: {e}")))?
 }
 
 /// The kind of write, for the request counters (Pegasus's names).
@@ -267,16 +306,26 @@ impl pb::replica_server::Replica for DataService {
         };
         let gpid = Gpid::new(r.app_id, r.pidx);
         let records = self
-            .read(gpid, move |store| {
-                let now = now_secs();
-                let mut out = Vec::new();
-                for sk in r.sort_keys {
-                    if let Some((value, expire_ts)) = store.get(&r.hash_key, &sk, now)? {
-                        out.push(record(&r.hash_key, (sk, value, expire_ts)));
+            .point_read(
+                gpid,
+                r.hash_key,
+                r.sort_keys,
+                move |store, hash_key, sort_keys, seen| {
+                    let now = now_secs();
+                    let mut out = Vec::new();
+                    for (i, sk) in sort_keys.into_iter().enumerate() {
+                        let found = match seen.as_ref().map(|s| &s[i]) {
+                            Some(Seen::Set(value, expire_ts)) => Some((value.clone(), *expire_ts)),
+                            Some(Seen::Gone) => None,
+                            Some(Seen::Untouched) | None => store.get(&hash_key, &sk, now)?,
+                        };
+                        if let Some((value, expire_ts)) = found {
+                            out.push(record(&hash_key, (sk, value, expire_ts)));
+                        }
                     }
-                }
-                Ok(out)
-            })
+                    Ok(out)
+                },
+            )
             .await?;
         let stats = &self.replica.node().stats;
         stats.record(app_id, op, start.elapsed());

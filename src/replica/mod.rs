@@ -24,6 +24,7 @@ pub mod limiter;
 pub mod links;
 pub mod node;
 pub mod node_dir;
+pub mod pending;
 pub mod plog;
 pub mod prepares;
 pub mod presence;

@@ -22,6 +22,7 @@ use crate::replica::core::{
 };
 use crate::replica::io::{Job, LearnStart};
 use crate::replica::node::Node;
+use crate::replica::pending::{Pending, Seen};
 use crate::replica::storage::ReplicaStore;
 use crate::replica::{transport, wire};
 
@@ -45,6 +46,8 @@ pub struct Shared {
     log_bytes: AtomicU64,
     /// The commit point, published before the writers it covers are answered.
     committed: AtomicU64,
+    /// The committed entries the store may lack, published with the commit point.
+    pending: Mutex<Arc<Pending>>,
     /// The last decree the store applied (readable), published by the I/O thread.
     applied: watch::Sender<u64>,
     /// A read waits for the store: the worker applies what is committed at once.
@@ -64,6 +67,7 @@ impl Shared {
             store: Mutex::new(None),
             log_bytes: AtomicU64::new(0),
             committed: AtomicU64::new(0),
+            pending: Mutex::new(Arc::default()),
             applied: watch::Sender::new(0),
             apply_wanted: Notify::new(),
             learn_permits: Arc::new(Semaphore::new(LEARN_READ_AHEAD)),
@@ -108,6 +112,22 @@ impl Shared {
                 self.gpid
             ))),
         }
+    }
+
+    /// What the committed entries the store may lack say of each of `sort_keys` of
+    /// `hash_key` (see [`crate::replica::pending`]); `None` when a read must wait for the
+    /// store ([`Shared::wait_applied`]).
+    pub fn pending_view(
+        &self,
+        hash_key: &[u8],
+        sort_keys: &[Vec<u8>],
+        now_secs: u64,
+    ) -> Option<Vec<Seen>> {
+        let pending = self.pending.lock().expect("pending").clone();
+        sort_keys
+            .iter()
+            .map(|sk| pending.seen(hash_key, sk, now_secs))
+            .collect()
     }
 
     /// Records the size of the replica's prepare log (the I/O thread knows it without
@@ -164,6 +184,8 @@ struct Worker {
     tx: mpsc::UnboundedSender<Msg>,
     responders: HashMap<ReplyId, Responder>,
     next_reply: ReplyId,
+    /// The commit point and serving flag the pending entries were last published for.
+    published: (u64, bool),
 }
 
 /// Runs a replica's worker until it is stopped.
@@ -182,6 +204,7 @@ pub async fn run(
         io,
         tx,
         responders: HashMap::new(),
+        published: (0, false),
         next_reply: 0,
     };
     w.publish();
@@ -247,8 +270,11 @@ impl Worker {
         let gpid = self.core.gpid();
         // Before any writer is answered: a read that comes after an answer waits for the
         // apply of what it covers.
-        let committed = self.core.status().committed;
-        self.shared.committed.store(committed, Ordering::Release);
+        let status = self.core.status();
+        self.publish_pending(status.committed, status.serving);
+        self.shared
+            .committed
+            .store(status.committed, Ordering::Release);
         for effect in self.core.take_effects() {
             match effect {
                 Effect::Reply(id, reply) => self.answer(id, reply),
@@ -298,6 +324,23 @@ impl Worker {
             }
             _ => {}
         }
+    }
+
+    /// Publishes the committed entries the store may lack, when the commit point moved
+    /// or the replica began or stopped serving (only a serving primary is read).
+    fn publish_pending(&mut self, committed: u64, serving: bool) {
+        if (committed, serving) == self.published {
+            return;
+        }
+        self.published = (committed, serving);
+        let pending = if serving {
+            let applied = *self.shared.applied.borrow();
+            let log = self.core.log();
+            Pending::collect(applied, committed, |d| log.get(d).cloned())
+        } else {
+            Pending::default()
+        };
+        *self.shared.pending.lock().expect("pending") = Arc::new(pending);
     }
 
     fn publish(&self) {

@@ -410,12 +410,12 @@ impl Core {
         }
         if c > self.committed {
             self.committed = c;
-            // At once when no apply is running (an idle store stays current, so reads
-            // need not wait for it) or while taking over (it serves once its store holds
-            // what it re-prepared); under load, in batches behind the running apply.
+            // In batches, as a secondary applies: point reads see committed entries
+            // before the store does (`replica::pending`), other reads ask for the rest
+            // (`Input::ApplyNow`), and the tick applies it. At once while taking over:
+            // it serves once its store holds what it re-prepared.
             let serving = p.stage == PrimaryStage::Serving;
-            let idle = self.store_applied >= self.applied;
-            if idle || !serving || self.committed - self.applied >= self.cfg.apply_every {
+            if !serving || self.committed - self.applied >= self.cfg.apply_every {
                 self.apply_committed();
             }
             self.answer_committed(p);
