@@ -268,8 +268,8 @@ impl Worker {
 
     fn dispatch(&mut self) {
         let gpid = self.core.gpid();
-        // Before any writer is answered: a read that comes after an answer waits for the
-        // apply of what it covers.
+        // Before any writer is answered: a read that comes after an answer sees what it
+        // covers, in the published entries or by waiting for the store to apply it.
         let status = self.core.status();
         self.publish_pending(status.committed, status.serving);
         self.shared
