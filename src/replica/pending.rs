@@ -113,6 +113,23 @@ mod tests {
         }
     }
 
+    fn atomic(sk: &str, op: pb::atomic::Op) -> pb::Mutation {
+        pb::Mutation {
+            atomic: Some(pb::Atomic {
+                op: Some(op),
+                ..Default::default()
+            }),
+            ..put(sk, "", 0)
+        }
+    }
+
+    /// What the worker publishes of `log` with the store at `applied`.
+    fn published(log: &[Entry], applied: u64, committed: u64) -> Pending {
+        Pending::collect(applied, committed, |d| {
+            log.iter().find(|e| e.decree == d).cloned()
+        })
+    }
+
     fn del(sk: &str) -> pb::Mutation {
         pb::Mutation {
             delete: true,
@@ -127,7 +144,7 @@ mod tests {
             entry(6, vec![put("a", "2", 0), del("b")]),
             entry(7, vec![put("c", "old", 100), put("c", "new", 0)]),
         ];
-        let pending = Pending::collect(4, 7, |d| log.get(d as usize - 5).cloned());
+        let pending = published(&log, 4, 7);
         assert!(pending.complete);
         assert_eq!(
             pending.seen(b"h", b"a", 0),
@@ -141,22 +158,16 @@ mod tests {
         assert_eq!(pending.seen(b"h", b"z", 0), Some(Seen::Untouched));
         assert_eq!(pending.seen(b"other", b"a", 0), Some(Seen::Untouched));
         // Only what the store lacks is published.
-        let later = Pending::collect(6, 7, |d| log.get(d as usize - 5).cloned());
+        let later = published(&log, 6, 7);
         assert_eq!(later.entries.len(), 1);
         assert_eq!(later.seen(b"h", b"a", 0), Some(Seen::Untouched));
     }
 
     #[test]
     fn expired_values_are_gone_and_atomic_writes_or_missing_entries_defer_to_the_store() {
-        let incr = pb::Mutation {
-            atomic: Some(pb::Atomic {
-                op: Some(pb::atomic::Op::Incr(1)),
-                ..Default::default()
-            }),
-            ..put("n", "", 0)
-        };
+        let incr = atomic("n", pb::atomic::Op::Incr(1));
         let log = [entry(1, vec![incr]), entry(2, vec![put("t", "v", 10)])];
-        let pending = Pending::collect(0, 2, |d| log.get(d as usize - 1).cloned());
+        let pending = published(&log, 0, 2);
         assert_eq!(
             pending.seen(b"h", b"t", 5),
             Some(Seen::Set(b"v".to_vec(), 10))
@@ -169,18 +180,18 @@ mod tests {
         );
         // check_and_set on sort key "c" may set "t" (its set sort key): a later atomic
         // write on the hash key defers every record of it to the store.
-        let cas = pb::Mutation {
-            atomic: Some(pb::Atomic {
-                op: Some(pb::atomic::Op::CheckAndSet(pb::CheckAndSet {
-                    set_sort_key: b"t".to_vec(),
-                    ..Default::default()
-                })),
+        let cas = atomic(
+            "c",
+            pb::atomic::Op::CheckAndSet(pb::CheckAndSet {
+                set_sort_key: b"t".to_vec(),
                 ..Default::default()
             }),
-            ..put("c", "", 0)
-        };
-        let log = [entry(1, vec![put("t", "3", 0)]), entry(2, vec![cas])];
-        let pending = Pending::collect(0, 2, |d| log.get(d as usize - 1).cloned());
+        );
+        let log = [
+            entry(1, vec![put("t", "3", 0)]),
+            entry(2, vec![cas.clone()]),
+        ];
+        let pending = published(&log, 0, 2);
         assert_eq!(
             pending.seen(b"h", b"t", 0),
             None,
@@ -188,16 +199,13 @@ mod tests {
         );
         assert_eq!(pending.seen(b"other", b"t", 0), Some(Seen::Untouched));
         // An atomic write before the last plain change of a record does not matter.
-        let log = [
-            entry(1, vec![log[1].mutations[0].clone()]),
-            entry(2, vec![put("t", "5", 0)]),
-        ];
-        let pending = Pending::collect(0, 2, |d| log.get(d as usize - 1).cloned());
+        let log = [entry(1, vec![cas]), entry(2, vec![put("t", "5", 0)])];
+        let pending = published(&log, 0, 2);
         assert_eq!(
             pending.seen(b"h", b"t", 0),
             Some(Seen::Set(b"5".to_vec(), 0))
         );
-        let gap = Pending::collect(0, 3, |d| log.get(d as usize - 1).cloned());
+        let gap = published(&log, 0, 3);
         assert!(!gap.complete);
         assert_eq!(gap.seen(b"h", b"t", 0), None);
         let far = Pending::collect(0, MAX_PENDING + 1, |_| log.first().cloned());
