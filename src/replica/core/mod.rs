@@ -62,6 +62,14 @@ pub struct CoreConfig {
     pub follow_timeout_ms: u64,
     /// A configuration change request unanswered for this long is sent again.
     pub meta_retry_ms: u64,
+    /// A commit point no prepare has carried yet goes out alone (an empty prepare) once
+    /// this long has passed since the peer's last prepare. Under load the next write's
+    /// prepare carries it; sent at once, every commit cost each secondary a message, a
+    /// worker wake-up and an answer (`load --clients 16`, 3 alternating runs: 1.09x the
+    /// set QPS). Secondaries only apply and trim with it: a new primary re-prepares what
+    /// it has not seen committed, and a learner's last entry counts as well as its commit
+    /// point.
+    pub commit_notify_ms: u64,
     /// Entries a primary may have beyond its commit point (the pipeline's depth).
     pub window: u64,
     /// Entries a primary may have beyond what its store has applied: writers are answered
@@ -112,6 +120,7 @@ impl Default for CoreConfig {
             learn_retry_ms: 500,
             follow_timeout_ms: 3000,
             meta_retry_ms: 1000,
+            commit_notify_ms: 20,
             window: 64,
             max_apply_lag: 256,
             max_batch: 256,

@@ -169,6 +169,14 @@ impl Harness {
         }
     }
 
+    /// Lets `n`'s commit point reach its peers: time passes until a commit point no
+    /// prepare carried goes out alone, `n` ticks, and every message is delivered.
+    fn notify_commit(&mut self, n: &str) {
+        self.now += CoreConfig::default().commit_notify_ms;
+        self.step(n, Input::Tick);
+        self.deliver_all();
+    }
+
     /// Delivers messages until none is left, losing every one to or from `silent`.
     fn deliver_all_but(&mut self, silent: &str) {
         while let Some(m) = self.inbox.pop_front() {
@@ -232,9 +240,8 @@ fn sync_input(n: &mut Node) -> Option<Input> {
 fn a_write_commits_once_every_secondary_logged_it_and_is_applied_everywhere() {
     let mut h = Harness::serving_group();
     assert_eq!(h.writes_answered("a"), vec![Ok(1)]);
-    // The commit point rides on the next prepare (or a heartbeat).
-    h.step("a", Input::Tick);
-    h.deliver_all();
+    // The commit point rides on the next prepare, or goes alone a little later.
+    h.notify_commit("a");
     assert_eq!(h.nodes["a"].applied, vec![1]);
     for n in ["b", "c"] {
         assert_eq!(h.core(n).status().committed, 1, "{n}");
@@ -333,11 +340,76 @@ fn a_restarted_primary_asks_for_a_new_ballot_instead_of_reusing_its_own() {
     assert_eq!(h.core("b").status().ballot, 5);
 }
 
+/// The prepares in flight: (to, first decree, how many entries, commit point).
+fn prepares_in_flight(h: &Harness) -> Vec<(String, u64, usize, u64)> {
+    h.inbox
+        .iter()
+        .filter_map(|m| match m {
+            Msg::Prepare(to, p, _) => {
+                Some((to.clone(), p.prev_decree + 1, p.entries.len(), p.committed))
+            }
+            Msg::Reply(..) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_commit_point_rides_on_the_next_prepare_and_goes_alone_only_when_none_follows() {
+    let mut h = Harness::serving_group();
+    let notify = CoreConfig::default().commit_notify_ms;
+    // Decree 1 is committed; nothing goes out for it alone at once, nor at a tick
+    // before the delay.
+    assert!(
+        prepares_in_flight(&h).is_empty(),
+        "{:?}",
+        prepares_in_flight(&h)
+    );
+    h.now += notify - 1;
+    h.step("a", Input::Tick);
+    assert!(
+        prepares_in_flight(&h).is_empty(),
+        "{:?}",
+        prepares_in_flight(&h)
+    );
+    // The next write's prepare carries it.
+    h.step("a", write("k2"));
+    h.step("a", Input::Flush);
+    let sent = prepares_in_flight(&h);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(
+        sent.iter()
+            .all(|(_, from, n, c)| (*from, *n, *c) == (2, 1, 1)),
+        "{sent:?}"
+    );
+    h.deliver_all();
+    assert_eq!(h.core("b").status().committed, 1);
+    // Decree 2 is committed and no write follows: its commit point goes alone once the
+    // delay has passed since the last prepare.
+    assert_eq!(h.core("a").committed, 2);
+    h.step("a", Input::Tick);
+    assert!(
+        prepares_in_flight(&h).is_empty(),
+        "{:?}",
+        prepares_in_flight(&h)
+    );
+    h.now += notify;
+    h.step("a", Input::Tick);
+    let sent = prepares_in_flight(&h);
+    assert!(
+        sent.iter().all(|(_, _, n, c)| (*n, *c) == (0, 2)),
+        "{sent:?}"
+    );
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    h.deliver_all();
+    for n in ["b", "c"] {
+        assert_eq!(h.core(n).status().committed, 2, "{n}");
+    }
+}
+
 #[test]
 fn a_secondary_refuses_a_primary_that_holds_less_than_it_committed() {
     let mut h = Harness::serving_group();
-    h.step("a", Input::Tick);
-    h.deliver_all();
+    h.notify_commit("a");
     assert_eq!(h.core("b").status().committed, 1);
     // An empty replica on c's address made primary at a higher ballot.
     h.nodes.insert("c".into(), node("c", valid()));
@@ -833,6 +905,7 @@ fn compacting_group(catch_up_bytes: usize) -> Harness {
         h.step("a", Input::Flush);
         h.deliver_all();
     }
+    h.notify_commit("a");
     h
 }
 
@@ -925,8 +998,7 @@ fn a_secondary_applies_in_batches_and_its_tick_applies_the_rest() {
         upto < h.core("b").status().committed,
         "the rest waits for the tick"
     );
-    h.step("a", Input::Tick);
-    h.deliver_all();
+    h.notify_commit("a");
     h.step("b", Input::Tick);
     assert_eq!(
         h.nodes["b"].applied.len() as u64,
@@ -939,8 +1011,8 @@ fn a_secondary_made_primary_applies_what_it_committed_before_it_serves_reads() {
     let mut h = Harness::serving_group();
     h.step("a", write("k2"));
     h.step("a", Input::Flush);
-    h.step("a", Input::Tick);
     h.deliver_all();
+    h.notify_commit("a");
     assert_eq!(h.core("b").status().committed, 2);
     assert!(
         h.nodes["b"].applied.is_empty(),

@@ -31,7 +31,8 @@ impl Core {
                 peer.next = to + 1;
                 peer.inflight += 1;
             }
-            let behind = peer.committed_sent < self.committed
+            let behind = (peer.committed_sent < self.committed
+                && self.now >= peer.sent_at + self.cfg.commit_notify_ms)
                 || (peer.learner && !peer.ready)
                 || !peer.confirmed
                 || self.now >= peer.sent_at + self.cfg.heartbeat_ms;
