@@ -16,9 +16,11 @@
 //! - **A failed write** is cut back to where the log ended, so no partial frame sits in
 //!   front of later ones; a failed sync is returned (the replica then trusts nothing it
 //!   wrote, and steps down).
-//! - **Compaction** ([`compaction`]) deletes whole segments whose entries are all below
-//!   a decree — the active one too once all of its are: nothing is rewritten, so a crash
-//!   never leaves half a log. New segments, deletions and the directory are synced.
+//! - **Compaction** ([`compaction`]) deletes the oldest whole segments whose entries are
+//!   all below a decree — the active one too once all of its are — never one after a
+//!   segment it keeps (that one may hold the entry that replaced stale ones the kept
+//!   segment holds). Nothing is rewritten, so a crash never leaves half a log. New
+//!   segments, deletions and the directory are synced.
 //! - **Slow metadata work is off the append path** ([`chores`]): the next segment is
 //!   created ahead of need, compacted segments are deleted in the background.
 

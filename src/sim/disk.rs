@@ -113,14 +113,22 @@ impl Disk {
             })
     }
 
-    /// Drops entries below `decree` (keeping the last promise).
+    /// Drops the oldest records, up to the first entry at `decree` or after (keeping
+    /// the last promise) — as the real log deletes its oldest segments only. An entry
+    /// below `decree` after that one stays: it may have replaced stale entries above
+    /// `decree`, which replay would otherwise bring back.
     pub fn compact(&mut self, decree: u64) {
         self.sync();
         let hard = self.last_hard();
-        self.log.retain(|r| match r {
-            LogRecord::Entry(e) => e.decree >= decree,
-            LogRecord::Hard(_) => false,
-        });
+        let below = self
+            .log
+            .iter()
+            .take_while(|r| match r {
+                LogRecord::Entry(e) => e.decree < decree,
+                LogRecord::Hard(_) => true,
+            })
+            .count();
+        self.log.drain(..below);
         if let Some(h) = hard {
             self.log.insert(0, LogRecord::Hard(h));
         }
@@ -153,5 +161,38 @@ impl Disk {
         self.durable.valid = true;
         self.volatile.valid = true;
         self.created = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::pb;
+
+    fn entry(ballot: i64, decree: u64) -> LogRecord {
+        LogRecord::Entry(Arc::new(pb::LogEntry {
+            ballot,
+            decree,
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn compaction_keeps_an_entry_that_replaced_stale_ones_still_in_the_log() {
+        let mut disk = Disk::default();
+        // Ballot 1 logged decrees 1-5; ballot 2's primary replaced them from 3 on.
+        disk.log = (1..=5).map(|d| entry(1, d)).collect();
+        disk.log.push(entry(2, 3));
+        disk.compact(4);
+        let (_, entries) = replay(disk.log.clone());
+        let tags: Vec<(i64, u64)> = entries.iter().map(|e| (e.ballot, e.decree)).collect();
+        assert_eq!(tags, [(2, 3)]);
+        // A log in decree order loses everything below the decree.
+        disk.log = (1..=5).map(|d| entry(2, d)).collect();
+        disk.compact(4);
+        let (_, entries) = replay(disk.log.clone());
+        assert_eq!(entries.iter().map(|e| e.decree).collect::<Vec<_>>(), [4, 5]);
     }
 }

@@ -1,14 +1,14 @@
-//! Shrinking a replica's prepare log: compaction deletes whole segments whose entries
-//! the store holds durably (and no peer needs), and a reset empties it for a learner
-//! starting over. Either keeps the promise on disk: a segment about to go may hold its
+//! Shrinking a replica's prepare log: compaction deletes the oldest whole segments
+//! whose entries the store holds durably (and no peer needs), and a reset empties it
+//! for a learner starting over. Either keeps the promise on disk: a segment about to go may hold its
 //! only copy, so the active segment is given it first.
 
 use super::format::PREALLOCATE_AHEAD;
 use super::*;
 
 impl PrepareLog {
-    /// Forgets every closed segment whose entries are all below `decree` and deletes
-    /// them in the background. The active segment is closed first once it is half
+    /// Forgets the oldest closed segments whose entries are all below `decree` (up to
+    /// the first that is not) and deletes them in the background. The active segment is closed first once it is half
     /// full, if its successor is ready, so it can go at the next compaction — or at
     /// once, onto a new segment, when every entry in it is below `decree` and it holds
     /// at least [`PREALLOCATE_AHEAD`] of them (a quiet replica keeps little log its
@@ -23,19 +23,21 @@ impl PrepareLog {
         // A spare switched to does not hold the promise yet, and the segments about to
         // go may hold its only copy.
         self.write_pending_promise()?;
+        // Only the oldest segments go, up to the first one kept: an entry replaces every
+        // entry at its decree and after, so a later segment whose entries are all below
+        // `decree` may hold the one that replaced stale entries an older kept segment
+        // still holds above it — deleting it would bring them back at replay.
         let active = self.segments.len() - 1;
-        let mut keep = Vec::new();
+        let below = self.segments[..active]
+            .iter()
+            .take_while(|s| s.max_decree < decree)
+            .count();
         let mut gone = Vec::new();
-        for (i, s) in std::mem::take(&mut self.segments).into_iter().enumerate() {
-            if i < active && s.max_decree < decree {
-                let len = std::fs::metadata(&s.path).map_or(0, |m| m.len());
-                self.bytes = self.bytes.saturating_sub(len);
-                gone.push(s.path);
-            } else {
-                keep.push(s);
-            }
+        for s in self.segments.drain(..below) {
+            let len = std::fs::metadata(&s.path).map_or(0, |m| m.len());
+            self.bytes = self.bytes.saturating_sub(len);
+            gone.push(s.path);
         }
-        self.segments = keep;
         self.chores.delete(&self.dir, gone);
         Ok(())
     }

@@ -166,6 +166,29 @@ fn compaction_deletes_only_closed_segments_below_the_decree_and_keeps_the_promis
 }
 
 #[test]
+fn compaction_never_deletes_an_entry_that_replaced_stale_ones_kept_in_an_older_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = PrepareLog::open(dir.path()).unwrap();
+    log.set_segment_bytes(200);
+    let big = "s".repeat(300);
+    // Ballot 1 logged decrees 1-5 (3-5 never committed); ballot 2's primary replaced
+    // them from decree 3 on. Each append lands in a segment of its own.
+    let first: Vec<LogRecord> = std::iter::once(hard(1))
+        .chain((1..=5).map(|d| entry(1, d, &big)))
+        .collect();
+    log.append(&first).unwrap();
+    log.append(&[hard(2), entry(2, 3, &big)]).unwrap();
+    log.append(&[hard(2)]).unwrap();
+    assert_eq!(log.segments(), 3);
+    // The store holds decree 3: the log may drop what is below 4 — but not the entry
+    // at 3 that replaced ballot 1's 4 and 5, which an older segment still holds.
+    log.compact(4).unwrap();
+    drop(log);
+    let (_, replayed) = PrepareLog::open(dir.path()).unwrap();
+    assert_eq!(tags(&replayed), [(1, 1), (1, 2), (2, 3)]);
+}
+
+#[test]
 fn reset_empties_the_log_but_keeps_the_promise() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = PrepareLog::open(dir.path()).unwrap();
