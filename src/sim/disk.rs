@@ -181,10 +181,11 @@ mod tests {
 
     #[test]
     fn compaction_keeps_an_entry_that_replaced_stale_ones_still_in_the_log() {
-        let mut disk = Disk::default();
         // Ballot 1 logged decrees 1-5; ballot 2's primary replaced them from 3 on.
-        disk.log = (1..=5).map(|d| entry(1, d)).collect();
-        disk.log.push(entry(2, 3));
+        let mut disk = Disk {
+            log: (1..=5).map(|d| entry(1, d)).chain([entry(2, 3)]).collect(),
+            ..Disk::default()
+        };
         disk.compact(4);
         let (_, entries) = replay(disk.log.clone());
         let tags: Vec<(i64, u64)> = entries.iter().map(|e| (e.ballot, e.decree)).collect();
