@@ -12,15 +12,39 @@ use std::path::Path;
 
 use crate::util::TestCluster;
 
-/// Replaces every address and timestamp that varies between runs.
-fn normalise(text: &str, meta: &str, nodes: &[String]) -> String {
-    let mut out = text.replace(meta, "127.0.0.1:34601");
+/// The real addresses (the meta server's, then the nodes' in address order) paired with
+/// the normalised ones transcripts show.
+fn address_pairs(meta: &str, nodes: &[String]) -> Vec<(String, String)> {
     let mut sorted = nodes.to_vec();
     sorted.sort();
-    for (i, addr) in sorted.iter().enumerate() {
-        out = out.replace(addr.as_str(), &format!("127.0.0.1:{}", 34801 + i));
+    let mut pairs = vec![(meta.to_string(), "127.0.0.1:34601".to_string())];
+    for (i, addr) in sorted.into_iter().enumerate() {
+        pairs.push((addr, format!("127.0.0.1:{}", 34801 + i)));
     }
-    mask_times(&out)
+    pairs
+}
+
+/// Replaces each `from` with its `to` in one pass: a real port may equal a normalised one
+/// (the OS hands out 34801 too), so replacing pair by pair could rewrite an address twice.
+fn substitute(text: &str, pairs: &[(&str, &str)]) -> String {
+    let mut out = text.to_string();
+    for (i, (from, _)) in pairs.iter().enumerate() {
+        out = out.replace(from, &format!("\u{0}{i}\u{0}"));
+    }
+    for (i, (_, to)) in pairs.iter().enumerate() {
+        out = out.replace(&format!("\u{0}{i}\u{0}"), to);
+    }
+    out
+}
+
+/// Replaces every address and timestamp that varies between runs.
+fn normalise(text: &str, meta: &str, nodes: &[String]) -> String {
+    let pairs = address_pairs(meta, nodes);
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(r, n)| (r.as_str(), n.as_str()))
+        .collect();
+    mask_times(&substitute(text, &pairs))
 }
 
 /// Masks `YYYY-MM-DD_hh:mm:ss` timestamps and uptimes, keeping widths.
@@ -109,14 +133,14 @@ fn run_transcript(name: &str) {
     let addrs = cluster.cluster().node_addrs();
     let mut actual = header.join("\n");
     actual.push('\n');
-    let mut sorted = addrs.clone();
-    sorted.sort();
+    let pairs = address_pairs(&cluster.meta(), &addrs);
+    let back: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(r, n)| (n.as_str(), r.as_str()))
+        .collect();
     for command in commands {
         // Commands name nodes by their normalised addresses; run them with the real ones.
-        let mut real = command.replace("127.0.0.1:34601", &cluster.meta());
-        for (i, addr) in sorted.iter().enumerate() {
-            real = real.replace(&format!("127.0.0.1:{}", 34801 + i), addr);
-        }
+        let real = substitute(command, &back);
         let run = cluster.exec(&real);
         actual.push_str(&format!("\n> {command}\n"));
         actual.push_str(&run.stdout);
@@ -248,5 +272,30 @@ fn normalising_keeps_widths() {
     assert_eq!(
         got,
         "127.0.0.1:34801  x YYYY-MM-DD_hh:mm:ss\n\"uptime_seconds\": 0,\n"
+    );
+}
+
+#[test]
+fn a_real_port_equal_to_a_normalised_one_is_mapped_once_each_way() {
+    // The OS may hand a node 34803: it sorts first, so it shows as 34801, while the
+    // node that shows as 34803 has another port.
+    let nodes = [
+        "127.0.0.1:34803".to_string(),
+        "127.0.0.1:50000".to_string(),
+        "127.0.0.1:50001".to_string(),
+    ];
+    let text = "move 127.0.0.1:34803 -> 127.0.0.1:50001\n";
+    assert_eq!(
+        normalise(text, "127.0.0.1:40000", &nodes),
+        "move 127.0.0.1:34801 -> 127.0.0.1:34803\n"
+    );
+    let pairs = address_pairs("127.0.0.1:40000", &nodes);
+    let back: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(r, n)| (n.as_str(), r.as_str()))
+        .collect();
+    assert_eq!(
+        substitute("-f 127.0.0.1:34801 -t 127.0.0.1:34803", &back),
+        "-f 127.0.0.1:34803 -t 127.0.0.1:50001"
     );
 }
