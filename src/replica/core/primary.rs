@@ -12,9 +12,9 @@
 //! 3. **Commit** a decree once the primary's log and every secondary hold it durably;
 //!    answer a writer then; apply in order in the background (reads wait until the store
 //!    has applied what was committed when they came). Secondaries learn the commit point
-//!    from the next prepare, or from an empty one a little later when no write follows. A write not committed in time is
-//!    answered "outcome unknown" (it stays logged and may still commit). Writes need
-//!    `min(2, max_replicas)` members.
+//!    from the next prepare, or from an empty one a little later when no write follows.
+//!    A write not committed in time is answered "outcome unknown" (it stays logged and
+//!    may still commit). Writes need `min(2, max_replicas)` members.
 //! 4. **Change the configuration** only through the meta server, one request at a time:
 //!    remove a secondary that stopped answering; upgrade a learner that holds
 //!    everything; carry out a proposal to move the primary or step down. Before a

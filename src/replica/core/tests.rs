@@ -359,18 +359,10 @@ fn a_commit_point_rides_on_the_next_prepare_and_goes_alone_only_when_none_follow
     let notify = CoreConfig::default().commit_notify_ms;
     // Decree 1 is committed; nothing goes out for it alone at once, nor at a tick
     // before the delay.
-    assert!(
-        prepares_in_flight(&h).is_empty(),
-        "{:?}",
-        prepares_in_flight(&h)
-    );
+    assert_eq!(prepares_in_flight(&h), []);
     h.now += notify - 1;
     h.step("a", Input::Tick);
-    assert!(
-        prepares_in_flight(&h).is_empty(),
-        "{:?}",
-        prepares_in_flight(&h)
-    );
+    assert_eq!(prepares_in_flight(&h), []);
     // The next write's prepare carries it.
     h.step("a", write("k2"));
     h.step("a", Input::Flush);
@@ -387,11 +379,7 @@ fn a_commit_point_rides_on_the_next_prepare_and_goes_alone_only_when_none_follow
     // delay has passed since the last prepare.
     assert_eq!(h.core("a").committed, 2);
     h.step("a", Input::Tick);
-    assert!(
-        prepares_in_flight(&h).is_empty(),
-        "{:?}",
-        prepares_in_flight(&h)
-    );
+    assert_eq!(prepares_in_flight(&h), []);
     h.now += notify;
     h.step("a", Input::Tick);
     let sent = prepares_in_flight(&h);

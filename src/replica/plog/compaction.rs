@@ -1,18 +1,19 @@
 //! Shrinking a replica's prepare log: compaction deletes the oldest whole segments
 //! whose entries the store holds durably (and no peer needs), and a reset empties it
-//! for a learner starting over. Either keeps the promise on disk: a segment about to go may hold its
-//! only copy, so the active segment is given it first.
+//! for a learner starting over. Either keeps the promise on disk: a segment about to go
+//! may hold its only copy, so the active segment is given it first.
 
 use super::format::PREALLOCATE_AHEAD;
 use super::*;
 
 impl PrepareLog {
     /// Forgets the oldest closed segments whose entries are all below `decree` (up to
-    /// the first that is not) and deletes them in the background. The active segment is closed first once it is half
-    /// full, if its successor is ready, so it can go at the next compaction — or at
-    /// once, onto a new segment, when every entry in it is below `decree` and it holds
-    /// at least [`PREALLOCATE_AHEAD`] of them (a quiet replica keeps little log its
-    /// store holds, and one that writes now and then does not make a file each time).
+    /// the first that is not) and deletes them in the background. The active segment is
+    /// closed first once it is half full, if its successor is ready, so it can go at the
+    /// next compaction — or at once, onto a new segment, when every entry in it is below
+    /// `decree` and it holds at least [`PREALLOCATE_AHEAD`] of them (a quiet replica
+    /// keeps little log its store holds, and one that writes now and then does not make
+    /// a file each time).
     pub fn compact(&mut self, decree: u64) -> Result<()> {
         let active = self.segments.last().expect("an active segment").max_decree;
         if active > 0 && active < decree && self.len >= PREALLOCATE_AHEAD {
