@@ -20,15 +20,19 @@ use crate::replica::Replica;
 use crate::replica::core::{LearnRequest, Write};
 use crate::replica::io::LearnStart;
 use crate::replica::pending::Seen;
-use crate::replica::storage::{Record, ReplicaStore, StoreSnapshot};
+use crate::replica::storage::{Record, ReplicaStore};
 use crate::replica::wire;
 use crate::replica::worker::Msg;
 use crate::timeutil::now_ms;
 
+mod learn;
+mod writes;
+
+use learn::stream_snapshot;
+use writes::{stamp_atomic, write_kind};
+
 /// Scan pages hold at most this many records.
 const PAGE: usize = 1000;
-/// Snapshot chunks are about this big.
-const CHUNK_BYTES: usize = 1 << 20;
 
 /// Serves the `Replica` service over one shared [`Replica`].
 #[derive(Clone)]
@@ -133,118 +137,6 @@ async fn run_read<T: Send + 'static>(
     tokio::task::spawn_blocking(move || read(&store))
         .await
         .map_err(|e| Error::Internal(format!("read task failed: {e}")))?
-}
-
-/// The kind of write, for the request counters (Pegasus's names).
-fn write_kind(mutations: &[pb::Mutation]) -> &'static str {
-    use pb::atomic::Op;
-    match mutations {
-        [m] => match m.atomic.as_ref().and_then(|a| a.op.as_ref()) {
-            Some(Op::Incr(_)) => "incr",
-            Some(Op::CheckAndSet(_)) => "check_and_set",
-            None if m.delete => "remove",
-            None => "put",
-        },
-        ms if ms.iter().all(|m| m.delete) => "multi_remove",
-        _ => "multi_put",
-    }
-}
-
-/// An atomic write holds only its atomic mutation and has a request id; the primary
-/// stamps its clock and the id on it. Returns the id if the write is atomic.
-fn stamp_atomic(
-    mutations: &mut [pb::Mutation],
-    request: Option<pb::RequestId>,
-) -> Result<Option<pb::RequestId>> {
-    if !mutations.iter().any(|m| m.atomic.is_some()) {
-        return Ok(None);
-    }
-    let (Some(id), [m]) = (request, &mut *mutations) else {
-        return Err(Error::InvalidInput(
-            "an atomic write holds one mutation and needs a request id".into(),
-        ));
-    };
-    let atomic = m.atomic.as_mut().expect("checked above");
-    if atomic.op.is_none() {
-        return Err(Error::InvalidInput(
-            "the atomic write names no operation".into(),
-        ));
-    }
-    atomic.now_ms = now_ms();
-    atomic.request = Some(id);
-    Ok(Some(id))
-}
-
-impl DataService {
-    /// The kept outcome of the atomic write `id`, applied at `decree`.
-    async fn atomic_result(
-        &self,
-        gpid: Gpid,
-        id: pb::RequestId,
-        decree: u64,
-    ) -> Result<pb::AtomicResult> {
-        let handle = self.replica.handle(gpid)?;
-        // The write was answered once committed; its outcome is kept when it is applied.
-        handle.shared().wait_applied().await?;
-        let kept = match handle.shared().store() {
-            Some(store) => tokio::task::spawn_blocking(move || store.atomic_result(&id))
-                .await
-                .map_err(|e| Error::Internal(format!("read task failed: {e}")))??,
-            None => None,
-        };
-        kept.ok_or_else(|| {
-            Error::OutcomeUnknown(format!(
-                "{gpid}: the atomic write was applied at decree {decree}, but its outcome is no longer kept; read the record"
-            ))
-        })
-    }
-}
-
-/// Streams a snapshot to a learner: its decree first, then chunks of records (paced by
-/// the copy-rate limit), then the client sessions.
-fn stream_snapshot(
-    replica: Arc<Replica>,
-    gpid: Gpid,
-    snapshot: StoreSnapshot,
-    tx: mpsc::Sender<std::result::Result<pb::LearnChunk, Status>>,
-) {
-    let send = |chunk: pb::LearnChunk| tx.blocking_send(Ok(chunk)).is_ok();
-    let first = pb::LearnChunk {
-        snapshot_decree: snapshot.decree,
-        ..Default::default()
-    };
-    if !send(first) {
-        return;
-    }
-    let mut after = Vec::new();
-    loop {
-        let pairs = match snapshot.chunk(&after, CHUNK_BYTES) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(Status::from(e)));
-                return;
-            }
-        };
-        let Some((last, _)) = pairs.last() else { break };
-        after = last.clone();
-        let bytes: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
-        let (keys, values) = pairs.into_iter().unzip();
-        std::thread::sleep(replica.node().limiter.reserve(bytes, Instant::now()));
-        if !send(pb::LearnChunk {
-            keys,
-            values,
-            ..Default::default()
-        }) {
-            tracing::warn!(%gpid, "learner went away mid-snapshot");
-            return;
-        }
-    }
-    let sessions = serde_json::to_vec(&snapshot.sessions).unwrap_or_default();
-    send(pb::LearnChunk {
-        end: true,
-        sessions,
-        ..Default::default()
-    });
 }
 
 #[tonic::async_trait]

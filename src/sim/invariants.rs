@@ -2,6 +2,7 @@
 //! invariants that must hold after every step.
 
 use super::*;
+use crate::pb;
 
 impl Sim {
     /// Whether every partition has a primary and its full replica count, all ALIVE.
@@ -77,4 +78,42 @@ impl Sim {
             self.violation(f);
         }
     }
+
+    /// Records an entry applied at `node`, checking that every replica applies the same
+    /// mutations at a decree and each client write once.
+    pub(super) fn record_apply(&mut self, node: &str, gpid: Gpid, e: &crate::replica::core::Entry) {
+        let digest = entry_digest(e);
+        match self.applied.get(&(gpid, e.decree)) {
+            Some(d) if *d != digest => self.violation(format!(
+                "{node} applied different mutations at {gpid} decree {}",
+                e.decree
+            )),
+            Some(_) => {}
+            None => {
+                self.applied.insert((gpid, e.decree), digest);
+            }
+        }
+        for r in &e.requests {
+            match self.requests.get(&(gpid, r.client, r.seq)) {
+                Some(d) if *d != e.decree => self.violation(format!(
+                    "{node}: write {} of client {} applied at decrees {d} and {}",
+                    r.seq, r.client, e.decree
+                )),
+                Some(_) => {}
+                None => {
+                    self.requests.insert((gpid, r.client, r.seq), e.decree);
+                }
+            }
+        }
+    }
+}
+
+/// A digest of an entry's content (not its ballot: a new primary re-stamps entries).
+fn entry_digest(e: &crate::replica::core::Entry) -> u64 {
+    use prost::Message;
+    let content = pb::LogEntry {
+        ballot: 0,
+        ..(**e).clone()
+    };
+    crate::data::crc64(&content.encode_to_vec())
 }
