@@ -37,6 +37,12 @@ const FORMAT_KEY: &str = "format";
 pub const FORMAT: u64 = 1;
 /// The store's file in a replica's directory.
 pub const FILE: &str = "data.redb";
+/// The page cache of each replica's store. redb's default is 1 GiB per database, and a
+/// node holds many replicas: a server that learned one 256 MB replica peaked at 521 MB
+/// resident with the default and 179 MB with this bound, and the learner's bulk load ran
+/// faster with it (fewer pages to evict and write back at each commit). Reads of data
+/// larger than the cache go to the host's page cache, which holds the file anyway.
+const CACHE_BYTES: usize = 64 << 20;
 
 /// A record read back: sort key, value, expiry.
 pub type Record = (Vec<u8>, Vec<u8>, u32);
@@ -99,7 +105,10 @@ impl ReplicaStore {
     pub fn open(dir: &Path) -> Result<ReplicaStore> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(FILE);
-        let db = Database::create(&path).map_err(storage)?;
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(storage)?;
         let tx = db.begin_write().map_err(storage)?;
         {
             tx.open_table(RECORDS).map_err(storage)?;
