@@ -8,7 +8,8 @@
 //! `server-info`) gives the copy rate; the time from the proposal until the new node is a
 //! secondary adds the meta server's scheduling and the upgrade. The baseline, measured
 //! in the same run on the same disk, is `dd if=/dev/zero bs=1M count=N conv=fdatasync`
-//! for the same number of megabytes. MB here is 10^6 bytes, as dd counts.
+//! for the same number of megabytes. MB here is 10^6 bytes, as dd counts. A last line
+//! gives the learner's resident memory after the copy and at its peak.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -162,6 +163,11 @@ pub async fn run(args: LearnArgs) -> Result<()> {
     let rate_limit = info["max_copy_rate_megabytes_per_disk"]
         .as_u64()
         .unwrap_or(0);
+    // Read before `dd` runs: the learner's memory as the copy left it.
+    let pid = cluster
+        .node_pid(&new_node)
+        .context("the learner is not running")?;
+    let (rss, peak) = crate::proc_stats::memory(pid)?;
     let dd_mb = (learned as f64 / (1 << 20) as f64).ceil() as u64;
     let dd_rate = dd_baseline(dir.path(), dd_mb.max(1))?;
 
@@ -188,6 +194,11 @@ pub async fn run(args: LearnArgs) -> Result<()> {
     row("proposal -> secondary", learned as f64 / MB, to_member);
     let dd_bytes = (dd_mb << 20) as f64 / MB;
     row("dd conv=fdatasync", dd_bytes, dd_bytes / dd_rate);
+    println!(
+        "learner resident {:.0} MB, peak {:.0} MB",
+        rss as f64 / MB,
+        peak as f64 / MB
+    );
     drop(cluster);
     if args.keep {
         println!("kept {}", dir.keep().display());

@@ -28,6 +28,7 @@ mod meta_bench;
 mod meta_scale;
 mod move_pri;
 mod ops;
+mod proc_stats;
 mod procs;
 mod shell_speed;
 mod sim;

@@ -231,6 +231,12 @@ impl ProcCluster {
         self.meta.child.as_ref().map(Child::id)
     }
 
+    /// A replica server's process id, while it runs.
+    pub fn node_pid(&self, addr: &str) -> Option<u32> {
+        let node = self.nodes.iter().find(|n| n.addr == addr)?;
+        node.child.as_ref().map(Child::id)
+    }
+
     /// Every replica server's data directory (running or not).
     pub fn node_dirs(&self) -> Vec<PathBuf> {
         self.nodes.iter().map(|n| n.data_dir.clone()).collect()
