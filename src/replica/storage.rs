@@ -38,10 +38,10 @@ pub const FORMAT: u64 = 1;
 /// The store's file in a replica's directory.
 pub const FILE: &str = "data.redb";
 /// The page cache of each replica's store. redb's default is 1 GiB per database, and a
-/// node holds many replicas: a server that learned one 256 MB replica peaked at 521 MB
-/// resident with the default and 179 MB with this bound, and the learner's bulk load ran
-/// faster with it (fewer pages to evict and write back at each commit). Reads of data
-/// larger than the cache go to the host's page cache, which holds the file anyway.
+/// node holds many replicas: a server that learned one 256 MB replica peaked at 415 MB
+/// resident with the default and 79 MB with this bound, and its load ran 1.33x faster
+/// (`ballast-bench learn`, alternating runs). Reads of data larger than the cache go to
+/// the host's page cache, which holds the file anyway.
 const CACHE_BYTES: usize = 64 << 20;
 
 /// A record read back: sort key, value, expiry.
