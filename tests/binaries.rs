@@ -138,6 +138,28 @@ fn meta_server_refuses_grace_not_above_lease() {
 }
 
 #[test]
+fn replica_server_refuses_a_store_cache_of_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["0", "lots", "-1"] {
+        let out = Command::new(crate::util::REPLICA_SERVER)
+            .args(["--listen", "127.0.0.1:0", "--meta", "127.0.0.1:9"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg(format!("--store-cache-mb={bad}"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--store-cache-mb {bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("invalid value") && stderr.contains("--store-cache-mb"),
+            "{stderr}"
+        );
+    }
+    // Nothing was created in the data directory.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn servers_read_their_flags_from_a_config_file_and_refuse_an_unknown_key() {
     let dir = tempfile::tempdir().unwrap();
     let meta_toml = dir.path().join("meta.toml");
@@ -154,7 +176,7 @@ fn servers_read_their_flags_from_a_config_file_and_refuse_an_unknown_key() {
     std::fs::write(
         &replica_toml,
         format!(
-            "listen = \"127.0.0.1:0\"\nmeta = [\"{}\"]\ndata_dir = \"{}\"\nbeacon_interval_ms = 100\n",
+            "listen = \"127.0.0.1:0\"\nmeta = [\"{}\"]\ndata_dir = \"{}\"\nbeacon_interval_ms = 100\nstore_cache_mb = 8\n",
             meta.addr,
             dir.path().join("r1").display()
         ),

@@ -44,6 +44,11 @@ struct Args {
     /// 0 exits at once, like a crash.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     shutdown_timeout: u64,
+    /// The page cache each replica's store may keep in memory, in MiB (the host's page
+    /// cache holds the rest of its file).
+    #[arg(long, value_name = "MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    store_cache_mb: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -58,11 +63,14 @@ async fn run() -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!(e))?;
     let args = Args::parse_from(argv);
     ballast::server::init_logging(&args.log_level)?;
-    let config = ReplicaConfig::new(
-        args.meta,
-        args.data_dir.clone(),
-        Duration::from_millis(args.beacon_interval_ms.max(1)),
-    );
+    let config = ReplicaConfig {
+        store_cache_bytes: (args.store_cache_mb << 20) as usize,
+        ..ReplicaConfig::new(
+            args.meta,
+            args.data_dir.clone(),
+            Duration::from_millis(args.beacon_interval_ms.max(1)),
+        )
+    };
     let listener = ballast::server::bind(&args.listen).await?;
     let (handle, replica) = ballast::replica::start(config, listener)
         .await

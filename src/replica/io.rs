@@ -69,6 +69,8 @@ pub struct Io {
     load_bytes: u64,
     shared: Arc<Shared>,
     faults: Arc<Faults>,
+    /// The page cache each store this replica opens may keep.
+    cache_bytes: usize,
     out: mpsc::UnboundedSender<Msg>,
     /// Jobs that changed the store so far (a rewrite begun before the last is stale).
     writes: u64,
@@ -76,7 +78,11 @@ pub struct Io {
 }
 
 /// What a replica's directory holds: what the core recovers, and the open store and log.
-fn open_dir(gpid: Gpid, dir: &Path) -> (Recovered, Option<ReplicaStore>, Option<PrepareLog>) {
+fn open_dir(
+    gpid: Gpid,
+    dir: &Path,
+    cache_bytes: usize,
+) -> (Recovered, Option<ReplicaStore>, Option<PrepareLog>) {
     if !dir.exists() {
         return (Recovered::default(), None, None);
     }
@@ -97,7 +103,7 @@ fn open_dir(gpid: Gpid, dir: &Path) -> (Recovered, Option<ReplicaStore>, Option<
             ..Recovered::default()
         }
     };
-    let store = match ReplicaStore::open(dir) {
+    let store = match ReplicaStore::open(dir, cache_bytes) {
         Ok(s) => s,
         Err(e) => return (lost(e.to_string()), None, None),
     };
@@ -126,15 +132,17 @@ fn open_dir(gpid: Gpid, dir: &Path) -> (Recovered, Option<ReplicaStore>, Option<
 
 impl Io {
     /// Opens replica `gpid` in `dir` (blocking: replays its log) and returns what its
-    /// core recovers, with the I/O state ready to run.
+    /// core recovers, with the I/O state ready to run; its store keeps up to
+    /// `cache_bytes` of pages in memory.
     pub fn open(
         gpid: Gpid,
         dir: PathBuf,
         shared: Arc<Shared>,
         faults: Arc<Faults>,
+        cache_bytes: usize,
         out: mpsc::UnboundedSender<Msg>,
     ) -> (Io, Recovered) {
-        let (recovered, store, log) = open_dir(gpid, &dir);
+        let (recovered, store, log) = open_dir(gpid, &dir, cache_bytes);
         let store = store.map(Arc::new);
         shared.set_store(store.clone());
         let io = Io {
@@ -147,6 +155,7 @@ impl Io {
             load_bytes: 0,
             shared,
             faults,
+            cache_bytes,
             out,
             writes: 0,
             rewrite: None,

@@ -74,16 +74,19 @@ pub struct ReplicaConfig {
     pub initial_beacon_interval: Duration,
     /// Disk faults a test injects (none in production).
     pub faults: Arc<Faults>,
+    /// The page cache each replica's store may keep, in bytes.
+    pub store_cache_bytes: usize,
 }
 
 impl ReplicaConfig {
-    /// A configuration with no injected faults.
+    /// A configuration with no injected faults and the default store cache.
     pub fn new(meta: Vec<String>, data_dir: PathBuf, initial_beacon_interval: Duration) -> Self {
         ReplicaConfig {
             meta,
             data_dir,
             initial_beacon_interval,
             faults: Arc::default(),
+            store_cache_bytes: storage::DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -119,6 +122,8 @@ pub struct Replica {
     /// The I/O threads of replicas deleted, until they are done removing their files:
     /// a replica opened again first waits for its old thread.
     closing: Mutex<BTreeMap<Gpid, std::thread::JoinHandle<()>>>,
+    /// The page cache each replica's store may keep, in bytes.
+    store_cache_bytes: usize,
     /// Early beacons and the stop of beacons.
     beacon_control: leave::BeaconControl,
     /// Set when the server stops: peers' prepare streams end (after their prepares in
@@ -234,6 +239,7 @@ impl Replica {
             dir,
             shared.clone(),
             self.node.faults.clone(),
+            self.store_cache_bytes,
             tx.clone(),
         );
         let now = self.node.now_ms();
@@ -389,6 +395,7 @@ pub async fn start(
         started_ms: now_ms(),
         replicas: Mutex::new(BTreeMap::new()),
         closing: Mutex::new(BTreeMap::new()),
+        store_cache_bytes: config.store_cache_bytes,
         beacon_control: leave::BeaconControl::default(),
         stopping: tokio::sync::watch::Sender::new(false),
     });

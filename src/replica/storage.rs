@@ -37,12 +37,13 @@ const FORMAT_KEY: &str = "format";
 pub const FORMAT: u64 = 1;
 /// The store's file in a replica's directory.
 pub const FILE: &str = "data.redb";
-/// The page cache of each replica's store. redb's default is 1 GiB per database, and a
+/// The page cache of each replica's store unless the server is told otherwise
+/// (`replica-server --store-cache-mb`). redb's default is 1 GiB per database, and a
 /// node holds many replicas: a server that learned one 256 MB replica peaked at 415 MB
 /// resident with the default and 79 MB with this bound, and its load ran 1.33x faster
 /// (`ballast-bench learn`, alternating runs). Reads of data larger than the cache go to
 /// the host's page cache, which holds the file anyway.
-const CACHE_BYTES: usize = 64 << 20;
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
 /// A record read back: sort key, value, expiry.
 pub type Record = (Vec<u8>, Vec<u8>, u32);
@@ -100,13 +101,14 @@ pub struct StoreState {
 }
 
 impl ReplicaStore {
-    /// Opens (creating if needed, as incomplete) the store in `dir`. Refuses, by name, a
-    /// file in a format this binary does not read.
-    pub fn open(dir: &Path) -> Result<ReplicaStore> {
+    /// Opens (creating if needed, as incomplete) the store in `dir`, keeping up to
+    /// `cache_bytes` of its pages in memory. Refuses, by name, a file in a format this
+    /// binary does not read.
+    pub fn open(dir: &Path, cache_bytes: usize) -> Result<ReplicaStore> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(FILE);
         let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
+            .set_cache_size(cache_bytes)
             .create(&path)
             .map_err(storage)?;
         let tx = db.begin_write().map_err(storage)?;
@@ -438,7 +440,7 @@ mod tests {
     #[test]
     fn an_atomic_write_is_applied_once_and_its_outcome_kept_with_the_data() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ReplicaStore::open(dir.path()).unwrap();
+        let store = ReplicaStore::open(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
         let mut sessions = Sessions::default();
         store
             .apply(&[incr(1, 0, 5), incr(2, 1, 3)], &mut sessions, true)
@@ -454,7 +456,7 @@ mod tests {
         let kept = store.atomic_result(&id(1)).unwrap().unwrap();
         assert_eq!(kept.outcome, Some(pb::atomic_result::Outcome::IncrValue(8)));
         drop(store);
-        let store = ReplicaStore::open(dir.path()).unwrap();
+        let store = ReplicaStore::open(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
         let kept = store.atomic_result(&id(0)).unwrap().unwrap();
         assert_eq!(kept.outcome, Some(pb::atomic_result::Outcome::IncrValue(5)));
         assert!(store.atomic_result(&id(7)).unwrap().is_none());
@@ -489,7 +491,7 @@ mod tests {
         ];
         for entries in cases {
             let one_by_one = tempfile::tempdir().unwrap();
-            let store = ReplicaStore::open(one_by_one.path()).unwrap();
+            let store = ReplicaStore::open(one_by_one.path(), DEFAULT_CACHE_BYTES).unwrap();
             let mut expected = Sessions::default();
             for e in &entries {
                 store
@@ -498,7 +500,7 @@ mod tests {
             }
             let stored_singly = store.state().unwrap().sessions;
             let batch = tempfile::tempdir().unwrap();
-            let store = ReplicaStore::open(batch.path()).unwrap();
+            let store = ReplicaStore::open(batch.path(), DEFAULT_CACHE_BYTES).unwrap();
             let mut sessions = Sessions::default();
             store.apply(&entries, &mut sessions, false).unwrap();
             assert_eq!(sessions, expected);
@@ -524,7 +526,7 @@ mod tests {
     #[test]
     fn applies_entries_reads_scans_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let store = ReplicaStore::open(dir.path()).unwrap();
+        let store = ReplicaStore::open(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
         assert!(!store.state().unwrap().valid, "a new store is incomplete");
         store.create_empty().unwrap();
         let mut sessions = Sessions::default();
@@ -553,7 +555,7 @@ mod tests {
         );
         assert_eq!(store.estimate_count().unwrap(), 3);
         drop(store);
-        let store = ReplicaStore::open(dir.path()).unwrap();
+        let store = ReplicaStore::open(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
         let state = store.state().unwrap();
         assert!(state.valid);
         assert_eq!(state.applied, 5);
@@ -565,7 +567,8 @@ mod tests {
     #[test]
     fn a_snapshot_is_consistent_and_a_learner_seals_it_complete() {
         let dir = tempfile::tempdir().unwrap();
-        let source = ReplicaStore::open(dir.path().join("a").as_path()).unwrap();
+        let source =
+            ReplicaStore::open(dir.path().join("a").as_path(), DEFAULT_CACHE_BYTES).unwrap();
         source.create_empty().unwrap();
         let mut sessions = Sessions::default();
         let batch: Vec<Entry> = (1..=25)
@@ -576,7 +579,8 @@ mod tests {
         source
             .apply(&[put(26, "late", "s", "v", 0)], &mut sessions, false)
             .unwrap();
-        let learner = ReplicaStore::open(dir.path().join("b").as_path()).unwrap();
+        let learner =
+            ReplicaStore::open(dir.path().join("b").as_path(), DEFAULT_CACHE_BYTES).unwrap();
         learner.reset().unwrap();
         let mut after = Vec::new();
         loop {
@@ -602,16 +606,62 @@ mod tests {
     }
 
     #[test]
+    fn a_store_many_times_its_cache_loads_and_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let tiny = 64 << 10;
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..2_000u32)
+            .map(|i| {
+                (
+                    format!("key{i:06}").into_bytes(),
+                    vec![(i % 251) as u8; 1_000],
+                )
+            })
+            .collect();
+        {
+            let store = ReplicaStore::open(dir.path(), tiny).unwrap();
+            store.reset().unwrap();
+            for chunk in pairs.chunks(300) {
+                store.load_raw(chunk, false).unwrap();
+            }
+            store.seal(9, &Sessions::default()).unwrap();
+        }
+        let store = ReplicaStore::open(dir.path(), tiny).unwrap();
+        assert!(
+            store.disk_usage() > 30 * tiny as u64,
+            "the data outgrows the cache"
+        );
+        let state = store.state().unwrap();
+        assert!(state.valid);
+        assert_eq!(state.applied, 9);
+        let snap = store.snapshot().unwrap();
+        let mut read = Vec::new();
+        loop {
+            let after = read
+                .last()
+                .map_or(Vec::new(), |(k, _): &(Vec<u8>, _)| k.clone());
+            let chunk = snap.chunk(&after, 64 << 10).unwrap();
+            if chunk.is_empty() {
+                break;
+            }
+            read.extend(chunk);
+        }
+        assert_eq!(read, pairs);
+    }
+
+    #[test]
     fn a_store_of_another_format_is_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
-        drop(ReplicaStore::open(dir.path()).unwrap());
+        drop(ReplicaStore::open(dir.path(), DEFAULT_CACHE_BYTES).unwrap());
         {
             let db = Database::create(dir.path().join(FILE)).unwrap();
             let tx = db.begin_write().unwrap();
             tx.open_table(META).unwrap().insert(FORMAT_KEY, 9).unwrap();
             tx.commit().unwrap();
         }
-        let err = ReplicaStore::open(dir.path()).err().unwrap().to_string();
+        let err = ReplicaStore::open(dir.path(), DEFAULT_CACHE_BYTES)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("data.redb is in format 9"), "{err}");
     }
 }

@@ -29,7 +29,7 @@ impl Io {
         }
         remove_if_present(&self.dir.join("log"))?;
         sync_dir(&self.dir)?;
-        let store = Arc::new(ReplicaStore::open(&self.dir)?);
+        let store = Arc::new(ReplicaStore::open(&self.dir, self.cache_bytes)?);
         let (log, _) = PrepareLog::open(&self.dir)?;
         self.shared.set_store(Some(store.clone()));
         self.store = Some(store);

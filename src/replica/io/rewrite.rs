@@ -191,7 +191,8 @@ impl Io {
             return;
         }
         // The new file is the store now: nothing may be written to the old one.
-        let swapped = sync_dir(&self.dir).and_then(|()| ReplicaStore::open(&self.dir));
+        let swapped =
+            sync_dir(&self.dir).and_then(|()| ReplicaStore::open(&self.dir, self.cache_bytes));
         match swapped.map(Arc::new) {
             Ok(store) => {
                 let after = store.disk_usage();
@@ -220,6 +221,7 @@ mod tests {
     use crate::pb;
     use crate::replica::core::{Effect, Entry};
     use crate::replica::io::Job;
+    use crate::replica::storage::DEFAULT_CACHE_BYTES;
     use crate::replica::worker::{Msg, Shared};
 
     fn key(decree: u64) -> Vec<u8> {
@@ -247,7 +249,14 @@ mod tests {
         let gpid = Gpid::new(1, 0);
         let (out, rx) = tokio::sync::mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new(gpid));
-        let (mut io, _) = Io::open(gpid, dir.to_path_buf(), shared, Arc::default(), out);
+        let (mut io, _) = Io::open(
+            gpid,
+            dir.to_path_buf(),
+            shared,
+            Arc::default(),
+            DEFAULT_CACHE_BYTES,
+            out,
+        );
         assert!(io.run_batch(vec![Job::Effect(Effect::CreateEmpty)]));
         for first in (1..=n).step_by(4) {
             let entries = (first..(first + 4).min(n + 1)).map(entry).collect();
@@ -315,7 +324,7 @@ mod tests {
             durable: true,
         })]));
         drop(io);
-        let reopened = ReplicaStore::open(dir.path()).unwrap();
+        let reopened = ReplicaStore::open(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
         assert_eq!(reopened.state().unwrap().applied, 8001);
         assert_eq!(reopened.estimate_count().unwrap(), 8001);
     }
