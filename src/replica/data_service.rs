@@ -356,7 +356,7 @@ impl pb::replica_server::Replica for DataService {
             LearnStart::Snapshot(snapshot) => {
                 let replica = self.replica.clone();
                 tokio::task::spawn_blocking(move || {
-                    stream_snapshot(replica, gpid, snapshot, tx);
+                    stream_snapshot(replica, gpid, *snapshot, tx);
                 });
             }
         }

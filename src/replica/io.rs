@@ -45,7 +45,7 @@ pub enum LearnStart {
     /// From the log: nothing to stream.
     Incremental,
     /// A consistent view of the store to stream.
-    Snapshot(StoreSnapshot),
+    Snapshot(Box<StoreSnapshot>),
 }
 
 /// Work for the I/O thread.
@@ -368,7 +368,7 @@ impl Io {
                 self.gpid, snap.decree
             )));
         }
-        Ok(LearnStart::Snapshot(snap))
+        Ok(LearnStart::Snapshot(Box::new(snap)))
     }
 
     /// Records what the store has applied, for the core's next steps and for readers.

@@ -12,12 +12,15 @@
 //! - [`data_service`], [`service`] and [`remote_commands`] are the gRPC and
 //!   `remote_command` adapters.
 
+pub mod base;
 pub mod beacon;
 pub mod calls;
 pub mod core;
 pub mod data_service;
 pub mod faults;
 pub mod io;
+pub mod layered;
+pub mod learned;
 pub mod lease;
 pub mod leave;
 pub mod limiter;

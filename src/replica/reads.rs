@@ -1,14 +1,33 @@
 //! Reads on a replica's store: one record, a hash key's range, a page of the whole
 //! partition, a count. Each runs in its own read transaction (a consistent view), off
-//! the replica's I/O thread, so a long scan never holds up writes.
+//! the replica's I/O thread, so a long scan never holds up writes. A store with a
+//! learned base file is read through it ([`super::layered`]).
 
-use redb::{ReadableDatabase, ReadableTableMetadata};
+use std::sync::Arc;
+
+use redb::{ReadTransaction, ReadableDatabase, ReadableTableMetadata};
 
 use crate::data::{decode_key, decode_value, encode_key, expired, hash_key_range};
 use crate::error::Result;
-use crate::replica::storage::{RECORDS, Record, ReplicaStore, storage};
+use crate::replica::base::BaseFile;
+use crate::replica::layered::{Merged, Shadow, point};
+use crate::replica::storage::{RECORDS, Record, ReplicaStore, SHADOW, storage};
+
+/// A read transaction and what lies under the store as of it.
+type View = (ReadTransaction, Option<(Arc<BaseFile>, Shadow)>);
 
 impl ReplicaStore {
+    /// A consistent view for one read: the store's transaction and its base, if any.
+    fn view(&self) -> Result<View> {
+        let base = self.base();
+        let tx = self.db.begin_read().map_err(storage)?;
+        let under = match base {
+            Some(base) => Some((base, tx.open_table(SHADOW).map_err(storage)?)),
+            None => None,
+        };
+        Ok((tx, under))
+    }
+
     /// One record's value and expiry, unless absent or expired at `now_secs`.
     pub fn get(
         &self,
@@ -16,15 +35,13 @@ impl ReplicaStore {
         sort_key: &[u8],
         now_secs: u64,
     ) -> Result<Option<(Vec<u8>, u32)>> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let (tx, under) = self.view()?;
         let records = tx.open_table(RECORDS).map_err(storage)?;
-        let Some(stored) = records
-            .get(encode_key(hash_key, sort_key)?.as_slice())
-            .map_err(storage)?
-        else {
+        let under = under.as_ref().map(|(b, s)| (s, b.as_ref()));
+        let Some(stored) = point(&records, under, &encode_key(hash_key, sort_key)?)? else {
             return Ok(None);
         };
-        let (expire_ts, value) = decode_value(stored.value())?;
+        let (expire_ts, value) = decode_value(&stored)?;
         Ok((!expired(expire_ts, now_secs)).then(|| (value.to_vec(), expire_ts)))
     }
 
@@ -38,7 +55,7 @@ impl ReplicaStore {
         limit: usize,
         now_secs: u64,
     ) -> Result<Vec<Record>> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let (tx, under) = self.view()?;
         let records = tx.open_table(RECORDS).map_err(storage)?;
         let from = encode_key(hash_key, start)?;
         let (_, end) = hash_key_range(hash_key)?;
@@ -47,16 +64,12 @@ impl ReplicaStore {
         } else {
             Some(encode_key(hash_key, stop)?)
         };
-        let iter = match &to {
-            Some(to) => records.range(from.as_slice()..to.as_slice()),
-            None => records.range(from.as_slice()..),
-        }
-        .map_err(storage)?;
+        let under = under.as_ref().map(|(b, s)| (b, s));
         let mut out = Vec::new();
-        for entry in iter {
-            let (k, v) = entry.map_err(storage)?;
-            let (_, sort_key) = decode_key(k.value())?;
-            let (expire_ts, value) = decode_value(v.value())?;
+        for entry in Merged::new(&records, under, &from, to.as_deref())? {
+            let (k, v) = entry?;
+            let (_, sort_key) = decode_key(&k)?;
+            let (expire_ts, value) = decode_value(&v)?;
             if !expired(expire_ts, now_secs) {
                 out.push((sort_key.to_vec(), value.to_vec(), expire_ts));
                 if out.len() >= limit {
@@ -76,17 +89,17 @@ impl ReplicaStore {
         limit: usize,
         now_secs: u64,
     ) -> Result<Vec<(Vec<u8>, Record)>> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let (tx, under) = self.view()?;
         let records = tx.open_table(RECORDS).map_err(storage)?;
-        let iter = records.range(after..).map_err(storage)?;
+        let under = under.as_ref().map(|(b, s)| (b, s));
         let mut out = Vec::new();
-        for entry in iter {
-            let (k, v) = entry.map_err(storage)?;
-            if k.value() == after {
+        for entry in Merged::new(&records, under, after, None)? {
+            let (k, v) = entry?;
+            if k == after {
                 continue;
             }
-            let (hash_key, sort_key) = decode_key(k.value())?;
-            let (expire_ts, value) = decode_value(v.value())?;
+            let (hash_key, sort_key) = decode_key(&k)?;
+            let (expire_ts, value) = decode_value(&v)?;
             if !expired(expire_ts, now_secs) {
                 out.push((
                     hash_key.to_vec(),
@@ -101,12 +114,12 @@ impl ReplicaStore {
     }
 
     /// How many records the store holds, expired ones included (an estimate, as
-    /// Pegasus's `count_data` without `-c`).
+    /// Pegasus's `count_data` without `-c`: with a base file, records rewritten or
+    /// deleted since it was loaded may count twice or still count).
     pub fn estimate_count(&self) -> Result<u64> {
+        let base = self.base().map_or(0, |b| b.records());
         let tx = self.db.begin_read().map_err(storage)?;
-        tx.open_table(RECORDS)
-            .map_err(storage)?
-            .len()
-            .map_err(storage)
+        let records = tx.open_table(RECORDS).map_err(storage)?;
+        Ok(records.len().map_err(storage)? + base)
     }
 }

@@ -18,23 +18,35 @@
 //! deleted whole, no background compaction) and already the meta server's store.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::data::{decode_value, encode_key, encode_value};
 use crate::error::{Error, Result};
 use crate::pb;
+use crate::replica::base::{BASE, BASE_TMP, BaseFile, BaseWriter};
 use crate::replica::core::Entry;
 use crate::replica::core::sessions::{Session, Sessions};
+use crate::replica::layered::{Merged, Shadow, point};
 
 pub(super) const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(super) const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
-const LAST_APPLIED: &str = "last_applied_decree";
-const VALID: &str = "valid";
+/// Keys deleted since a learned base file was loaded under the store.
+pub(super) const SHADOW: TableDefinition<&[u8], ()> = TableDefinition::new("shadow");
+pub(super) const LAST_APPLIED: &str = "last_applied_decree";
+pub(super) const VALID: &str = "valid";
+/// 1 while the store has a learned base file ([`BASE`]) under it.
+pub(super) const HAS_BASE: &str = "base";
 const FORMAT_KEY: &str = "format";
-/// The format of `data.redb` this binary writes and reads.
-pub const FORMAT: u64 = 1;
+/// The newest format of `data.redb` this binary writes and reads: 2 while a learned
+/// base file lies under the store, [`PLAIN_FORMAT`] otherwise — so a binary that knows
+/// nothing of base files refuses such a store by name instead of reading it without
+/// its base.
+pub const FORMAT: u64 = 2;
+/// The format of a store with no base file under it.
+pub const PLAIN_FORMAT: u64 = 1;
 /// The store's file in a replica's directory.
 pub const FILE: &str = "data.redb";
 /// The page cache of each replica's store unless the server is told otherwise
@@ -52,6 +64,7 @@ pub type Record = (Vec<u8>, Vec<u8>, u32);
 /// applied after it was taken are not seen.
 pub struct StoreSnapshot {
     records: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
+    under: Option<(Arc<BaseFile>, Shadow)>,
     /// The decree the view reflects.
     pub decree: u64,
     /// The client sessions as of `decree`.
@@ -64,13 +77,14 @@ impl StoreSnapshot {
     pub fn chunk(&self, after: &[u8], max_bytes: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
         let mut size = 0;
-        for entry in self.records.range(after..).map_err(storage)? {
-            let (k, v) = entry.map_err(storage)?;
-            if k.value() == after {
+        let under = self.under.as_ref().map(|(b, s)| (b, s));
+        for entry in Merged::new(&self.records, under, after, None)? {
+            let (k, v) = entry?;
+            if k == after {
                 continue;
             }
-            size += k.value().len() + v.value().len();
-            out.push((k.value().to_vec(), v.value().to_vec()));
+            size += k.len() + v.len();
+            out.push((k, v));
             if size >= max_bytes {
                 break;
             }
@@ -83,6 +97,10 @@ impl StoreSnapshot {
 pub struct ReplicaStore {
     pub(super) db: Database,
     path: PathBuf,
+    /// The learned base file under the store, if any (set once a load is sealed).
+    pub(super) base: RwLock<Option<Arc<BaseFile>>>,
+    /// The base file a learner is writing, until it is sealed.
+    pub(super) load: Mutex<Option<BaseWriter>>,
 }
 
 pub(super) fn storage<E: std::fmt::Display>(e: E) -> Error {
@@ -112,35 +130,65 @@ impl ReplicaStore {
             .create(&path)
             .map_err(storage)?;
         let tx = db.begin_write().map_err(storage)?;
+        let has_base;
         {
             tx.open_table(RECORDS).map_err(storage)?;
             tx.open_table(SESSIONS).map_err(storage)?;
+            tx.open_table(SHADOW).map_err(storage)?;
             let mut meta = tx.open_table(META).map_err(storage)?;
+            has_base = meta
+                .get(HAS_BASE)
+                .map_err(storage)?
+                .is_some_and(|v| v.value() == 1);
             let format = meta.get(FORMAT_KEY).map_err(storage)?.map(|v| v.value());
             let applied = meta.get(LAST_APPLIED).map_err(storage)?.is_some();
             match format {
-                Some(FORMAT) => {}
+                Some(PLAIN_FORMAT | FORMAT) => {}
                 Some(f) => {
                     return Err(Error::Storage(format!(
-                        "{} is in format {f}; this binary reads format {FORMAT}",
+                        "{} is in format {f}; this binary reads formats {PLAIN_FORMAT} and {FORMAT}",
                         path.display()
                     )));
                 }
                 None if applied => {
                     return Err(Error::Storage(format!(
-                        "{} is in format 0 (written before formats were versioned); this binary reads format {FORMAT}",
+                        "{} is in format 0 (written before formats were versioned); this binary reads formats {PLAIN_FORMAT} and {FORMAT}",
                         path.display()
                     )));
                 }
                 None => {
-                    meta.insert(FORMAT_KEY, FORMAT).map_err(storage)?;
+                    meta.insert(FORMAT_KEY, PLAIN_FORMAT).map_err(storage)?;
                     meta.insert(LAST_APPLIED, 0).map_err(storage)?;
                     meta.insert(VALID, 0).map_err(storage)?;
                 }
             }
         }
         tx.commit().map_err(storage)?;
-        Ok(ReplicaStore { db, path })
+        // A half-written load does not outlive the process (its learner starts over),
+        // and a base the store does not refer to was left by a crash: both go.
+        remove_file_if_present(&dir.join(BASE_TMP))?;
+        let base = if has_base {
+            Some(Arc::new(BaseFile::open(&dir.join(BASE))?))
+        } else {
+            remove_file_if_present(&dir.join(BASE))?;
+            None
+        };
+        Ok(ReplicaStore {
+            db,
+            path,
+            base: RwLock::new(base),
+            load: Mutex::new(None),
+        })
+    }
+
+    /// The learned base file under the store, if any.
+    pub fn base(&self) -> Option<Arc<BaseFile>> {
+        self.base.read().map_or(None, |b| b.clone())
+    }
+
+    /// The store's directory.
+    pub(super) fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
     }
 
     /// Whether the data is complete, the last decree applied, and the sessions.
@@ -169,7 +217,7 @@ impl ReplicaStore {
         result_of(&sessions, id)
     }
 
-    fn write(&self, durable: bool) -> Result<redb::WriteTransaction> {
+    pub(super) fn write(&self, durable: bool) -> Result<redb::WriteTransaction> {
         let mut tx = self.db.begin_write().map_err(storage)?;
         if !durable {
             tx.set_durability(Durability::None).map_err(storage)?;
@@ -182,11 +230,16 @@ impl ReplicaStore {
     /// syncs it (otherwise the prepare log keeps the entries, and a later durable commit
     /// covers them). Returns the last decree applied.
     pub fn apply(&self, entries: &[Entry], sessions: &mut Sessions, durable: bool) -> Result<u64> {
+        let base = self.base();
         let tx = self.write(durable)?;
         let mut last = None;
         {
             let mut records = tx.open_table(RECORDS).map_err(storage)?;
             let mut table = tx.open_table(SESSIONS).map_err(storage)?;
+            let mut shadow = match &base {
+                Some(_) => Some(tx.open_table(SHADOW).map_err(storage)?),
+                None => None,
+            };
             let mut changed = std::collections::BTreeSet::new();
             for e in entries {
                 let mut outcomes = Vec::new();
@@ -199,7 +252,8 @@ impl ReplicaStore {
                         {
                             continue;
                         }
-                        let (put, outcome) = apply_atomic(&records, m, atomic)?;
+                        let under = shadow.as_ref().zip(base.as_deref());
+                        let (put, outcome) = apply_atomic(&records, under, m, atomic)?;
                         if let Some((sort_key, expire_ts, value)) = put {
                             let key = encode_key(&m.hash_key, &sort_key)?;
                             let value = encode_value(expire_ts, &value);
@@ -213,6 +267,9 @@ impl ReplicaStore {
                     let key = encode_key(&m.hash_key, &m.sort_key)?;
                     if m.delete {
                         records.remove(key.as_slice()).map_err(storage)?;
+                        if let Some(shadow) = shadow.as_mut() {
+                            shadow.insert(key.as_slice(), ()).map_err(storage)?;
+                        }
                     } else {
                         let value = encode_value(m.expire_ts, &m.value);
                         records
@@ -264,70 +321,16 @@ impl ReplicaStore {
             .map_or(0, |v| v.value());
         let sessions = read_sessions(&tx.open_table(SESSIONS).map_err(storage)?)?;
         let records = tx.open_table(RECORDS).map_err(storage)?;
+        let under = match self.base() {
+            Some(base) => Some((base, tx.open_table(SHADOW).map_err(storage)?)),
+            None => None,
+        };
         Ok(StoreSnapshot {
             records,
+            under,
             decree,
             sessions,
         })
-    }
-
-    /// Empties the store, marked incomplete, durably (a learner starting over).
-    pub fn reset(&self) -> Result<()> {
-        let tx = self.write(true)?;
-        tx.delete_table(RECORDS).map_err(storage)?;
-        tx.delete_table(SESSIONS).map_err(storage)?;
-        tx.open_table(RECORDS).map_err(storage)?;
-        tx.open_table(SESSIONS).map_err(storage)?;
-        {
-            let mut meta = tx.open_table(META).map_err(storage)?;
-            meta.insert(LAST_APPLIED, 0).map_err(storage)?;
-            meta.insert(VALID, 0).map_err(storage)?;
-        }
-        tx.commit().map_err(storage)
-    }
-
-    /// Marks an empty store complete, durably (a brand-new partition).
-    pub fn create_empty(&self) -> Result<()> {
-        self.reset()?;
-        let tx = self.write(true)?;
-        tx.open_table(META)
-            .map_err(storage)?
-            .insert(VALID, 1)
-            .map_err(storage)?;
-        tx.commit().map_err(storage)
-    }
-
-    /// Loads raw pairs from a snapshot chunk. Durable or not, a load is not valid data
-    /// until [`ReplicaStore::seal`]; a durable load bounds how much the sealing commit
-    /// must write.
-    pub fn load_raw(&self, pairs: &[(Vec<u8>, Vec<u8>)], durable: bool) -> Result<()> {
-        let tx = self.write(durable)?;
-        {
-            let mut records = tx.open_table(RECORDS).map_err(storage)?;
-            for (k, v) in pairs {
-                records
-                    .insert(k.as_slice(), v.as_slice())
-                    .map_err(storage)?;
-            }
-        }
-        tx.commit().map_err(storage)
-    }
-
-    /// Seals a loaded snapshot: complete, at `decree`, with `sessions`, in one durable
-    /// commit.
-    pub fn seal(&self, decree: u64, sessions: &Sessions) -> Result<()> {
-        let tx = self.write(true)?;
-        {
-            let mut table = tx.open_table(SESSIONS).map_err(storage)?;
-            for (client, session) in &sessions.clients {
-                let bytes = serde_json::to_vec(session).map_err(storage)?;
-                table.insert(*client, bytes.as_slice()).map_err(storage)?;
-            }
-            let mut meta = tx.open_table(META).map_err(storage)?;
-            meta.insert(LAST_APPLIED, decree).map_err(storage)?;
-            meta.insert(VALID, 1).map_err(storage)?;
-        }
-        tx.commit().map_err(storage)
     }
 
     /// Makes everything applied so far durable.
@@ -335,24 +338,26 @@ impl ReplicaStore {
         self.write(true)?.commit().map_err(storage)
     }
 
-    /// The store's size on disk, in bytes.
+    /// The store's size on disk, in bytes, its base file's included.
     pub fn disk_usage(&self) -> u64 {
-        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+        let base = self.base().map_or(0, |b| b.bytes());
+        std::fs::metadata(&self.path).map_or(0, |m| m.len()) + base
     }
 }
 
 /// Evaluates an atomic mutation against the records as of this point of the transaction.
 fn apply_atomic(
     records: &redb::Table<&[u8], &[u8]>,
+    under: Option<(&redb::Table<&[u8], ()>, &BaseFile)>,
     m: &pb::Mutation,
     atomic: &pb::Atomic,
 ) -> Result<(Option<crate::atomic::Put>, pb::AtomicResult)> {
     let mut failure = None;
     let read = |sort_key: &[u8]| -> Option<crate::atomic::Stored> {
         let stored = encode_key(&m.hash_key, sort_key)
-            .and_then(|key| records.get(key.as_slice()).map_err(storage))
+            .and_then(|key| point(records, under, &key))
             .and_then(|v| {
-                v.map(|v| decode_value(v.value()).map(|(ts, b)| (ts, b.to_vec())))
+                v.map(|v| decode_value(&v).map(|(ts, b)| (ts, b.to_vec())))
                     .transpose()
             });
         stored.unwrap_or_else(|e| {
@@ -364,6 +369,24 @@ fn apply_atomic(
     match failure {
         Some(e) => Err(e),
         None => Ok(evaluated),
+    }
+}
+
+/// Records in `meta` whether a base file lies under the store, and the format that
+/// follows from it.
+pub(super) fn mark_base(meta: &mut redb::Table<&str, u64>, has_base: bool) -> Result<()> {
+    let format = if has_base { FORMAT } else { PLAIN_FORMAT };
+    meta.insert(HAS_BASE, u64::from(has_base))
+        .map_err(storage)?;
+    meta.insert(FORMAT_KEY, format).map_err(storage)?;
+    Ok(())
+}
+
+/// Removes a file; one already gone is fine.
+pub(super) fn remove_file_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
@@ -389,13 +412,13 @@ fn read_sessions(table: &redb::ReadOnlyTable<u64, &[u8]>) -> Result<Sessions> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
 
     use super::*;
     use crate::pb;
 
-    fn put(decree: u64, hk: &str, sk: &str, v: &str, ttl: u32) -> Entry {
+    pub(crate) fn put(decree: u64, hk: &str, sk: &str, v: &str, ttl: u32) -> Entry {
         Arc::new(pb::LogEntry {
             ballot: 1,
             decree,
@@ -414,7 +437,7 @@ mod tests {
         })
     }
 
-    fn incr(decree: u64, seq: u64, delta: i64) -> Entry {
+    pub(crate) fn incr(decree: u64, seq: u64, delta: i64) -> Entry {
         let id = pb::RequestId {
             client: 9,
             seq,
@@ -509,7 +532,7 @@ mod tests {
         }
     }
 
-    fn del(decree: u64, hk: &str, sk: &str) -> Entry {
+    pub(crate) fn del(decree: u64, hk: &str, sk: &str) -> Entry {
         Arc::new(pb::LogEntry {
             ballot: 1,
             decree,

@@ -256,7 +256,8 @@ mod tests {
     }
 }
 
-/// Disk space taken under some directories, by kind: the replicas' stores (`data.redb`),
+/// Disk space taken under some directories, by kind: the replicas' stores (`data.redb`
+/// and a learned `data.base`),
 /// their prepare logs (`*.seg`) and everything else, in allocated bytes (what `du`
 /// counts, so sparse regions are not counted).
 #[derive(Debug, Default, Clone, Copy)]
@@ -295,7 +296,7 @@ impl DiskUse {
                 let bytes = meta.blocks() * 512;
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
-                if name == ballast::replica::storage::FILE {
+                if name == ballast::replica::storage::FILE || name == ballast::replica::base::BASE {
                     out.store += bytes;
                 } else if name.ends_with(".seg") {
                     out.log += bytes;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::Io;
 use crate::error::{Error, Result};
+use crate::replica::base::{BASE, BASE_TMP};
 use crate::replica::core::LogRecord;
 use crate::replica::core::sessions::Sessions;
 use crate::replica::node_dir::{LOST, write_atomic};
@@ -24,7 +25,7 @@ impl Io {
     fn recreate(&mut self) -> Result<()> {
         self.close();
         std::fs::create_dir_all(&self.dir)?;
-        for f in [FILE, LOST] {
+        for f in [FILE, BASE, BASE_TMP, LOST] {
             remove_if_present(&self.dir.join(f))?;
         }
         remove_if_present(&self.dir.join("log"))?;
@@ -61,8 +62,9 @@ impl Io {
     pub(super) fn destroy(&mut self, ballot: i64) -> Result<()> {
         self.close();
         std::fs::create_dir_all(&self.dir)?;
-        remove_if_present(&self.dir.join(FILE))?;
-        remove_if_present(&self.dir.join("log"))?;
+        for f in [FILE, BASE, BASE_TMP, "log"] {
+            remove_if_present(&self.dir.join(f))?;
+        }
         write_atomic(&self.dir.join(LOST), ballot.to_string().as_bytes())?;
         self.sessions = Sessions::default();
         self.set_applied(0);

@@ -6,7 +6,10 @@
 //! above what its records need, a thread of its own copies a read snapshot of the store,
 //! records in key order, into a new file, durably. The I/O thread swaps it in only if
 //! nothing was written to the store meanwhile; otherwise the copy is thrown away and the
-//! next quiet spell tries again. Reads already on the old file finish on it.
+//! next quiet spell tries again. Reads already on the old file finish on it. A store
+//! with a learned base file under it ([`crate::replica::base`]) is always rewritten
+//! when it settles: the copy reads through the base, so the base folds into the new
+//! file, which no longer refers to it, and opening that file removes the base.
 //!
 //! Crash safety: the copy is complete and durable before it is renamed over the store
 //! (one atomic rename, then the directory synced, before any later write reaches the new
@@ -21,8 +24,11 @@ use redb::{Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use super::Io;
 use crate::error::{Error, Result};
 use crate::replica::core::Input;
+use crate::replica::layered::Merged;
 use crate::replica::plog::sync_dir;
-use crate::replica::storage::{FILE, META, RECORDS, ReplicaStore, SESSIONS, storage};
+use crate::replica::storage::{
+    FILE, META, RECORDS, ReplicaStore, SESSIONS, SHADOW, mark_base, storage,
+};
 
 /// A store file this many times what its records need packed is rewritten...
 const WASTE: f64 = 1.4;
@@ -57,9 +63,10 @@ impl ReplicaStore {
     }
 
     /// Copies a read snapshot of every table into a new store file at `tmp`, records in
-    /// key order, durably.
+    /// key order (the base file's folded in), durably.
     pub fn rewrite(&self, tmp: &Path) -> Result<()> {
         super::lifecycle::remove_if_present(tmp)?;
+        let base = self.base();
         let snap = self.db.begin_read().map_err(storage)?;
         let db = redb::Builder::new()
             .set_cache_size(COPY_CACHE)
@@ -72,18 +79,21 @@ impl ReplicaStore {
         };
         let mut tx = begin()?;
         copy_table(&snap, &tx, META)?;
+        mark_base(&mut tx.open_table(META).map_err(storage)?, false)?;
         copy_table(&snap, &tx, SESSIONS)?;
         let mut bytes = 0;
         let mut records = tx.open_table(RECORDS).map_err(storage)?;
-        for entry in snap
-            .open_table(RECORDS)
-            .map_err(storage)?
-            .iter()
-            .map_err(storage)?
-        {
-            let (k, v) = entry.map_err(storage)?;
-            records.insert(k.value(), v.value()).map_err(storage)?;
-            bytes += k.value().len() + v.value().len();
+        let from = snap.open_table(RECORDS).map_err(storage)?;
+        let shadow = match &base {
+            Some(_) => Some(snap.open_table(SHADOW).map_err(storage)?),
+            None => None,
+        };
+        for entry in Merged::new(&from, base.as_ref().zip(shadow.as_ref()), b"", None)? {
+            let (k, v) = entry?;
+            records
+                .insert(k.as_slice(), v.as_slice())
+                .map_err(storage)?;
+            bytes += k.len() + v.len();
             if bytes >= COMMIT_BYTES {
                 drop(records);
                 tx.commit().map_err(storage)?;
@@ -132,7 +142,10 @@ impl Io {
             return Ok(());
         };
         let file = store.disk_usage();
-        if file < MIN_BYTES || (file as f64) < WASTE * store.packed_bytes()? as f64 {
+        let wasteful = || -> Result<bool> {
+            Ok(file >= MIN_BYTES && file as f64 >= WASTE * store.packed_bytes()? as f64)
+        };
+        if store.base().is_none() && !wasteful()? {
             return Ok(());
         }
         let tmp = self.dir.join(REWRITE);
@@ -351,5 +364,47 @@ mod tests {
         assert!(!dir.path().join(REWRITE).exists(), "the copy is deleted");
         assert_eq!(store(&io).state().unwrap().applied, 8001);
         assert!(store(&io).get(&key(8001), b"s", 0).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_learned_base_folds_into_the_store_when_it_settles() {
+        let (src, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (source, _src_out) = io_with(src.path(), 2000);
+        let snap = store(&source).snapshot().unwrap();
+        let pairs = snap.chunk(b"", usize::MAX).unwrap();
+        let (mut io, _out) = io_with(dir.path(), 0);
+        assert!(io.run_batch(vec![
+            Job::Effect(Effect::ResetData),
+            Job::Effect(Effect::LoadChunk(pairs)),
+            Job::Effect(Effect::Seal(2000, snap.sessions.clone())),
+        ]));
+        assert!(store(&io).base().is_some());
+        // On top of the base: one record deleted, one added.
+        let mut gone = (*entry(2001)).clone();
+        gone.mutations[0].hash_key = key(7);
+        gone.mutations[0].delete = true;
+        assert!(io.run_batch(vec![Job::Effect(Effect::Apply {
+            entries: vec![Arc::new(gone), entry(2002)],
+            durable: true,
+        })]));
+        assert!(io.run_batch(vec![Job::Effect(Effect::Tidy)]));
+        assert!(io.rewriting(), "a store with a base is always rewritten");
+        wait_for_the_rewrite(&mut io);
+        let check = |s: &ReplicaStore| {
+            assert!(s.base().is_none());
+            assert_eq!(s.state().unwrap().applied, 2002);
+            assert!(
+                s.get(&key(7), b"s", 0).unwrap().is_none(),
+                "the delete holds"
+            );
+            for d in [1, 1999, 2000, 2002] {
+                assert!(s.get(&key(d), b"s", 0).unwrap().is_some(), "decree {d}");
+            }
+            assert_eq!(s.estimate_count().unwrap(), 2000);
+        };
+        check(&store(&io));
+        assert!(!dir.path().join(crate::replica::base::BASE).exists());
+        drop(io);
+        check(&ReplicaStore::open(dir.path(), DEFAULT_CACHE_BYTES).unwrap());
     }
 }

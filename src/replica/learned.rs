@@ -1,0 +1,354 @@
+//! A replica's store through a learner's life: emptied to start over, loaded from the
+//! primary's snapshot, sealed complete. The snapshot's records arrive in key order and
+//! go straight into a base file ([`super::base`]) rather than the store's B-tree; the
+//! seal makes that file durable, puts it in place and, in the same durable commit that
+//! marks the data complete, makes the store refer to it. Until then nothing refers to
+//! it, so a crash at any point leaves either the old state or the sealed one.
+
+use std::sync::Arc;
+
+use redb::ReadableDatabase;
+
+use crate::error::{Error, Result};
+use crate::replica::base::{BASE, BASE_TMP, BaseFile, BaseWriter};
+use crate::replica::core::sessions::Sessions;
+use crate::replica::plog::sync_dir;
+use crate::replica::storage::{
+    LAST_APPLIED, META, RECORDS, ReplicaStore, SESSIONS, SHADOW, VALID, mark_base,
+    remove_file_if_present, storage,
+};
+
+fn poisoned<T>(_: T) -> Error {
+    Error::Internal("a replica store's lock was poisoned".into())
+}
+
+impl ReplicaStore {
+    /// Empties the store, marked incomplete, durably (a learner starting over): its
+    /// records, sessions and base file, and any load under way.
+    pub fn reset(&self) -> Result<()> {
+        *self.load.lock().map_err(poisoned)? = None;
+        let tx = self.write(true)?;
+        tx.delete_table(RECORDS).map_err(storage)?;
+        tx.delete_table(SHADOW).map_err(storage)?;
+        tx.delete_table(SESSIONS).map_err(storage)?;
+        tx.open_table(RECORDS).map_err(storage)?;
+        tx.open_table(SHADOW).map_err(storage)?;
+        tx.open_table(SESSIONS).map_err(storage)?;
+        {
+            let mut meta = tx.open_table(META).map_err(storage)?;
+            meta.insert(LAST_APPLIED, 0).map_err(storage)?;
+            meta.insert(VALID, 0).map_err(storage)?;
+            mark_base(&mut meta, false)?;
+        }
+        tx.commit().map_err(storage)?;
+        // Nothing refers to the base file now; reads already on it keep it open.
+        *self.base.write().map_err(poisoned)? = None;
+        remove_file_if_present(&self.dir().join(BASE))?;
+        remove_file_if_present(&self.dir().join(BASE_TMP))
+    }
+
+    /// Marks an empty store complete, durably (a brand-new partition).
+    pub fn create_empty(&self) -> Result<()> {
+        self.reset()?;
+        let tx = self.write(true)?;
+        tx.open_table(META)
+            .map_err(storage)?
+            .insert(VALID, 1)
+            .map_err(storage)?;
+        tx.commit().map_err(storage)
+    }
+
+    /// Loads raw pairs from a snapshot chunk (in key order, after those loaded before)
+    /// into the base file being written. Durable or not, a load is not valid data until
+    /// [`ReplicaStore::seal`]; a durable load bounds how much the seal must write back.
+    pub fn load_raw(&self, pairs: &[(Vec<u8>, Vec<u8>)], durable: bool) -> Result<()> {
+        let mut load = self.load.lock().map_err(poisoned)?;
+        let writer = match &mut *load {
+            Some(w) => w,
+            None => {
+                if self.base().is_some() || !self.records_empty()? {
+                    return Err(Error::Internal(
+                        "a snapshot load into a store that was not emptied first".into(),
+                    ));
+                }
+                load.insert(BaseWriter::create(&self.dir().join(BASE_TMP))?)
+            }
+        };
+        for (k, v) in pairs {
+            writer.add(k, v)?;
+        }
+        if durable {
+            writer.sync()?;
+        }
+        Ok(())
+    }
+
+    fn records_empty(&self) -> Result<bool> {
+        use redb::ReadableTableMetadata;
+        let tx = self.db.begin_read().map_err(storage)?;
+        tx.open_table(RECORDS)
+            .map_err(storage)?
+            .is_empty()
+            .map_err(storage)
+    }
+
+    /// Seals a loaded snapshot: its base file durable and in place, then the store
+    /// complete, at `decree`, with `sessions` and referring to the base, in one durable
+    /// commit.
+    pub fn seal(&self, decree: u64, sessions: &Sessions) -> Result<()> {
+        let base = match self.load.lock().map_err(poisoned)?.take() {
+            Some(writer) => {
+                writer.finish()?;
+                let path = self.dir().join(BASE);
+                std::fs::rename(self.dir().join(BASE_TMP), &path)?;
+                sync_dir(self.dir())?;
+                Some(Arc::new(BaseFile::open(&path)?))
+            }
+            None => None,
+        };
+        let tx = self.write(true)?;
+        {
+            let mut table = tx.open_table(SESSIONS).map_err(storage)?;
+            for (client, session) in &sessions.clients {
+                let bytes = serde_json::to_vec(session).map_err(storage)?;
+                table.insert(*client, bytes.as_slice()).map_err(storage)?;
+            }
+            let mut meta = tx.open_table(META).map_err(storage)?;
+            meta.insert(LAST_APPLIED, decree).map_err(storage)?;
+            meta.insert(VALID, 1).map_err(storage)?;
+            mark_base(&mut meta, base.is_some())?;
+        }
+        tx.commit().map_err(storage)?;
+        *self.base.write().map_err(poisoned)? = base;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::replica::storage::DEFAULT_CACHE_BYTES;
+    use crate::replica::storage::tests::{del, incr, put};
+
+    type Contents = BTreeMap<(Vec<u8>, Vec<u8>), Vec<u8>>;
+
+    fn open(dir: &Path) -> ReplicaStore {
+        ReplicaStore::open(dir, DEFAULT_CACHE_BYTES).unwrap()
+    }
+
+    /// Teaches `to` what `from` holds, as a learner is taught: emptied, loaded from a
+    /// snapshot in chunks of about `chunk` bytes, sealed.
+    fn learn(from: &ReplicaStore, to: &ReplicaStore, chunk: usize) {
+        to.reset().unwrap();
+        let snap = from.snapshot().unwrap();
+        let mut after = Vec::new();
+        loop {
+            let pairs = snap.chunk(&after, chunk).unwrap();
+            let Some((last, _)) = pairs.last() else { break };
+            after = last.clone();
+            to.load_raw(&pairs, false).unwrap();
+        }
+        to.seal(snap.decree, &snap.sessions).unwrap();
+    }
+
+    /// Everything a store answers by full scan, after checking that point reads and
+    /// each hash key's scan agree with it.
+    fn contents(store: &ReplicaStore) -> Contents {
+        let mut all = Contents::new();
+        let mut after = Vec::new();
+        loop {
+            let page = store.scan_all(&after, 7, 0).unwrap();
+            let Some((hk, (sk, _, _))) = page.last() else {
+                break;
+            };
+            after = crate::data::encode_key(hk, sk).unwrap();
+            for (hk, (sk, v, _)) in page {
+                assert!(all.insert((hk, sk), v).is_none(), "a key twice in a scan");
+            }
+        }
+        for ((hk, sk), v) in &all {
+            assert_eq!(store.get(hk, sk, 0).unwrap().unwrap().0, *v, "point read");
+        }
+        type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+        let mut by_hash: BTreeMap<&Vec<u8>, Pairs> = BTreeMap::new();
+        for ((hk, sk), v) in &all {
+            by_hash.entry(hk).or_default().push((sk.clone(), v.clone()));
+        }
+        for (hk, want) in by_hash {
+            let got: Vec<_> = store
+                .scan_hash_key(hk, b"", b"", usize::MAX, 0)
+                .unwrap()
+                .into_iter()
+                .map(|(sk, v, _)| (sk, v))
+                .collect();
+            assert_eq!(got, want, "hash key {}", String::from_utf8_lossy(hk));
+        }
+        all
+    }
+
+    fn format_of(store: &ReplicaStore) -> u64 {
+        let tx = store.db.begin_read().unwrap();
+        let meta = tx.open_table(META).unwrap();
+        meta.get("format").unwrap().unwrap().value()
+    }
+
+    fn raw_records(store: &ReplicaStore) -> u64 {
+        use redb::ReadableTableMetadata;
+        let tx = store.db.begin_read().unwrap();
+        tx.open_table(RECORDS).unwrap().len().unwrap()
+    }
+
+    #[test]
+    fn a_learned_base_reads_like_the_primary_under_any_later_writes() {
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
+        let (primary, learner, third) = (open(a.path()), open(b.path()), open(c.path()));
+        let mut sessions = (Sessions::default(), Sessions::default());
+        let mut decree = 0;
+        let mut both = |entry: &dyn Fn(u64) -> crate::replica::core::Entry,
+                        learner: Option<&ReplicaStore>,
+                        sessions: &mut (Sessions, Sessions)| {
+            decree += 1;
+            primary
+                .apply(&[entry(decree)], &mut sessions.0, false)
+                .unwrap();
+            if let Some(l) = learner {
+                l.apply(&[entry(decree)], &mut sessions.1, false).unwrap();
+            }
+        };
+        for i in 0..300 {
+            let (hk, sk) = (format!("h{}", i % 6), format!("s{i:03}"));
+            both(
+                &|d| put(d, &hk, &sk, &format!("v{i}"), 0),
+                None,
+                &mut sessions,
+            );
+        }
+        both(&|d| put(d, "h", "n", "5", 0), None, &mut sessions);
+        learn(&primary, &learner, 2_000);
+        assert!(learner.base().is_some() && b.path().join(BASE).exists());
+        assert_eq!(format_of(&learner), crate::replica::storage::FORMAT);
+        assert_eq!(raw_records(&learner), 0, "the snapshot is all in the base");
+        assert_eq!(
+            learner.state().unwrap().applied,
+            primary.state().unwrap().applied
+        );
+        assert_eq!(contents(&learner), contents(&primary));
+        sessions.1 = learner.state().unwrap().sessions;
+
+        // Seeded puts and deletes on both, over keys in the base and new ones.
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        for step in 0..600 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let i = rng % 400;
+            let (hk, sk) = (format!("h{}", i % 6), format!("s{i:03}"));
+            if rng.is_multiple_of(3) {
+                both(&|d| del(d, &hk, &sk), Some(&learner), &mut sessions);
+            } else {
+                let v = format!("w{step}");
+                both(&|d| put(d, &hk, &sk, &v, 0), Some(&learner), &mut sessions);
+            }
+            assert_eq!(
+                learner.get(hk.as_bytes(), sk.as_bytes(), 0).unwrap(),
+                primary.get(hk.as_bytes(), sk.as_bytes(), 0).unwrap(),
+                "step {step}: {hk}/{sk}"
+            );
+            if step % 100 == 99 {
+                assert_eq!(contents(&learner), contents(&primary), "step {step}");
+            }
+        }
+        // An atomic write reads a value that is only in the base.
+        both(&|d| incr(d, 0, 3), Some(&learner), &mut sessions);
+        assert_eq!(learner.get(b"h", b"n", 1).unwrap().unwrap().0, b"8");
+        let want = contents(&primary);
+        // A restart reads the same; a learner taught by this store (base and all) too.
+        drop(learner);
+        let learner = open(b.path());
+        assert_eq!(contents(&learner), want);
+        learn(&learner, &third, 1_000);
+        assert_eq!(contents(&third), want);
+        assert!(learner.estimate_count().unwrap() >= want.len() as u64);
+    }
+
+    #[test]
+    fn a_load_is_nothing_until_sealed_and_a_sealed_base_survives_a_restart() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let primary = open(a.path());
+        let mut sessions = Sessions::default();
+        let entries: Vec<_> = (1..=50)
+            .map(|d| put(d, "h", &format!("s{d:02}"), "v", 0))
+            .collect();
+        primary.apply(&entries, &mut sessions, true).unwrap();
+        let pairs = primary.snapshot().unwrap().chunk(b"", usize::MAX).unwrap();
+        {
+            // A learner crashes halfway through its load.
+            let learner = open(b.path());
+            learner.reset().unwrap();
+            learner.load_raw(&pairs[..25], true).unwrap();
+            assert!(b.path().join(BASE_TMP).exists());
+        }
+        let learner = open(b.path());
+        assert!(!b.path().join(BASE_TMP).exists(), "the half load is gone");
+        assert!(learner.base().is_none());
+        assert!(!learner.state().unwrap().valid);
+        assert!(learner.get(b"h", b"s01", 0).unwrap().is_none());
+        drop(learner);
+        // A base file the store does not refer to (a crash between the rename and the
+        // seal's commit) is removed, not read.
+        std::fs::write(b.path().join(BASE), b"left over").unwrap();
+        let learner = open(b.path());
+        assert!(!b.path().join(BASE).exists());
+        learn(&primary, &learner, 300);
+        drop(learner);
+        let learner = open(b.path());
+        assert!(learner.state().unwrap().valid);
+        assert_eq!(contents(&learner), contents(&primary));
+        drop(learner);
+        // A base the store refers to but cannot read: refused by name, never empty data.
+        std::fs::remove_file(b.path().join(BASE)).unwrap();
+        let err = ReplicaStore::open(b.path(), DEFAULT_CACHE_BYTES)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(BASE) || err.contains("No such file"), "{err}");
+    }
+
+    #[test]
+    fn a_reset_drops_the_base_and_a_load_needs_an_emptied_store() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (primary, learner) = (open(a.path()), open(b.path()));
+        let mut sessions = Sessions::default();
+        primary
+            .apply(&[put(1, "h", "s", "v", 0)], &mut sessions, true)
+            .unwrap();
+        learn(&primary, &learner, 100);
+        let held = learner.base().unwrap();
+        learner.reset().unwrap();
+        assert!(learner.base().is_none() && !b.path().join(BASE).exists());
+        assert_eq!(
+            format_of(&learner),
+            crate::replica::storage::PLAIN_FORMAT,
+            "a store with no base reads in binaries that know nothing of bases"
+        );
+        assert!(learner.get(b"h", b"s", 0).unwrap().is_none());
+        let key = crate::data::encode_key(b"h", b"s").unwrap();
+        assert!(
+            held.get(&key).unwrap().is_some(),
+            "a read already on the base finishes"
+        );
+        let pairs = primary.snapshot().unwrap().chunk(b"", usize::MAX).unwrap();
+        learner
+            .apply(&[put(1, "x", "y", "z", 0)], &mut Sessions::default(), true)
+            .unwrap();
+        let err = learner.load_raw(&pairs, false).unwrap_err().to_string();
+        assert!(err.contains("not emptied"), "{err}");
+    }
+}
