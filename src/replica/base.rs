@@ -286,11 +286,7 @@ impl BaseFile {
     }
 
     /// The record at `at` in `block` and where the next starts; `None` at its end.
-    fn record<'b>(
-        &self,
-        block: &'b [u8],
-        at: usize,
-    ) -> Result<Option<Raw<'b>>> {
+    fn record<'b>(&self, block: &'b [u8], at: usize) -> Result<Option<Raw<'b>>> {
         if at >= block.len() {
             return Ok(None);
         }

@@ -27,10 +27,10 @@ use crate::replica::worker::{LEARN_READ_AHEAD, Msg, Shared};
 /// rest durable. A durable load stops the load until the kernel has written back every
 /// page so far, while between them the kernel writes back as the load goes on — and a
 /// learner that crashes mid-copy starts over whatever was durable, so earlier syncs buy
-/// nothing but a bound on what one commit writes back and on redb's record of pages
-/// written since its last durable commit. (`learn --size-mb 256`, 3 runs each beside the
-/// same `dd`: every 32 MB 0.29-0.48x dd, every 128 MB 0.30-0.57x, only at the seal
-/// 0.42-0.79x, median 0.60x; `--size-mb 1024`: 80 MB/s every 128 MB, 113 MB/s at the seal.)
+/// nothing but a bound on what the seal writes back. (Measured when loads went into redb,
+/// `learn --size-mb 256`, 3 runs each beside the same `dd`: every 32 MB 0.29-0.48x dd,
+/// every 128 MB 0.30-0.57x, only at the seal 0.42-0.79x; loads now go into a base file,
+/// [`crate::replica::base`].)
 const DURABLE_LOAD_BYTES: u64 = 1 << 30;
 /// Jobs taken together at most.
 const MAX_BATCH: usize = 512;
@@ -38,6 +38,7 @@ const MAX_BATCH: usize = 512;
 const REWRITE_POLL: Duration = Duration::from_millis(50);
 
 mod lifecycle;
+pub use lifecycle::remove_if_present;
 mod rewrite;
 
 /// How a primary teaches a learner, once decided.

@@ -12,11 +12,22 @@ use redb::ReadableDatabase;
 use crate::error::{Error, Result};
 use crate::replica::base::{BASE, BASE_TMP, BaseFile, BaseWriter};
 use crate::replica::core::sessions::Sessions;
+use crate::replica::io::remove_if_present;
 use crate::replica::plog::sync_dir;
 use crate::replica::storage::{
-    LAST_APPLIED, META, RECORDS, ReplicaStore, SESSIONS, SHADOW, VALID, mark_base,
-    remove_file_if_present, storage,
+    FORMAT, FORMAT_KEY, HAS_BASE, LAST_APPLIED, META, PLAIN_FORMAT, RECORDS, ReplicaStore,
+    SESSIONS, SHADOW, VALID, storage,
 };
+
+/// Records in `meta` whether a base file lies under the store, and the format that
+/// follows from it.
+pub(super) fn mark_base(meta: &mut redb::Table<&str, u64>, has_base: bool) -> Result<()> {
+    let format = if has_base { FORMAT } else { PLAIN_FORMAT };
+    meta.insert(HAS_BASE, u64::from(has_base))
+        .map_err(storage)?;
+    meta.insert(FORMAT_KEY, format).map_err(storage)?;
+    Ok(())
+}
 
 fn poisoned<T>(_: T) -> Error {
     Error::Internal("a replica store's lock was poisoned".into())
@@ -43,8 +54,8 @@ impl ReplicaStore {
         tx.commit().map_err(storage)?;
         // Nothing refers to the base file now; reads already on it keep it open.
         *self.base.write().map_err(poisoned)? = None;
-        remove_file_if_present(&self.dir().join(BASE))?;
-        remove_file_if_present(&self.dir().join(BASE_TMP))
+        remove_if_present(&self.dir().join(BASE))?;
+        remove_if_present(&self.dir().join(BASE_TMP))
     }
 
     /// Marks an empty store complete, durably (a brand-new partition).

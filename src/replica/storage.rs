@@ -3,8 +3,9 @@
 //! records in Pegasus's key encoding ([`crate::data`]), the client sessions, the decree
 //! of the last write applied, and whether the data is complete. Only committed entries
 //! are applied, many per transaction, each recording its decree; a learner's snapshot is
-//! loaded as incomplete and sealed complete in one durable commit. The file carries a
-//! format version: a newer one is refused by name. Reads are in [`super::reads`].
+//! loaded into a base file under the store and sealed complete in one durable commit
+//! ([`super::learned`], [`super::base`]). The file carries a format version: an unknown
+//! one is refused by name. Reads are in [`super::reads`] and [`super::layered`].
 //!
 //! Why redb, not an LSM such as fjall — measured by `benches/store-choice` (`cargo run
 //! --release` there; both stores, the replica's workloads, one run): redb applies
@@ -28,6 +29,7 @@ use crate::pb;
 use crate::replica::base::{BASE, BASE_TMP, BaseFile, BaseWriter};
 use crate::replica::core::Entry;
 use crate::replica::core::sessions::{Session, Sessions};
+use crate::replica::io::remove_if_present;
 use crate::replica::layered::{Merged, Shadow, point};
 
 pub(super) const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
@@ -39,7 +41,7 @@ pub(super) const LAST_APPLIED: &str = "last_applied_decree";
 pub(super) const VALID: &str = "valid";
 /// 1 while the store has a learned base file ([`BASE`]) under it.
 pub(super) const HAS_BASE: &str = "base";
-const FORMAT_KEY: &str = "format";
+pub(super) const FORMAT_KEY: &str = "format";
 /// The newest format of `data.redb` this binary writes and reads: 2 while a learned
 /// base file lies under the store, [`PLAIN_FORMAT`] otherwise — so a binary that knows
 /// nothing of base files refuses such a store by name instead of reading it without
@@ -166,11 +168,11 @@ impl ReplicaStore {
         tx.commit().map_err(storage)?;
         // A half-written load does not outlive the process (its learner starts over),
         // and a base the store does not refer to was left by a crash: both go.
-        remove_file_if_present(&dir.join(BASE_TMP))?;
+        remove_if_present(&dir.join(BASE_TMP))?;
         let base = if has_base {
             Some(Arc::new(BaseFile::open(&dir.join(BASE))?))
         } else {
-            remove_file_if_present(&dir.join(BASE))?;
+            remove_if_present(&dir.join(BASE))?;
             None
         };
         Ok(ReplicaStore {
@@ -369,24 +371,6 @@ fn apply_atomic(
     match failure {
         Some(e) => Err(e),
         None => Ok(evaluated),
-    }
-}
-
-/// Records in `meta` whether a base file lies under the store, and the format that
-/// follows from it.
-pub(super) fn mark_base(meta: &mut redb::Table<&str, u64>, has_base: bool) -> Result<()> {
-    let format = if has_base { FORMAT } else { PLAIN_FORMAT };
-    meta.insert(HAS_BASE, u64::from(has_base))
-        .map_err(storage)?;
-    meta.insert(FORMAT_KEY, format).map_err(storage)?;
-    Ok(())
-}
-
-/// Removes a file; one already gone is fine.
-pub(super) fn remove_file_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
-        _ => Ok(()),
     }
 }
 

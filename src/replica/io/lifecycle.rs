@@ -87,7 +87,7 @@ impl Io {
 }
 
 /// Removes a file, or a directory with everything in it; one already gone is fine.
-pub(super) fn remove_if_present(path: &Path) -> Result<()> {
+pub fn remove_if_present(path: &Path) -> Result<()> {
     let removed = if path.is_dir() {
         std::fs::remove_dir_all(path)
     } else {

@@ -25,10 +25,9 @@ use super::Io;
 use crate::error::{Error, Result};
 use crate::replica::core::Input;
 use crate::replica::layered::Merged;
+use crate::replica::learned::mark_base;
 use crate::replica::plog::sync_dir;
-use crate::replica::storage::{
-    FILE, META, RECORDS, ReplicaStore, SESSIONS, SHADOW, mark_base, storage,
-};
+use crate::replica::storage::{FILE, META, RECORDS, ReplicaStore, SESSIONS, SHADOW, storage};
 
 /// A store file this many times what its records need packed is rewritten...
 const WASTE: f64 = 1.4;
