@@ -929,25 +929,7 @@ fn a_quiet_table_keeps_little_log_and_packed_stores() {
     };
     assert_eq!(dirs.len(), 24);
     let (writers, each, value) = (16, 400, vec![b'v'; 1000]);
-    c.block_on(async {
-        let client = MetaClient::new(&[c.meta()], Duration::from_secs(5)).unwrap();
-        let data = std::sync::Arc::new(DataClient::new(client, Duration::from_secs(30)));
-        let tasks: Vec<_> = (0..writers)
-            .map(|w| {
-                let (data, value) = (data.clone(), value.clone());
-                tokio::spawn(async move {
-                    for i in 0..each {
-                        let key = format!("w{w}_{i}");
-                        let record = vec![(b"s".to_vec(), value.clone())];
-                        data.set("temp", key.as_bytes(), &record, 0).await.unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
+    fill_temp(&c, writers, each, &value);
     let payload: u64 = (0..writers)
         .flat_map(|w| (0..each).map(move |i| format!("w{w}_{i}").len() as u64 + 1 + 1000))
         .sum();
@@ -962,6 +944,35 @@ fn a_quiet_table_keeps_little_log_and_packed_stores() {
             (log <= 24 * 2 * (64 << 10) && packed).then_some((store, log))
         });
     eprintln!("settled: store {store}, log {log} for {payload} x 3");
+    assert_temp_filled(&c, writers, each, &value);
+}
+
+/// Writes `writers` x `each` records of `value` to `temp` (hash key `w{w}_{i}`, sort
+/// key `s`), the writers at once.
+fn fill_temp(c: &TestCluster, writers: usize, each: usize, value: &[u8]) {
+    c.block_on(async {
+        let client = MetaClient::new(&[c.meta()], Duration::from_secs(5)).unwrap();
+        let data = std::sync::Arc::new(DataClient::new(client, Duration::from_secs(30)));
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| {
+                let (data, value) = (data.clone(), value.to_vec());
+                tokio::spawn(async move {
+                    for i in 0..each {
+                        let key = format!("w{w}_{i}");
+                        let record = vec![(b"s".to_vec(), value.clone())];
+                        data.set("temp", key.as_bytes(), &record, 0).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+}
+
+/// Reads back every record [`fill_temp`] wrote.
+fn assert_temp_filled(c: &TestCluster, writers: usize, each: usize, value: &[u8]) {
     c.block_on(async {
         let client = MetaClient::new(&[c.meta()], Duration::from_secs(5)).unwrap();
         let data = DataClient::new(client, Duration::from_secs(30));
@@ -976,4 +987,69 @@ fn a_quiet_table_keeps_little_log_and_packed_stores() {
             }
         }
     });
+}
+
+/// A node that joins learns its replicas into base files (each snapshot written as it
+/// arrives, not built into redb), serves them as their primary, and once quiet folds
+/// every base into its store — every record reading back throughout.
+#[test]
+fn a_joining_nodes_base_files_serve_as_primary_and_fold_into_its_stores() {
+    let mut c = TestCluster::start(3, true);
+    let (writers, each, value) = (8, 100, vec![b'b'; 1000]);
+    fill_temp(&c, writers, each, &value);
+    let new = c.add_node();
+    let meta = c.cluster().meta().unwrap().clone();
+    let app_id = meta.lock().app_by_name("temp").unwrap().record.app_id;
+    let bases = |c: &TestCluster| {
+        let node = c.cluster().replica(&new).unwrap();
+        (0..8)
+            .map(|pidx| node.replica_dir(ballast::model::Gpid::new(app_id, pidx)))
+            .filter(|dir| dir.join(ballast::replica::base::BASE).exists())
+            .count()
+    };
+    c.script(
+        "set_meta_level lively
+",
+    )
+    .ok();
+    crate::util::wait_for(
+        "a replica learned as a base file",
+        Duration::from_secs(60),
+        || (bases(&c) > 0).then_some(()),
+    );
+    c.script(
+        "wait balanced --timeout 60
+set_meta_level steady
+",
+    )
+    .ok();
+    let held: Vec<(usize, String)> = {
+        let state = meta.lock();
+        let app = state.app_by_name("temp").unwrap();
+        app.partitions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.secondaries.contains(&new))
+            .map(|(pidx, p)| (pidx, p.primary.clone().unwrap()))
+            .collect()
+    };
+    assert!(!held.is_empty(), "the new node holds replicas");
+    for (pidx, primary) in &held {
+        c.script(&format!(
+            "balance -g {app_id}.{pidx} -p move_pri -f {primary} -t {new}\n"
+        ))
+        .ok();
+    }
+    crate::util::wait_for("the new node to lead them", Duration::from_secs(30), || {
+        let state = meta.lock();
+        let app = state.app_by_name("temp").unwrap();
+        held.iter()
+            .all(|(pidx, _)| app.partitions[*pidx].primary.as_deref() == Some(new.as_str()))
+            .then_some(())
+    });
+    assert_temp_filled(&c, writers, each, &value);
+    crate::util::wait_for("every base folded in", Duration::from_secs(60), || {
+        (bases(&c) == 0).then_some(())
+    });
+    assert_temp_filled(&c, writers, each, &value);
 }

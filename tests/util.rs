@@ -78,6 +78,13 @@ impl TestCluster {
             .expect("node starts");
     }
 
+    /// Adds a replica server; returns its address.
+    pub fn add_node(&mut self) -> String {
+        let TestCluster { rt, cluster } = self;
+        let cluster = cluster.as_mut().expect("running");
+        rt.block_on(cluster.add_node()).expect("node added")
+    }
+
     /// Runs a future on the cluster's runtime.
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
