@@ -76,6 +76,8 @@ fn mask_times(text: &str) -> String {
         let mut line = line.to_string();
         for key in ["\"uptime_seconds\": ", "\"disk_usage\": "] {
             if let Some((head, rest)) = line.split_once(key) {
+                // Bytes, or `null` before the node has reported them.
+                let rest = rest.strip_prefix("null").unwrap_or(rest);
                 let tail = rest.trim_start_matches(|c: char| c.is_ascii_digit());
                 line = format!("{head}{key}0{tail}");
             }
@@ -92,11 +94,15 @@ fn mask_times(text: &str) -> String {
 /// Disk sizes (`12.3KB`) vary from run to run: a line showing one has each size
 /// replaced by `SIZE` and its spacing collapsed (so column widths cannot differ).
 fn mask_sizes(line: &str) -> String {
+    // A node row's disk not yet reported in a beacon reads `unknown`: when the beacon
+    // comes is timing, so in a row naming a node it is a size like any other.
+    let node_row = line.contains("127.0.0.1:");
     let is_size = |w: &str| {
-        ["KB", "MB", "GB", "TB", "B"].iter().any(|u| {
-            w.strip_suffix(u)
-                .is_some_and(|n| !n.is_empty() && n.parse::<f64>().is_ok())
-        })
+        (node_row && w == "unknown")
+            || ["KB", "MB", "GB", "TB", "B"].iter().any(|u| {
+                w.strip_suffix(u)
+                    .is_some_and(|n| !n.is_empty() && n.parse::<f64>().is_ok())
+            })
     };
     if !line.split_whitespace().any(is_size) {
         return line.to_string();

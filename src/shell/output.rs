@@ -125,6 +125,18 @@ pub fn size_cell(bytes: u64) -> Cell {
     Cell::custom(format_size(bytes), serde_json::json!(bytes))
 }
 
+/// Disk that replicas take, as their nodes reported it; `holds_replicas` says whether
+/// any are placed there. A replica on disk is never 0 bytes (its store file and
+/// preallocated log), so placed replicas summing to 0 have not been reported in a
+/// beacon yet: "unknown" (`null` in JSON), not `0B`.
+pub fn disk_cell(bytes: u64, holds_replicas: bool) -> Cell {
+    if bytes == 0 && holds_replicas {
+        Cell::unknown()
+    } else {
+        size_cell(bytes)
+    }
+}
+
 /// A column: its name and whether its values are right-aligned (counts are).
 #[derive(Debug, Clone, Copy)]
 pub struct Column {

@@ -12,7 +12,7 @@ use crate::pb;
 use crate::shell::commands::{OutputArgs, mark_stale};
 use crate::shell::context::Context;
 use crate::shell::error::ShellError;
-use crate::shell::output::{Cell, Report, col, num, size_cell};
+use crate::shell::output::{Cell, Report, col, disk_cell, num};
 use crate::shell::registry::{Flow, Verb};
 
 /// The `app` verb.
@@ -97,12 +97,13 @@ fn report_of(reply: &pb::QueryAppReply, detailed: bool) -> Report {
                 replicas,
                 Cell::opt(p.primary.clone()),
                 Cell::list(&p.secondaries),
-                size_cell(
+                disk_cell(
                     p.primary
                         .as_deref()
                         .and_then(|n| disk.get(&(p.pidx, n)))
                         .copied()
                         .unwrap_or(0),
+                    p.primary.is_some(),
                 ),
             ]
         })
@@ -124,7 +125,7 @@ fn report_of(reply: &pb::QueryAppReply, detailed: bool) -> Report {
                 Cell::num(*p),
                 Cell::num(*s),
                 Cell::num(p + s),
-                size_cell(node_disk(node)),
+                disk_cell(node_disk(node), p + s > 0),
             ]
         })
         .collect();
@@ -303,6 +304,13 @@ mod tests {
             json["nodes"][0],
             json!({"node": "h:1", "primary": 1, "secondary": 1, "total": 2, "disk_usage": 2048})
         );
+        assert_eq!(json["nodes"][1]["node"], "h:2");
+        assert_eq!(
+            json["nodes"][1]["disk_usage"],
+            Value::Null,
+            "h:2 holds a replica it has not reported: unknown, not 0"
+        );
+        assert_eq!(json["nodes"][2]["disk_usage"], 1024);
         assert_eq!(json["healthy"]["read_unhealthy_partition_count"], 1);
         assert!(report(&reply(), false).to_json().get("replicas").is_none());
     }

@@ -8,7 +8,7 @@ use crate::pb;
 use crate::shell::commands::{OutputArgs, mark_stale};
 use crate::shell::context::Context;
 use crate::shell::error::ShellError;
-use crate::shell::output::{Cell, Report, Tone, col, num, size_cell};
+use crate::shell::output::{Cell, Report, Tone, col, disk_cell, num};
 use crate::shell::registry::{Flow, Verb};
 
 /// The `nodes` verb.
@@ -55,7 +55,7 @@ fn report(nodes: &[pb::NodeInfo], detailed: bool) -> Report {
                     Cell::num(n.primary_count + n.secondary_count),
                     Cell::num(n.primary_count),
                     Cell::num(n.secondary_count),
-                    size_cell(n.disk_bytes),
+                    disk_cell(n.disk_bytes, n.primary_count + n.secondary_count > 0),
                 ]);
             }
             row.push(connection_cell(n));
@@ -182,6 +182,32 @@ mod tests {
     }
 
     #[test]
+    fn disk_not_yet_reported_is_unknown_not_zero() {
+        let mut reported = node("h:1", true, 2, 3);
+        reported.disk_bytes = 3 << 20;
+        let nodes = [node("h:0", true, 2, 3), reported, node("h:2", true, 0, 0)];
+        let json = report(&nodes, true).to_json();
+        assert!(
+            json["details"][0]["disk_usage"].is_null(),
+            "replicas placed, none reported yet: {}",
+            json["details"][0]
+        );
+        assert_eq!(json["details"][1]["disk_usage"], 3 << 20);
+        assert_eq!(
+            json["details"][2]["disk_usage"], 0,
+            "no replicas, nothing on disk"
+        );
+        let text = report(&nodes, true).to_text(false);
+        let cells = |i: usize| -> Vec<String> {
+            let line = text.lines().nth(2 + i).unwrap_or_default();
+            line.split_whitespace().map(String::from).collect()
+        };
+        assert_eq!(cells(0)[5], "unknown");
+        assert_eq!(cells(1)[5], "3.0MB");
+        assert_eq!(cells(2)[5], "0B");
+    }
+
+    #[test]
     fn detailed_columns_are_in_pegasus_order() {
         let nodes = [
             node("127.0.0.1:34801", true, 8, 16),
@@ -213,7 +239,7 @@ mod tests {
                 "24",
                 "8",
                 "16",
-                "0B",
+                "unknown",
                 "CONNECTED",
                 "NORMAL"
             ]
