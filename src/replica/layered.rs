@@ -17,6 +17,9 @@ use crate::replica::storage::storage;
 type Records = ReadOnlyTable<&'static [u8], &'static [u8]>;
 /// The keys deleted since the base was loaded.
 pub type Shadow = ReadOnlyTable<&'static [u8], ()>;
+/// What lies under a store as of one read transaction: its base file and the keys
+/// deleted since it was loaded.
+pub type Under = (Arc<BaseFile>, Shadow);
 
 /// The value stored under `key`: the store's, else the base's unless shadowed.
 pub fn point<R, S>(
@@ -38,7 +41,7 @@ where
 }
 
 /// The base's side of a merged range.
-struct Under<'a> {
+struct BaseSide<'a> {
     cursor: BaseCursor,
     shadow: &'a Shadow,
     end: Option<Vec<u8>>,
@@ -48,7 +51,7 @@ struct Under<'a> {
 pub struct Merged<'a> {
     records: redb::Range<'a, &'static [u8], &'static [u8]>,
     next: Option<(Vec<u8>, Vec<u8>)>,
-    under: Option<Under<'a>>,
+    under: Option<BaseSide<'a>>,
 }
 
 /// Which side gives the next record.
@@ -64,7 +67,7 @@ impl<'a> Merged<'a> {
     /// Records from `from` (inclusive) to `to` (exclusive; `None`: to the end).
     pub fn new(
         records: &'a Records,
-        under: Option<(&Arc<BaseFile>, &'a Shadow)>,
+        under: Option<&'a Under>,
         from: &[u8],
         to: Option<&[u8]>,
     ) -> Result<Merged<'a>> {
@@ -74,7 +77,7 @@ impl<'a> Merged<'a> {
         }
         .map_err(storage)?;
         let under = match under {
-            Some((base, shadow)) => Some(Under {
+            Some((base, shadow)) => Some(BaseSide {
                 cursor: BaseCursor::new(base.clone(), from)?,
                 shadow,
                 end: to.map(<[u8]>::to_vec),

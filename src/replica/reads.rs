@@ -3,31 +3,14 @@
 //! the replica's I/O thread, so a long scan never holds up writes. A store with a
 //! learned base file is read through it ([`super::layered`]).
 
-use std::sync::Arc;
-
-use redb::{ReadTransaction, ReadableDatabase, ReadableTableMetadata};
+use redb::{ReadableDatabase, ReadableTableMetadata};
 
 use crate::data::{decode_key, decode_value, encode_key, expired, hash_key_range};
 use crate::error::Result;
-use crate::replica::base::BaseFile;
-use crate::replica::layered::{Merged, Shadow, point};
-use crate::replica::storage::{RECORDS, Record, ReplicaStore, SHADOW, storage};
-
-/// A read transaction and what lies under the store as of it.
-type View = (ReadTransaction, Option<(Arc<BaseFile>, Shadow)>);
+use crate::replica::layered::{Merged, point};
+use crate::replica::storage::{RECORDS, Record, ReplicaStore, storage};
 
 impl ReplicaStore {
-    /// A consistent view for one read: the store's transaction and its base, if any.
-    fn view(&self) -> Result<View> {
-        let base = self.base();
-        let tx = self.db.begin_read().map_err(storage)?;
-        let under = match base {
-            Some(base) => Some((base, tx.open_table(SHADOW).map_err(storage)?)),
-            None => None,
-        };
-        Ok((tx, under))
-    }
-
     /// One record's value and expiry, unless absent or expired at `now_secs`.
     pub fn get(
         &self,
@@ -64,9 +47,8 @@ impl ReplicaStore {
         } else {
             Some(encode_key(hash_key, stop)?)
         };
-        let under = under.as_ref().map(|(b, s)| (b, s));
         let mut out = Vec::new();
-        for entry in Merged::new(&records, under, &from, to.as_deref())? {
+        for entry in Merged::new(&records, under.as_ref(), &from, to.as_deref())? {
             let (k, v) = entry?;
             let (_, sort_key) = decode_key(&k)?;
             let (expire_ts, value) = decode_value(&v)?;
@@ -91,9 +73,8 @@ impl ReplicaStore {
     ) -> Result<Vec<(Vec<u8>, Record)>> {
         let (tx, under) = self.view()?;
         let records = tx.open_table(RECORDS).map_err(storage)?;
-        let under = under.as_ref().map(|(b, s)| (b, s));
         let mut out = Vec::new();
-        for entry in Merged::new(&records, under, after, None)? {
+        for entry in Merged::new(&records, under.as_ref(), after, None)? {
             let (k, v) = entry?;
             if k == after {
                 continue;

@@ -30,7 +30,7 @@ use crate::replica::base::{BASE, BASE_TMP, BaseFile, BaseWriter};
 use crate::replica::core::Entry;
 use crate::replica::core::sessions::{Session, Sessions};
 use crate::replica::io::remove_if_present;
-use crate::replica::layered::{Merged, Shadow, point};
+use crate::replica::layered::{Merged, Under, point};
 
 pub(super) const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -66,7 +66,7 @@ pub type Record = (Vec<u8>, Vec<u8>, u32);
 /// applied after it was taken are not seen.
 pub struct StoreSnapshot {
     records: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
-    under: Option<(Arc<BaseFile>, Shadow)>,
+    under: Option<Under>,
     /// The decree the view reflects.
     pub decree: u64,
     /// The client sessions as of `decree`.
@@ -79,8 +79,7 @@ impl StoreSnapshot {
     pub fn chunk(&self, after: &[u8], max_bytes: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
         let mut size = 0;
-        let under = self.under.as_ref().map(|(b, s)| (b, s));
-        for entry in Merged::new(&self.records, under, after, None)? {
+        for entry in Merged::new(&self.records, self.under.as_ref(), after, None)? {
             let (k, v) = entry?;
             if k == after {
                 continue;
@@ -186,6 +185,18 @@ impl ReplicaStore {
     /// The learned base file under the store, if any.
     pub fn base(&self) -> Option<Arc<BaseFile>> {
         self.base.read().map_or(None, |b| b.clone())
+    }
+
+    /// A read transaction and, as of it, the base file and the keys deleted since it
+    /// was loaded (if the store has a base): what every read of the records starts from.
+    pub(super) fn view(&self) -> Result<(redb::ReadTransaction, Option<Under>)> {
+        let base = self.base();
+        let tx = self.db.begin_read().map_err(storage)?;
+        let under = match base {
+            Some(base) => Some((base, tx.open_table(SHADOW).map_err(storage)?)),
+            None => None,
+        };
+        Ok((tx, under))
     }
 
     /// The store's directory.
@@ -314,7 +325,7 @@ impl ReplicaStore {
 
     /// A consistent view of the store as of now, with its sessions.
     pub fn snapshot(&self) -> Result<StoreSnapshot> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let (tx, under) = self.view()?;
         let decree = tx
             .open_table(META)
             .map_err(storage)?
@@ -323,10 +334,6 @@ impl ReplicaStore {
             .map_or(0, |v| v.value());
         let sessions = read_sessions(&tx.open_table(SESSIONS).map_err(storage)?)?;
         let records = tx.open_table(RECORDS).map_err(storage)?;
-        let under = match self.base() {
-            Some(base) => Some((base, tx.open_table(SHADOW).map_err(storage)?)),
-            None => None,
-        };
         Ok(StoreSnapshot {
             records,
             under,

@@ -27,7 +27,7 @@ use crate::replica::core::Input;
 use crate::replica::layered::Merged;
 use crate::replica::learned::mark_base;
 use crate::replica::plog::sync_dir;
-use crate::replica::storage::{FILE, META, RECORDS, ReplicaStore, SESSIONS, SHADOW, storage};
+use crate::replica::storage::{FILE, META, RECORDS, ReplicaStore, SESSIONS, storage};
 
 /// A store file this many times what its records need packed is rewritten...
 const WASTE: f64 = 1.4;
@@ -65,8 +65,7 @@ impl ReplicaStore {
     /// key order (the base file's folded in), durably.
     pub fn rewrite(&self, tmp: &Path) -> Result<()> {
         super::lifecycle::remove_if_present(tmp)?;
-        let base = self.base();
-        let snap = self.db.begin_read().map_err(storage)?;
+        let (snap, under) = self.view()?;
         let db = redb::Builder::new()
             .set_cache_size(COPY_CACHE)
             .create(tmp)
@@ -83,11 +82,7 @@ impl ReplicaStore {
         let mut bytes = 0;
         let mut records = tx.open_table(RECORDS).map_err(storage)?;
         let from = snap.open_table(RECORDS).map_err(storage)?;
-        let shadow = match &base {
-            Some(_) => Some(snap.open_table(SHADOW).map_err(storage)?),
-            None => None,
-        };
-        for entry in Merged::new(&from, base.as_ref().zip(shadow.as_ref()), b"", None)? {
+        for entry in Merged::new(&from, under.as_ref(), b"", None)? {
             let (k, v) = entry?;
             records
                 .insert(k.as_slice(), v.as_slice())
