@@ -989,40 +989,57 @@ fn assert_temp_filled(c: &TestCluster, writers: usize, each: usize, value: &[u8]
     });
 }
 
-/// A node that joins learns its replicas into base files (each snapshot written as it
-/// arrives, not built into redb), serves them as their primary, and once quiet folds
-/// every base into its store — every record reading back throughout.
+/// A settled replica folds into a base file, and a node that joins is given that file
+/// byte for byte, then the writes and deletes over it; as primary it serves every
+/// record and none that was deleted.
 #[test]
-fn a_joining_nodes_base_files_serve_as_primary_and_fold_into_its_stores() {
+fn a_joining_node_is_given_its_primarys_base_file_and_the_writes_over_it() {
     let mut c = TestCluster::start(3, true);
-    let (writers, each, value) = (8, 100, vec![b'b'; 1000]);
-    fill_temp(&c, writers, each, &value);
-    let new = c.add_node();
+    // About 330 KB per partition: enough for a settled replica to fold.
+    let (writers, each, value) = (8, 330, vec![b'b'; 1000]);
+    fill_temp(&c, writers, each + 10, &value);
     let meta = c.cluster().meta().unwrap().clone();
     let app_id = meta.lock().app_by_name("temp").unwrap().record.app_id;
-    let bases = |c: &TestCluster| {
-        let node = c.cluster().replica(&new).unwrap();
-        (0..8)
-            .map(|pidx| node.replica_dir(ballast::model::Gpid::new(app_id, pidx)))
-            .filter(|dir| dir.join(ballast::replica::base::BASE).exists())
-            .count()
+    let base_of = |c: &TestCluster, node: &str, pidx: u32| {
+        let dir = c
+            .cluster()
+            .replica(node)?
+            .replica_dir(ballast::model::Gpid::new(app_id, pidx));
+        std::fs::read(dir.join(ballast::replica::base::BASE)).ok()
     };
-    c.script(
-        "set_meta_level lively
-",
-    )
-    .ok();
+    let primaries = || -> Vec<String> {
+        let state = meta.lock();
+        let app = state.app_by_name("temp").unwrap();
+        app.partitions
+            .iter()
+            .map(|p| p.primary.clone().unwrap())
+            .collect()
+    };
     crate::util::wait_for(
-        "a replica learned as a base file",
+        "every primary settled into a base file",
         Duration::from_secs(60),
-        || (bases(&c) > 0).then_some(()),
+        || {
+            (primaries().iter().enumerate())
+                .all(|(pidx, node)| base_of(&c, node, pidx as u32).is_some())
+                .then_some(())
+        },
     );
-    c.script(
-        "wait balanced --timeout 60
-set_meta_level steady
-",
-    )
-    .ok();
+    // Over the bases: the last ten keys of each writer deleted, the first ten rewritten.
+    let mut script = String::from("use temp\n");
+    for w in 0..writers {
+        for i in each..each + 10 {
+            script.push_str(&format!("del w{w}_{i} s\n"));
+        }
+    }
+    c.script(&script).ok();
+    fill_temp(&c, writers, 10, &value);
+    let bases: Vec<Vec<u8>> = (primaries().iter().enumerate())
+        .map(|(pidx, node)| base_of(&c, node, pidx as u32).unwrap())
+        .collect();
+
+    let new = c.add_node();
+    c.script("set_meta_level lively\nwait balanced --timeout 60\nset_meta_level steady\n")
+        .ok();
     let held: Vec<(usize, String)> = {
         let state = meta.lock();
         let app = state.app_by_name("temp").unwrap();
@@ -1034,6 +1051,13 @@ set_meta_level steady
             .collect()
     };
     assert!(!held.is_empty(), "the new node holds replicas");
+    for (pidx, _) in &held {
+        let copied = base_of(&c, &new, *pidx as u32).expect("a base file");
+        assert!(
+            copied == bases[*pidx],
+            "partition {pidx}: the same base file"
+        );
+    }
     for (pidx, primary) in &held {
         c.script(&format!(
             "balance -g {app_id}.{pidx} -p move_pri -f {primary} -t {new}\n"
@@ -1048,8 +1072,15 @@ set_meta_level steady
             .then_some(())
     });
     assert_temp_filled(&c, writers, each, &value);
-    crate::util::wait_for("every base folded in", Duration::from_secs(60), || {
-        (bases(&c) == 0).then_some(())
-    });
-    assert_temp_filled(&c, writers, each, &value);
+    let mut gets = String::from("use temp\n");
+    for w in 0..writers {
+        gets.push_str(&format!("get w{w}_{each} s\nget w{w}_{} s\n", each + 9));
+    }
+    let out = c.script(&gets);
+    assert_eq!(
+        out.ok().matches("Not found").count(),
+        2 * writers,
+        "a deleted record came back: {}",
+        out.stdout
+    );
 }

@@ -24,8 +24,10 @@ use crate::error::{Error, Result};
 pub const BASE: &str = "data.base";
 /// The base file while a learner is still writing it.
 pub const BASE_TMP: &str = "data.base.tmp";
-/// Blocks are cut once they hold this many bytes (a record is never split).
-const BLOCK_BYTES: usize = 32 << 10;
+/// Blocks are cut once they hold this many bytes (a record is never split). A point
+/// read reads and checks one block, so blocks are small; the index holds one key per
+/// block in memory (about 3 MB for a 256 MB file of 1 KB records).
+const BLOCK_BYTES: usize = 8 << 10;
 /// The writer hands the kernel this much at a time.
 const WRITE_BUFFER: usize = 1 << 20;
 const MAGIC: u64 = u64::from_le_bytes(*b"BLSTBASE");
@@ -39,10 +41,10 @@ fn corrupt(path: &Path, what: &str) -> Error {
 
 /// Where one block is and what it starts with.
 #[derive(Debug, Clone)]
-struct BlockRef {
+pub(super) struct BlockRef {
     first: Vec<u8>,
-    offset: u64,
-    len: u32,
+    pub(super) offset: u64,
+    pub(super) len: u32,
     crc: u32,
 }
 
@@ -154,9 +156,11 @@ impl BaseWriter {
 /// A sealed base file, open for reads from any thread.
 #[derive(Debug)]
 pub struct BaseFile {
-    file: File,
+    pub(super) file: File,
     path: std::path::PathBuf,
-    index: Vec<BlockRef>,
+    pub(super) index: Vec<BlockRef>,
+    /// Where the blocks end and the index starts.
+    pub(super) index_at: u64,
     records: u64,
     bytes: u64,
 }
@@ -232,6 +236,7 @@ impl BaseFile {
             file,
             path: path.to_path_buf(),
             index,
+            index_at: at,
             records,
             bytes,
         })
@@ -252,13 +257,25 @@ impl BaseFile {
         let b = &self.index[i];
         let mut buf = vec![0u8; b.len as usize];
         self.file.read_exact_at(&mut buf, b.offset)?;
-        if crc32fast::hash(&buf) != b.crc {
+        self.check(i, &buf)?;
+        Ok(buf)
+    }
+
+    /// Checks `bytes` as block `i` against its CRC.
+    pub(super) fn check(&self, i: usize, bytes: &[u8]) -> Result<()> {
+        let b = &self.index[i];
+        if crc32fast::hash(bytes) != b.crc {
             return Err(corrupt(
                 &self.path,
                 &format!("block at {} (checksum)", b.offset),
             ));
         }
-        Ok(buf)
+        Ok(())
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// The block that would hold `key`: the last one starting at or before it.

@@ -16,11 +16,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::{Error, Result};
 use crate::model::Gpid;
 use crate::replica::core::sessions::Sessions;
-use crate::replica::core::{DataState, Effect, Entry, Input, LogRecord, Recovered};
+use crate::replica::core::{Chunk, DataState, Effect, Entry, Input, LogRecord, Recovered};
 use crate::replica::faults::Faults;
 use crate::replica::node_dir::LOST;
 use crate::replica::plog::PrepareLog;
-use crate::replica::storage::{ReplicaStore, StoreSnapshot};
+use crate::replica::snapshot::StoreSnapshot;
+use crate::replica::storage::ReplicaStore;
 use crate::replica::worker::{LEARN_READ_AHEAD, Msg, Shared};
 
 /// A learner's snapshot loads are made durable every this many bytes; the seal makes the
@@ -232,14 +233,13 @@ impl Io {
                 }
                 Job::Effect(Effect::LoadChunk(chunk)) => {
                     // Chunks queued together load in one store transaction.
-                    let (mut all, mut chunks) = (chunk, 1);
+                    let mut all = vec![chunk];
                     while let Some(Job::Effect(Effect::LoadChunk(_))) = jobs.peek() {
                         if let Some(Job::Effect(Effect::LoadChunk(more))) = jobs.next() {
-                            all.extend(more);
-                            chunks += 1;
+                            all.push(more);
                         }
                     }
-                    self.load(all, chunks);
+                    self.load(all);
                 }
                 Job::Effect(effect) => self.other(effect),
                 Job::Snapshot(decree, tx) => {
@@ -305,19 +305,21 @@ impl Io {
         }
     }
 
-    /// Loads `chunks` snapshot chunks (their records in `pairs`) in one transaction, made
-    /// durable every `DURABLE_LOAD_BYTES`, and gives their read-ahead permits back.
-    fn load(&mut self, pairs: Vec<(Vec<u8>, Vec<u8>)>, chunks: usize) {
-        let bytes: u64 = pairs.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+    /// Loads snapshot chunks in one transaction, made durable every
+    /// `DURABLE_LOAD_BYTES`, and gives their read-ahead permits back.
+    fn load(&mut self, chunks: Vec<Chunk>) {
+        let bytes: u64 = chunks.iter().map(|c| c.bytes() as u64).sum();
         let durable =
             (self.load_bytes + bytes) / DURABLE_LOAD_BYTES > self.load_bytes / DURABLE_LOAD_BYTES;
         self.load_bytes += bytes;
         let loaded = match &self.store {
-            Some(store) => store.load_raw(&pairs, durable),
+            Some(store) => store.load(&chunks, durable),
             None => Err(Error::Internal("no store to load into".into())),
         };
         let owed = LEARN_READ_AHEAD.saturating_sub(self.shared.learn_permits.available_permits());
-        self.shared.learn_permits.add_permits(chunks.min(owed));
+        self.shared
+            .learn_permits
+            .add_permits(chunks.len().min(owed));
         if let Err(e) = loaded {
             tracing::error!(gpid = %self.gpid, "replica I/O failed: {e}");
             self.send(Input::ApplyFailed(e.to_string()));

@@ -1,29 +1,50 @@
 //! A replica's store through a learner's life: emptied to start over, loaded from the
-//! primary's snapshot, sealed complete. The snapshot's records arrive in key order and
-//! go straight into a base file ([`super::base`]) rather than the store's B-tree; the
-//! seal makes that file durable, puts it in place and, in the same durable commit that
-//! marks the data complete, makes the store refer to it. Until then nothing refers to
-//! it, so a crash at any point leaves either the old state or the sealed one.
+//! primary's snapshot, sealed complete. The snapshot arrives either as records in key
+//! order, written straight into a new base file ([`super::base`]) rather than the
+//! store's B-tree, or — from a primary whose store stands on a base file — as that
+//! file's bytes, written out as they come, then the records and deletions over it,
+//! which go into the store. The seal makes the file durable, puts it in place and, in
+//! the same durable commit that marks the data complete, makes the store refer to it.
+//! Until then nothing refers to it, so a crash at any point leaves either the old state
+//! or the sealed one.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::sync::Arc;
 
 use redb::ReadableDatabase;
 
 use crate::error::{Error, Result};
-use crate::replica::base::{BASE, BASE_TMP, BaseFile, BaseWriter};
+use crate::replica::base::{BASE_TMP, BaseFile, BaseWriter};
+use crate::replica::base_files::{base_path, remove_other_bases};
+use crate::replica::core::Chunk;
 use crate::replica::core::sessions::Sessions;
-use crate::replica::io::remove_if_present;
 use crate::replica::plog::sync_dir;
 use crate::replica::storage::{
     FORMAT, FORMAT_KEY, HAS_BASE, LAST_APPLIED, META, PLAIN_FORMAT, RECORDS, ReplicaStore,
     SESSIONS, SHADOW, VALID, storage,
 };
 
-/// Records in `meta` whether a base file lies under the store, and the format that
-/// follows from it.
-pub(super) fn mark_base(meta: &mut redb::Table<&str, u64>, has_base: bool) -> Result<()> {
-    let format = if has_base { FORMAT } else { PLAIN_FORMAT };
-    meta.insert(HAS_BASE, u64::from(has_base))
+/// The base file a learner is writing, until it is sealed.
+pub enum Load {
+    /// Built from records in key order.
+    Records(BaseWriter),
+    /// Copied byte for byte from the primary's.
+    File(BufWriter<File>),
+}
+
+/// The base file generation a learner's seal writes (a reset removed every other).
+const LEARNED_GENERATION: u64 = 1;
+
+/// Records in `meta` which base file generation the store stands on (`None`: none), and
+/// the format that follows from it.
+pub(super) fn mark_base(meta: &mut redb::Table<&str, u64>, generation: Option<u64>) -> Result<()> {
+    let format = if generation.is_some() {
+        FORMAT
+    } else {
+        PLAIN_FORMAT
+    };
+    meta.insert(HAS_BASE, generation.unwrap_or(0))
         .map_err(storage)?;
     meta.insert(FORMAT_KEY, format).map_err(storage)?;
     Ok(())
@@ -33,9 +54,13 @@ fn poisoned<T>(_: T) -> Error {
     Error::Internal("a replica store's lock was poisoned".into())
 }
 
+fn out_of_turn(what: &str) -> Error {
+    Error::Internal(format!("a snapshot's {what} arrived out of turn"))
+}
+
 impl ReplicaStore {
     /// Empties the store, marked incomplete, durably (a learner starting over): its
-    /// records, sessions and base file, and any load under way.
+    /// records, sessions and base files, and any load under way.
     pub fn reset(&self) -> Result<()> {
         *self.load.lock().map_err(poisoned)? = None;
         let tx = self.write(true)?;
@@ -49,13 +74,12 @@ impl ReplicaStore {
             let mut meta = tx.open_table(META).map_err(storage)?;
             meta.insert(LAST_APPLIED, 0).map_err(storage)?;
             meta.insert(VALID, 0).map_err(storage)?;
-            mark_base(&mut meta, false)?;
+            mark_base(&mut meta, None)?;
         }
         tx.commit().map_err(storage)?;
-        // Nothing refers to the base file now; reads already on it keep it open.
+        // Nothing refers to a base file now; reads already on one keep it open.
         *self.base.write().map_err(poisoned)? = None;
-        remove_if_present(&self.dir().join(BASE))?;
-        remove_if_present(&self.dir().join(BASE_TMP))
+        remove_other_bases(self.dir(), None)
     }
 
     /// Marks an empty store complete, durably (a brand-new partition).
@@ -69,29 +93,68 @@ impl ReplicaStore {
         tx.commit().map_err(storage)
     }
 
-    /// Loads raw pairs from a snapshot chunk (in key order, after those loaded before)
-    /// into the base file being written. Durable or not, a load is not valid data until
-    /// [`ReplicaStore::seal`]; a durable load bounds how much the seal must write back.
-    pub fn load_raw(&self, pairs: &[(Vec<u8>, Vec<u8>)], durable: bool) -> Result<()> {
+    /// Loads snapshot chunks, in the order they were sent: records (in key order, after
+    /// those loaded before) into a new base file, a base file's bytes onto the copy
+    /// under way, the records and deletions over it into the store. Durable or not, a
+    /// load is not valid data until [`ReplicaStore::seal`]; a durable load bounds how
+    /// much the seal must write back.
+    pub fn load(&self, chunks: &[Chunk], durable: bool) -> Result<()> {
         let mut load = self.load.lock().map_err(poisoned)?;
-        let writer = match &mut *load {
-            Some(w) => w,
-            None => {
+        let mut over = None;
+        for chunk in chunks {
+            if load.is_none() {
                 if self.base().is_some() || !self.records_empty()? {
                     return Err(Error::Internal(
                         "a snapshot load into a store that was not emptied first".into(),
                     ));
                 }
-                load.insert(BaseWriter::create(&self.dir().join(BASE_TMP))?)
+                let tmp = self.dir().join(BASE_TMP);
+                *load = Some(match chunk {
+                    Chunk::File(_) => {
+                        Load::File(BufWriter::with_capacity(1 << 20, File::create(tmp)?))
+                    }
+                    _ => Load::Records(BaseWriter::create(&tmp)?),
+                });
             }
-        };
-        for (k, v) in pairs {
-            writer.add(k, v)?;
+            match (chunk, load.as_mut()) {
+                (Chunk::Records(pairs), Some(Load::Records(writer))) => {
+                    for (k, v) in pairs {
+                        writer.add(k, v)?;
+                    }
+                }
+                (Chunk::File(bytes), Some(Load::File(out))) => out.write_all(bytes)?,
+                (Chunk::Overlay { puts, deleted }, Some(Load::File(_))) => {
+                    let tx = match &mut over {
+                        Some(tx) => tx,
+                        None => over.insert(self.write(false)?),
+                    };
+                    let mut records = tx.open_table(RECORDS).map_err(storage)?;
+                    for (k, v) in puts {
+                        records
+                            .insert(k.as_slice(), v.as_slice())
+                            .map_err(storage)?;
+                    }
+                    let mut shadow = tx.open_table(SHADOW).map_err(storage)?;
+                    for k in deleted {
+                        shadow.insert(k.as_slice(), ()).map_err(storage)?;
+                    }
+                }
+                (Chunk::Records(_), _) => return Err(out_of_turn("records")),
+                (Chunk::File(_), _) => return Err(out_of_turn("base file")),
+                (Chunk::Overlay { .. }, _) => return Err(out_of_turn("overlay")),
+            }
         }
-        if durable {
-            writer.sync()?;
+        if let Some(tx) = over {
+            tx.commit().map_err(storage)?;
         }
-        Ok(())
+        match (durable, load.as_mut()) {
+            (true, Some(Load::Records(writer))) => writer.sync(),
+            (true, Some(Load::File(out))) => {
+                out.flush()?;
+                Ok(out.get_ref().sync_data()?)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn records_empty(&self) -> Result<bool> {
@@ -105,17 +168,26 @@ impl ReplicaStore {
 
     /// Seals a loaded snapshot: its base file durable and in place, then the store
     /// complete, at `decree`, with `sessions` and referring to the base, in one durable
-    /// commit.
+    /// commit. A copied base file is checked (footer and index) before anything refers
+    /// to it.
     pub fn seal(&self, decree: u64, sessions: &Sessions) -> Result<()> {
-        let base = match self.load.lock().map_err(poisoned)?.take() {
-            Some(writer) => {
-                writer.finish()?;
-                let path = self.dir().join(BASE);
-                std::fs::rename(self.dir().join(BASE_TMP), &path)?;
-                sync_dir(self.dir())?;
-                Some(Arc::new(BaseFile::open(&path)?))
+        let tmp = self.dir().join(BASE_TMP);
+        let finished = match self.load.lock().map_err(poisoned)?.take() {
+            Some(Load::Records(writer)) => writer.finish().map(|_| true)?,
+            Some(Load::File(mut out)) => {
+                out.flush()?;
+                out.get_ref().sync_all()?;
+                true
             }
-            None => None,
+            None => false,
+        };
+        let base = if finished {
+            let path = base_path(self.dir(), LEARNED_GENERATION);
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(self.dir())?;
+            Some(Arc::new(BaseFile::open(&path)?))
+        } else {
+            None
         };
         let tx = self.write(true)?;
         {
@@ -127,7 +199,7 @@ impl ReplicaStore {
             let mut meta = tx.open_table(META).map_err(storage)?;
             meta.insert(LAST_APPLIED, decree).map_err(storage)?;
             meta.insert(VALID, 1).map_err(storage)?;
-            mark_base(&mut meta, base.is_some())?;
+            mark_base(&mut meta, base.as_ref().map(|_| LEARNED_GENERATION))?;
         }
         tx.commit().map_err(storage)?;
         *self.base.write().map_err(poisoned)? = base;
@@ -141,6 +213,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::replica::base::BASE;
     use crate::replica::storage::DEFAULT_CACHE_BYTES;
     use crate::replica::storage::tests::{del, incr, put};
 
@@ -151,18 +224,27 @@ mod tests {
     }
 
     /// Teaches `to` what `from` holds, as a learner is taught: emptied, loaded from a
-    /// snapshot in chunks of about `chunk` bytes, sealed.
-    fn learn(from: &ReplicaStore, to: &ReplicaStore, chunk: usize) {
+    /// snapshot in chunks of about `chunk` bytes (two at a time, as the I/O thread
+    /// batches them), sealed. `takes_file`: as a learner that takes a base file.
+    fn teach(from: &ReplicaStore, to: &ReplicaStore, chunk: usize, takes_file: bool) {
         to.reset().unwrap();
         let snap = from.snapshot().unwrap();
-        let mut after = Vec::new();
-        loop {
-            let pairs = snap.chunk(&after, chunk).unwrap();
-            let Some((last, _)) = pairs.last() else { break };
-            after = last.clone();
-            to.load_raw(&pairs, false).unwrap();
+        let pieces: Vec<Chunk> = snap
+            .pieces(takes_file, chunk)
+            .collect::<Result<_>>()
+            .unwrap();
+        for batch in pieces.chunks(2) {
+            to.load(batch, false).unwrap();
         }
         to.seal(snap.decree, &snap.sessions).unwrap();
+    }
+
+    fn learn(from: &ReplicaStore, to: &ReplicaStore, chunk: usize) {
+        teach(from, to, chunk, true);
+    }
+
+    fn records(pairs: &[(Vec<u8>, Vec<u8>)]) -> [Chunk; 1] {
+        [Chunk::Records(pairs.to_vec())]
     }
 
     /// Everything a store answers by full scan, after checking that point reads and
@@ -210,6 +292,12 @@ mod tests {
         use redb::ReadableTableMetadata;
         let tx = store.db.begin_read().unwrap();
         tx.open_table(RECORDS).unwrap().len().unwrap()
+    }
+
+    fn shadowed(store: &ReplicaStore) -> u64 {
+        use redb::ReadableTableMetadata;
+        let tx = store.db.begin_read().unwrap();
+        tx.open_table(SHADOW).unwrap().len().unwrap()
     }
 
     #[test]
@@ -280,12 +368,27 @@ mod tests {
         both(&|d| incr(d, 0, 3), Some(&learner), &mut sessions);
         assert_eq!(learner.get(b"h", b"n", 1).unwrap().unwrap().0, b"8");
         let want = contents(&primary);
-        // A restart reads the same; a learner taught by this store (base and all) too.
+        // A restart reads the same; a learner taught by this store (base and all) too:
+        // given the base file byte for byte, then the records and deletions over it...
         drop(learner);
         let learner = open(b.path());
         assert_eq!(contents(&learner), want);
+        assert!(raw_records(&learner) > 0 && shadowed(&learner) > 0);
+        let pieces: Vec<_> = learner.snapshot().unwrap().pieces(true, 1_000).collect();
+        assert!(matches!(pieces[0], Ok(Chunk::File(_))), "{:?}", pieces[0]);
         learn(&learner, &third, 1_000);
         assert_eq!(contents(&third), want);
+        assert_eq!(raw_records(&third), raw_records(&learner));
+        assert_eq!(shadowed(&third), shadowed(&learner));
+        assert_eq!(
+            std::fs::read(third.base().unwrap().path()).unwrap(),
+            std::fs::read(learner.base().unwrap().path()).unwrap(),
+            "the same base file"
+        );
+        // ...or, to a learner that does not take one, as records through the base.
+        teach(&learner, &third, 700, false);
+        assert_eq!(contents(&third), want);
+        assert_eq!(shadowed(&third), 0);
         assert!(learner.estimate_count().unwrap() >= want.len() as u64);
     }
 
@@ -303,7 +406,7 @@ mod tests {
             // A learner crashes halfway through its load.
             let learner = open(b.path());
             learner.reset().unwrap();
-            learner.load_raw(&pairs[..25], true).unwrap();
+            learner.load(&records(&pairs[..25]), true).unwrap();
             assert!(b.path().join(BASE_TMP).exists());
         }
         let learner = open(b.path());
@@ -359,7 +462,19 @@ mod tests {
         learner
             .apply(&[put(1, "x", "y", "z", 0)], &mut Sessions::default(), true)
             .unwrap();
-        let err = learner.load_raw(&pairs, false).unwrap_err().to_string();
-        assert!(err.contains("not emptied"), "{err}");
+        let err = learner.load(&records(&pairs), false).unwrap_err();
+        assert!(err.to_string().contains("not emptied"), "{err}");
+        // Pieces out of turn are refused: the store cannot tell what they mean.
+        learner.reset().unwrap();
+        let overlay = Chunk::Overlay {
+            puts: pairs.clone(),
+            deleted: vec![],
+        };
+        let err = learner.load(&[overlay], false).unwrap_err();
+        assert!(err.to_string().contains("out of turn"), "{err}");
+        learner.reset().unwrap();
+        let mixed = [records(&pairs)[0].clone(), Chunk::File(vec![1, 2, 3])];
+        let err = learner.load(&mixed, false).unwrap_err();
+        assert!(err.to_string().contains("out of turn"), "{err}");
     }
 }

@@ -13,6 +13,7 @@
 //!   `remote_command` adapters.
 
 pub mod base;
+pub mod base_files;
 pub mod beacon;
 pub mod calls;
 pub mod core;
@@ -34,6 +35,7 @@ pub mod presence;
 pub mod reads;
 pub mod remote_commands;
 pub mod service;
+pub mod snapshot;
 pub mod storage;
 pub mod tagged;
 #[cfg(test)]

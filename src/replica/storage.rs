@@ -26,11 +26,12 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use crate::data::{decode_value, encode_key, encode_value};
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::replica::base::{BASE, BASE_TMP, BaseFile, BaseWriter};
+use crate::replica::base::BaseFile;
+use crate::replica::base_files::{base_path, remove_other_bases};
 use crate::replica::core::Entry;
 use crate::replica::core::sessions::{Session, Sessions};
-use crate::replica::io::remove_if_present;
-use crate::replica::layered::{Merged, Under, point};
+use crate::replica::layered::{Under, point};
+use crate::replica::learned::Load;
 
 pub(super) const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -39,7 +40,8 @@ pub(super) const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("s
 pub(super) const SHADOW: TableDefinition<&[u8], ()> = TableDefinition::new("shadow");
 pub(super) const LAST_APPLIED: &str = "last_applied_decree";
 pub(super) const VALID: &str = "valid";
-/// 1 while the store has a learned base file ([`BASE`]) under it.
+/// The generation of the base file under the store ([`crate::replica::base_files`]);
+/// 0 with none.
 pub(super) const HAS_BASE: &str = "base";
 pub(super) const FORMAT_KEY: &str = "format";
 /// The newest format of `data.redb` this binary writes and reads: 2 while a learned
@@ -62,38 +64,6 @@ pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 /// A record read back: sort key, value, expiry.
 pub type Record = (Vec<u8>, Vec<u8>, u32);
 
-/// A consistent point-in-time view of a store (for streaming it to a learner): writes
-/// applied after it was taken are not seen.
-pub struct StoreSnapshot {
-    records: redb::ReadOnlyTable<&'static [u8], &'static [u8]>,
-    under: Option<Under>,
-    /// The decree the view reflects.
-    pub decree: u64,
-    /// The client sessions as of `decree`.
-    pub sessions: Sessions,
-}
-
-impl StoreSnapshot {
-    /// Raw (encoded key, encoded value) pairs after `after` (from the start if empty),
-    /// up to about `max_bytes` of them.
-    pub fn chunk(&self, after: &[u8], max_bytes: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut out = Vec::new();
-        let mut size = 0;
-        for entry in Merged::new(&self.records, self.under.as_ref(), after, None)? {
-            let (k, v) = entry?;
-            if k == after {
-                continue;
-            }
-            size += k.len() + v.len();
-            out.push((k, v));
-            if size >= max_bytes {
-                break;
-            }
-        }
-        Ok(out)
-    }
-}
-
 /// A replica's store.
 pub struct ReplicaStore {
     pub(super) db: Database,
@@ -101,7 +71,7 @@ pub struct ReplicaStore {
     /// The learned base file under the store, if any (set once a load is sealed).
     pub(super) base: RwLock<Option<Arc<BaseFile>>>,
     /// The base file a learner is writing, until it is sealed.
-    pub(super) load: Mutex<Option<BaseWriter>>,
+    pub(super) load: Mutex<Option<Load>>,
 }
 
 pub(super) fn storage<E: std::fmt::Display>(e: E) -> Error {
@@ -131,16 +101,17 @@ impl ReplicaStore {
             .create(&path)
             .map_err(storage)?;
         let tx = db.begin_write().map_err(storage)?;
-        let has_base;
+        let generation;
         {
             tx.open_table(RECORDS).map_err(storage)?;
             tx.open_table(SESSIONS).map_err(storage)?;
             tx.open_table(SHADOW).map_err(storage)?;
             let mut meta = tx.open_table(META).map_err(storage)?;
-            has_base = meta
+            generation = meta
                 .get(HAS_BASE)
                 .map_err(storage)?
-                .is_some_and(|v| v.value() == 1);
+                .map(|v| v.value())
+                .filter(|g| *g > 0);
             let format = meta.get(FORMAT_KEY).map_err(storage)?.map(|v| v.value());
             let applied = meta.get(LAST_APPLIED).map_err(storage)?.is_some();
             match format {
@@ -165,14 +136,13 @@ impl ReplicaStore {
             }
         }
         tx.commit().map_err(storage)?;
-        // A half-written load does not outlive the process (its learner starts over),
-        // and a base the store does not refer to was left by a crash: both go.
-        remove_if_present(&dir.join(BASE_TMP))?;
-        let base = if has_base {
-            Some(Arc::new(BaseFile::open(&dir.join(BASE))?))
-        } else {
-            remove_if_present(&dir.join(BASE))?;
-            None
+        // A half-written load or fold does not outlive the process (a learner starts
+        // over, a fold runs again), and a base the store does not refer to was left by
+        // a crash: they all go.
+        remove_other_bases(dir, generation)?;
+        let base = match generation {
+            Some(g) => Some(Arc::new(BaseFile::open(&base_path(dir, g))?)),
+            None => None,
         };
         Ok(ReplicaStore {
             db,
@@ -323,25 +293,6 @@ impl ReplicaStore {
         }
     }
 
-    /// A consistent view of the store as of now, with its sessions.
-    pub fn snapshot(&self) -> Result<StoreSnapshot> {
-        let (tx, under) = self.view()?;
-        let decree = tx
-            .open_table(META)
-            .map_err(storage)?
-            .get(LAST_APPLIED)
-            .map_err(storage)?
-            .map_or(0, |v| v.value());
-        let sessions = read_sessions(&tx.open_table(SESSIONS).map_err(storage)?)?;
-        let records = tx.open_table(RECORDS).map_err(storage)?;
-        Ok(StoreSnapshot {
-            records,
-            under,
-            decree,
-            sessions,
-        })
-    }
-
     /// Makes everything applied so far durable.
     pub fn sync(&self) -> Result<()> {
         self.write(true)?.commit().map_err(storage)
@@ -391,7 +342,7 @@ fn result_of(sessions: &Sessions, id: &pb::RequestId) -> Result<Option<pb::Atomi
     }
 }
 
-fn read_sessions(table: &redb::ReadOnlyTable<u64, &[u8]>) -> Result<Sessions> {
+pub(super) fn read_sessions(table: &redb::ReadOnlyTable<u64, &[u8]>) -> Result<Sessions> {
     use redb::ReadableTable;
     let mut sessions = Sessions::default();
     for entry in table.iter().map_err(storage)? {
@@ -596,12 +547,8 @@ pub(super) mod tests {
         let learner =
             ReplicaStore::open(dir.path().join("b").as_path(), DEFAULT_CACHE_BYTES).unwrap();
         learner.reset().unwrap();
-        let mut after = Vec::new();
-        loop {
-            let pairs = snap.chunk(&after, 100).unwrap();
-            let Some((last, _)) = pairs.last() else { break };
-            after = last.clone();
-            learner.load_raw(&pairs, false).unwrap();
+        for chunk in snap.pieces(true, 100) {
+            learner.load(&[chunk.unwrap()], false).unwrap();
         }
         assert!(!learner.state().unwrap().valid, "incomplete until sealed");
         learner.seal(snap.decree, &snap.sessions).unwrap();
@@ -635,7 +582,8 @@ pub(super) mod tests {
             let store = ReplicaStore::open(dir.path(), tiny).unwrap();
             store.reset().unwrap();
             for chunk in pairs.chunks(300) {
-                store.load_raw(chunk, false).unwrap();
+                let chunk = crate::replica::core::Chunk::Records(chunk.to_vec());
+                store.load(&[chunk], false).unwrap();
             }
             store.seal(9, &Sessions::default()).unwrap();
         }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::Gpid;
 use crate::pb;
 use crate::replica::core::sessions::Sessions;
-use crate::replica::core::{ConfigRequest, Input, LearnPlan, LearnRequest, Prepare};
+use crate::replica::core::{Chunk, ConfigRequest, Input, LearnPlan, LearnRequest, Prepare};
 use crate::replica::links::{Outgoing, Waiter};
 use crate::replica::node::Node;
 use crate::replica::wire;
@@ -76,6 +76,25 @@ fn raw_pairs(keys: Vec<Vec<u8>>, values: Vec<Vec<u8>>) -> Result<Vec<(Vec<u8>, V
     Ok(keys.into_iter().zip(values).collect())
 }
 
+/// A learning stream's piece as the learner's store takes it; its records and keys
+/// checked.
+fn chunk_from_pb(chunk: pb::LearnChunk) -> Result<Chunk> {
+    if !chunk.base_file.is_empty() {
+        return Ok(Chunk::File(chunk.base_file));
+    }
+    let puts = raw_pairs(chunk.keys, chunk.values)?;
+    if !chunk.overlay {
+        return Ok(Chunk::Records(puts));
+    }
+    for k in &chunk.deleted {
+        decode_key(k)?;
+    }
+    Ok(Chunk::Overlay {
+        puts,
+        deleted: chunk.deleted,
+    })
+}
+
 /// Asks `primary` to teach this replica, and feeds the plan and the snapshot to the
 /// worker.
 pub fn learn(
@@ -105,6 +124,7 @@ pub fn learn(
             committed: request.committed,
             last_decree: request.last.map(|(d, _)| d),
             last_ballot: request.last.map_or(0, |(_, b)| b),
+            accepts_base_file: true,
         };
         let stream = match node.peer(&primary) {
             Ok(mut client) => client.learn(req).await.map_err(Error::from),
@@ -156,21 +176,18 @@ pub fn learn(
                 node.record_learned(bytes, started.elapsed());
                 return step(Input::SnapshotEnd(attempt, sessions));
             }
-            let pairs = match raw_pairs(chunk.keys, chunk.values) {
+            let piece = match chunk_from_pb(chunk) {
                 Ok(p) => p,
                 Err(e) => return step(Input::SnapshotFailed(attempt, e.to_string())),
             };
-            bytes += pairs
-                .iter()
-                .map(|(k, v)| (k.len() + v.len()) as u64)
-                .sum::<u64>();
+            bytes += piece.bytes() as u64;
             // At most a few chunks ahead of the loads: the I/O thread gives the permit
             // back once it has loaded one.
             match permits.acquire().await {
                 Ok(p) => p.forget(),
                 Err(_) => return,
             }
-            step(Input::SnapshotChunk(attempt, pairs));
+            step(Input::SnapshotChunk(attempt, piece));
         }
     });
 }

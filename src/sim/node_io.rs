@@ -3,7 +3,7 @@
 
 use super::node::Route;
 use super::*;
-use crate::replica::core::{Effect, Input, LearnPlan};
+use crate::replica::core::{Chunk, Effect, Input, LearnPlan};
 
 impl Sim {
     /// Starts the replica's next I/O job if none runs.
@@ -88,7 +88,11 @@ impl Sim {
                 ));
             }
             Effect::ResetData => r.disk.reset(),
-            Effect::LoadChunk(chunk) => r.disk.volatile.records.extend(chunk),
+            Effect::LoadChunk(Chunk::Records(pairs)) => r.disk.volatile.records.extend(pairs),
+            // The simulated primary streams its records, never a file.
+            Effect::LoadChunk(other) => {
+                self.violation(format!("{node}: a {other:?} the simulation never sends"))
+            }
             Effect::Seal(decree, sessions) => {
                 r.disk.volatile.applied = decree;
                 r.disk.volatile.sessions = sessions;
@@ -114,7 +118,7 @@ impl Sim {
                 .get_mut(node)
                 .and_then(|n| n.routes.remove(&reply));
             if let Some(Route::Learner(to, g, attempt)) = route {
-                let data = (records.into_iter().collect(), sessions);
+                let data = (Chunk::Records(records.into_iter().collect()), sessions);
                 let plan = Ok(LearnPlan::Snapshot(decree));
                 self.send(node, &to, Body::LearnAnswer(g, attempt, plan, Some(data)));
             }

@@ -10,6 +10,11 @@
 //! in the same run on the same disk, is `dd if=/dev/zero bs=1M count=N conv=fdatasync`
 //! for the same number of megabytes. MB here is 10^6 bytes, as dd counts. A last line
 //! gives the learner's resident memory after the copy and at its peak.
+//!
+//! The copy starts once the primary's replica has settled (a quiet spell folds its
+//! store into a base file, which a learner is sent byte for byte) — a replica at rest,
+//! as one being moved usually is. `--unsettled` starts it right after the fill, while
+//! the primary's records are still in redb and are streamed one by one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +44,23 @@ pub struct LearnArgs {
     /// Keep the cluster's directory (data and logs) and print where it is.
     #[arg(long)]
     keep: bool,
+    /// Start the copy right after the fill, not once the primary's store has settled
+    /// into a base file.
+    #[arg(long)]
+    unsettled: bool,
+}
+
+/// The primary's replica directory settled: a base file in place, no fold under way.
+fn settled(dir: &std::path::Path) -> Option<u64> {
+    use ballast::replica::base_files::{BASE_FOLD, is_base_file};
+    if dir.join(BASE_FOLD).exists() {
+        return None;
+    }
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(is_base_file))
+        .find_map(|e| e.metadata().ok().map(|m| m.len()))
 }
 
 /// Records per write: one hash key with this many sort keys.
@@ -126,6 +148,34 @@ pub async fn run(args: LearnArgs) -> Result<()> {
     let written = fill(data, TABLE, args.size_mb * MB as u64, args.value_size).await?;
     let fill_secs = started.elapsed().as_secs_f64();
 
+    let source = if args.unsettled {
+        "unsettled: records streamed from redb".to_string()
+    } else {
+        let (app_id, part) = ops::partition(&meta, TABLE, 0).await?;
+        let primary = part.primary;
+        if primary.is_empty() {
+            bail!("the partition has no primary");
+        }
+        let dir = cluster
+            .node_dir(&primary)
+            .context("the primary is not ours")?
+            .join("replicas")
+            .join(format!("{app_id}.0"));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let bytes = loop {
+            if let Some(bytes) = settled(&dir) {
+                break bytes;
+            }
+            if Instant::now() > deadline {
+                bail!("the primary's store did not settle into a base file in 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        format!(
+            "settled: a {:.0} MB base file sent byte for byte",
+            bytes as f64 / MB
+        )
+    };
     let new_node = cluster.add_node()?;
     if let Some(rate) = args.copy_rate_mb {
         for node in cluster.running() {
@@ -182,6 +232,7 @@ pub async fn run(args: LearnArgs) -> Result<()> {
         fill_secs,
         written as f64 / MB / fill_secs
     );
+    println!("source: {source}");
     println!("what                       MB     seconds      MB/s   x dd");
     let row = |what: &str, mb: f64, secs: f64| {
         let rate = mb / secs;

@@ -296,7 +296,9 @@ impl DiskUse {
                 let bytes = meta.blocks() * 512;
                 let name = entry.file_name();
                 let name = name.to_string_lossy();
-                if name == ballast::replica::storage::FILE || name == ballast::replica::base::BASE {
+                if name == ballast::replica::storage::FILE
+                    || ballast::replica::base_files::is_base_file(&name)
+                {
                     out.store += bytes;
                 } else if name.ends_with(".seg") {
                     out.log += bytes;

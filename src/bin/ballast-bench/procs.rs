@@ -237,6 +237,12 @@ impl ProcCluster {
         node.child.as_ref().map(Child::id)
     }
 
+    /// Replica server `addr`'s data directory (running or not).
+    pub fn node_dir(&self, addr: &str) -> Option<PathBuf> {
+        let node = self.nodes.iter().find(|n| n.addr == addr)?;
+        Some(node.data_dir.clone())
+    }
+
     /// Every replica server's data directory (running or not).
     pub fn node_dirs(&self) -> Vec<PathBuf> {
         self.nodes.iter().map(|n| n.data_dir.clone()).collect()

@@ -504,12 +504,12 @@ fn a_learner_loads_a_snapshot_then_is_upgraded_while_the_primary_does_not_serve(
     h.step("d", Input::LearnAnswer(1, Ok(LearnPlan::Snapshot(decree))));
     h.step(
         "d",
-        Input::SnapshotChunk(1, vec![(b"k".to_vec(), b"v".to_vec())]),
+        Input::SnapshotChunk(1, Chunk::Records(vec![(b"k".to_vec(), b"v".to_vec())])),
     );
     // A chunk of an older attempt is ignored.
     h.step(
         "d",
-        Input::SnapshotChunk(0, vec![(b"old".to_vec(), b"v".to_vec())]),
+        Input::SnapshotChunk(0, Chunk::Records(vec![(b"old".to_vec(), b"v".to_vec())])),
     );
     h.step("d", Input::SnapshotEnd(1, sessions::Sessions::default()));
     let other = std::mem::take(&mut h.nodes.get_mut("d").unwrap().other);

@@ -199,8 +199,37 @@ pub struct Write {
     pub request: Option<pb::RequestId>,
 }
 
-/// A snapshot chunk: records as stored.
-pub type Chunk = Vec<(Vec<u8>, Vec<u8>)>;
+/// A piece of a snapshot, in the form the primary's store holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chunk {
+    /// Records as stored, in key order after those before (the whole store, read
+    /// through any base file).
+    Records(Vec<(Vec<u8>, Vec<u8>)>),
+    /// The next bytes of the primary's base file, as they lie on its disk.
+    File(Vec<u8>),
+    /// After the base file: records the primary's store holds over it, and keys
+    /// deleted from it since it was written.
+    Overlay {
+        /// Records as stored.
+        puts: Vec<(Vec<u8>, Vec<u8>)>,
+        /// Encoded keys.
+        deleted: Vec<Vec<u8>>,
+    },
+}
+
+impl Chunk {
+    /// The bytes the chunk carries.
+    pub fn bytes(&self) -> usize {
+        let pairs = |p: &[(Vec<u8>, Vec<u8>)]| p.iter().map(|(k, v)| k.len() + v.len()).sum();
+        match self {
+            Chunk::Records(p) => pairs(p),
+            Chunk::File(b) => b.len(),
+            Chunk::Overlay { puts, deleted } => {
+                pairs(puts) + deleted.iter().map(Vec::len).sum::<usize>()
+            }
+        }
+    }
+}
 
 /// An answer the core sends to whoever waits on a [`ReplyId`].
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,10 @@
-//! A snapshot streamed to a learner: its decree first, then chunks of records paced by
-//! the node's copy-rate limit, then the client sessions. Runs on a blocking thread, from
-//! a view the I/O thread opened, so the partition is not held while it copies.
+//! A snapshot streamed to a learner: its decree first, then its data paced by the node's
+//! copy-rate limit, then the client sessions. The data is the store's records in key
+//! order — or, from a store standing on a base file to a learner that takes one, that
+//! file's bytes as they lie on disk (no record decoded or re-encoded on either side),
+//! then the records and deletions over it ([`StoreSnapshot::pieces`]). Runs on a
+//! blocking thread, from a view the I/O thread opened, so the partition is not held
+//! while it copies.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,17 +15,47 @@ use tonic::Status;
 use crate::model::Gpid;
 use crate::pb;
 use crate::replica::Replica;
-use crate::replica::storage::StoreSnapshot;
+use crate::replica::core::Chunk;
+use crate::replica::snapshot::StoreSnapshot;
 
 /// Snapshot chunks are about this big.
 const CHUNK_BYTES: usize = 1 << 20;
 
-/// Streams a snapshot to a learner: its decree first, then chunks of records (paced by
-/// the copy-rate limit), then the client sessions.
+/// A chunk as it goes on the wire.
+fn chunk_to_pb(chunk: Chunk) -> pb::LearnChunk {
+    let (keys, values, overlay, deleted) = match chunk {
+        Chunk::File(base_file) => {
+            return pb::LearnChunk {
+                base_file,
+                ..Default::default()
+            };
+        }
+        Chunk::Records(pairs) => {
+            let (keys, values) = pairs.into_iter().unzip();
+            (keys, values, false, Vec::new())
+        }
+        Chunk::Overlay { puts, deleted } => {
+            let (keys, values) = puts.into_iter().unzip();
+            (keys, values, true, deleted)
+        }
+    };
+    pb::LearnChunk {
+        keys,
+        values,
+        overlay,
+        deleted,
+        ..Default::default()
+    }
+}
+
+/// Streams a snapshot to a learner: its decree first, then its data (paced by the
+/// copy-rate limit), then the client sessions. `takes_file`: the learner takes a base
+/// file byte for byte.
 pub(super) fn stream_snapshot(
     replica: Arc<Replica>,
     gpid: Gpid,
     snapshot: StoreSnapshot,
+    takes_file: bool,
     tx: mpsc::Sender<std::result::Result<pb::LearnChunk, Status>>,
 ) {
     let send = |chunk: pb::LearnChunk| tx.blocking_send(Ok(chunk)).is_ok();
@@ -32,25 +66,20 @@ pub(super) fn stream_snapshot(
     if !send(first) {
         return;
     }
-    let mut after = Vec::new();
-    loop {
-        let pairs = match snapshot.chunk(&after, CHUNK_BYTES) {
-            Ok(p) => p,
+    for chunk in snapshot.pieces(takes_file, CHUNK_BYTES) {
+        let chunk = match chunk {
+            Ok(c) => c,
             Err(e) => {
                 let _ = tx.blocking_send(Err(Status::from(e)));
                 return;
             }
         };
-        let Some((last, _)) = pairs.last() else { break };
-        after = last.clone();
-        let bytes: usize = pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
-        let (keys, values) = pairs.into_iter().unzip();
-        std::thread::sleep(replica.node().limiter.reserve(bytes, Instant::now()));
-        if !send(pb::LearnChunk {
-            keys,
-            values,
-            ..Default::default()
-        }) {
+        let wait = replica
+            .node()
+            .limiter
+            .reserve(chunk.bytes(), Instant::now());
+        std::thread::sleep(wait);
+        if !send(chunk_to_pb(chunk)) {
             tracing::warn!(%gpid, "learner went away mid-snapshot");
             return;
         }

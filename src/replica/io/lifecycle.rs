@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::Io;
 use crate::error::{Error, Result};
-use crate::replica::base::{BASE, BASE_TMP};
+use crate::replica::base_files::remove_other_bases;
 use crate::replica::core::LogRecord;
 use crate::replica::core::sessions::Sessions;
 use crate::replica::node_dir::{LOST, write_atomic};
@@ -25,9 +25,10 @@ impl Io {
     fn recreate(&mut self) -> Result<()> {
         self.close();
         std::fs::create_dir_all(&self.dir)?;
-        for f in [FILE, BASE, BASE_TMP, LOST] {
+        for f in [FILE, LOST] {
             remove_if_present(&self.dir.join(f))?;
         }
+        remove_other_bases(&self.dir, None)?;
         remove_if_present(&self.dir.join("log"))?;
         sync_dir(&self.dir)?;
         let store = Arc::new(ReplicaStore::open(&self.dir, self.cache_bytes)?);
@@ -62,9 +63,10 @@ impl Io {
     pub(super) fn destroy(&mut self, ballot: i64) -> Result<()> {
         self.close();
         std::fs::create_dir_all(&self.dir)?;
-        for f in [FILE, BASE, BASE_TMP, "log"] {
+        for f in [FILE, "log"] {
             remove_if_present(&self.dir.join(f))?;
         }
+        remove_other_bases(&self.dir, None)?;
         write_atomic(&self.dir.join(LOST), ballot.to_string().as_bytes())?;
         self.sessions = Sessions::default();
         self.set_applied(0);
