@@ -44,11 +44,15 @@ pub(super) const VALID: &str = "valid";
 /// 0 with none.
 pub(super) const HAS_BASE: &str = "base";
 pub(super) const FORMAT_KEY: &str = "format";
-/// The newest format of `data.redb` this binary writes and reads: 2 while a learned
-/// base file lies under the store, [`PLAIN_FORMAT`] otherwise — so a binary that knows
-/// nothing of base files refuses such a store by name instead of reading it without
+/// The newest format of `data.redb` this binary writes and reads: 3 while a base file
+/// of any generation lies under the store, [`PLAIN_FORMAT`] otherwise — so a binary
+/// that knows nothing of base files, or only of the first generation's
+/// ([`FIRST_BASE_FORMAT`]), refuses such a store by name instead of reading it without
 /// its base.
-pub const FORMAT: u64 = 2;
+pub const FORMAT: u64 = 3;
+/// The format written while only a first-generation base file (`data.base`) could lie
+/// under a store; still read.
+pub const FIRST_BASE_FORMAT: u64 = 2;
 /// The format of a store with no base file under it.
 pub const PLAIN_FORMAT: u64 = 1;
 /// The store's file in a replica's directory.
@@ -115,16 +119,16 @@ impl ReplicaStore {
             let format = meta.get(FORMAT_KEY).map_err(storage)?.map(|v| v.value());
             let applied = meta.get(LAST_APPLIED).map_err(storage)?.is_some();
             match format {
-                Some(PLAIN_FORMAT | FORMAT) => {}
+                Some(PLAIN_FORMAT | FIRST_BASE_FORMAT | FORMAT) => {}
                 Some(f) => {
                     return Err(Error::Storage(format!(
-                        "{} is in format {f}; this binary reads formats {PLAIN_FORMAT} and {FORMAT}",
+                        "{} is in format {f}; this binary reads formats {PLAIN_FORMAT} to {FORMAT}",
                         path.display()
                     )));
                 }
                 None if applied => {
                     return Err(Error::Storage(format!(
-                        "{} is in format 0 (written before formats were versioned); this binary reads formats {PLAIN_FORMAT} and {FORMAT}",
+                        "{} is in format 0 (written before formats were versioned); this binary reads formats {PLAIN_FORMAT} to {FORMAT}",
                         path.display()
                     )));
                 }
@@ -625,5 +629,29 @@ pub(super) mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("data.redb is in format 9"), "{err}");
+    }
+
+    #[test]
+    fn a_store_on_a_first_generation_base_in_format_2_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ReplicaStore::open(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
+        store.reset().unwrap();
+        let pairs = vec![(encode_key(b"h", b"s").unwrap(), encode_value(0, b"v"))];
+        let chunk = crate::replica::core::Chunk::Records(pairs);
+        store.load(&[chunk], false).unwrap();
+        store.seal(4, &Sessions::default()).unwrap();
+        drop(store);
+        {
+            // As the build before generations wrote it.
+            let db = Database::create(dir.path().join(FILE)).unwrap();
+            let tx = db.begin_write().unwrap();
+            let mut meta = tx.open_table(META).unwrap();
+            assert_eq!(meta.get(HAS_BASE).unwrap().unwrap().value(), 1);
+            meta.insert(FORMAT_KEY, FIRST_BASE_FORMAT).unwrap();
+            drop(meta);
+            tx.commit().unwrap();
+        }
+        let store = ReplicaStore::open(dir.path(), DEFAULT_CACHE_BYTES).unwrap();
+        assert_eq!(store.get(b"h", b"s", 0).unwrap().unwrap().0, b"v");
     }
 }
