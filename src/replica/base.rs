@@ -1,10 +1,11 @@
-//! A learned snapshot kept as it arrived: an immutable file of records in key order
-//! (`data.base`) under a replica's store. A learner receives the primary's records in
-//! key order, so it writes them straight into blocks of this file at the disk's
-//! sequential rate instead of building redb's B-tree record by record (which bounds a
-//! load at ~240 MB/s of CPU on this machine while the disk takes 1.5 GB/s). Reads look
-//! in the store first and then here ([`super::layered`]); the store's rewrite folds the
-//! file into the store once the replica settles.
+//! A replica's records at rest: an immutable file of records in key order (`data.base`,
+//! then `data.base.2`, … as folds replace it; [`super::base_files`]) under its store.
+//! A quiet spell folds what the store holds into the next such file
+//! ([`super::io::rewrite`]); a learner writes one straight from the primary's records
+//! in key order, or copies the primary's byte for byte, at the disk's sequential rate,
+//! instead of building redb's B-tree record by record (which bounds a load at ~240 MB/s
+//! of CPU on this machine while the disk takes 1.5 GB/s). Reads look in the store first
+//! and then here ([`super::layered`]).
 //!
 //! Layout: blocks of records (`u32` key length, `u32` value length, key, value), each
 //! about [`BLOCK_BYTES`]; then an index with each block's first key, offset, length
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
-/// The base file in a replica's directory, once sealed.
+/// The first generation's base file in a replica's directory, once sealed.
 pub const BASE: &str = "data.base";
 /// The base file while a learner is still writing it.
 pub const BASE_TMP: &str = "data.base.tmp";

@@ -1,5 +1,5 @@
-//! Reads through a store with a learned base file under it ([`super::base`]). The store
-//! holds every write since the snapshot; a key it lacks may still be in the base,
+//! Reads through a store with a base file under it ([`super::base`]). The store
+//! holds every write since the base was written; a key it lacks may still be in the base,
 //! unless the `shadow` table says it was deleted since. A point read looks in that
 //! order; a range read merges the store's records and the base's in key order, the
 //! store's winning a tie and shadowed base records left out. With no base, both are the
@@ -15,10 +15,10 @@ use crate::replica::storage::storage;
 
 /// The store's records table, read-only.
 type Records = ReadOnlyTable<&'static [u8], &'static [u8]>;
-/// The keys deleted since the base was loaded.
+/// The keys deleted from the base since it was written.
 pub type Shadow = ReadOnlyTable<&'static [u8], ()>;
 /// What lies under a store as of one read transaction: its base file and the keys
-/// deleted since it was loaded.
+/// deleted from it since it was written.
 pub type Under = (Arc<BaseFile>, Shadow);
 
 /// The value stored under `key`: the store's, else the base's unless shadowed.

@@ -361,9 +361,10 @@ impl Replica {
             "max_copy_rate_megabytes_per_disk": self.node.limiter.rate_mb(),
             "last_learned_bytes": learned.map_or(0, |l| l.0),
             "last_learned_seconds": learned.map_or(0.0, |l| l.1),
-            "learned_snapshots": totals.0,
-            "learned_snapshot_bytes": totals.1,
-            "learned_from_log": totals.2,
+            "learned_snapshots": totals.snapshots,
+            "learned_snapshot_bytes": totals.bytes,
+            "learned_from_log": totals.from_log,
+            "learned_base_files": totals.base_files,
         })
     }
 }

@@ -40,7 +40,7 @@ pub struct Node {
     learned: Mutex<Option<(u64, f64)>>,
     /// Since the server started: (snapshots learned, their bytes, catch-ups from a
     /// primary's log).
-    learn_totals: Mutex<(u64, u64, u64)>,
+    learn_totals: Mutex<LearnTotals>,
 }
 
 impl Node {
@@ -63,7 +63,7 @@ impl Node {
             core_config,
             stats: crate::stats::Stats::default(),
             learned: Mutex::new(None),
-            learn_totals: Mutex::new((0, 0, 0)),
+            learn_totals: Mutex::new(LearnTotals::default()),
         }
     }
 
@@ -108,22 +108,23 @@ impl Node {
             .max_encoding_message_size(usize::MAX))
     }
 
-    /// Records a completed learning (for `server-info`).
-    pub fn record_learned(&self, bytes: u64, elapsed: Duration) {
+    /// Records a completed learning (for `server-info`); `as_file`: the snapshot came
+    /// as the primary's base file.
+    pub fn record_learned(&self, bytes: u64, elapsed: Duration, as_file: bool) {
         *self.learned.lock().expect("learned") = Some((bytes, elapsed.as_secs_f64()));
         let mut t = self.learn_totals.lock().expect("learn totals");
-        t.0 += 1;
-        t.1 += bytes;
+        t.snapshots += 1;
+        t.bytes += bytes;
+        t.base_files += u64::from(as_file);
     }
 
     /// Records a learning the primary answered from its log (nothing copied).
     pub fn record_learned_from_log(&self) {
-        self.learn_totals.lock().expect("learn totals").2 += 1;
+        self.learn_totals.lock().expect("learn totals").from_log += 1;
     }
 
-    /// Since the server started: (snapshots learned, their bytes, catch-ups from a
-    /// primary's log).
-    pub fn learn_totals(&self) -> (u64, u64, u64) {
+    /// Since the server started.
+    pub fn learn_totals(&self) -> LearnTotals {
         *self.learn_totals.lock().expect("learn totals")
     }
 
@@ -131,4 +132,17 @@ impl Node {
     pub fn learned(&self) -> Option<(u64, f64)> {
         *self.learned.lock().expect("learned")
     }
+}
+
+/// What a replica server learned since it started.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LearnTotals {
+    /// Snapshots learned.
+    pub snapshots: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Catch-ups from a primary's log.
+    pub from_log: u64,
+    /// Snapshots that came as the primary's base file, byte for byte.
+    pub base_files: u64,
 }

@@ -1,7 +1,7 @@
 //! Reads on a replica's store: one record, a hash key's range, a page of the whole
 //! partition, a count. Each runs in its own read transaction (a consistent view), off
 //! the replica's I/O thread, so a long scan never holds up writes. A store with a
-//! learned base file is read through it ([`super::layered`]).
+//! base file under it is read through it ([`super::layered`]).
 
 use redb::{ReadableDatabase, ReadableTableMetadata};
 

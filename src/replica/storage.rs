@@ -2,10 +2,12 @@
 //! directory, so a replica can be snapshotted, copied and deleted whole) holding the
 //! records in Pegasus's key encoding ([`crate::data`]), the client sessions, the decree
 //! of the last write applied, and whether the data is complete. Only committed entries
-//! are applied, many per transaction, each recording its decree; a learner's snapshot is
-//! loaded into a base file under the store and sealed complete in one durable commit
-//! ([`super::learned`], [`super::base`]). The file carries a format version: an unknown
-//! one is refused by name. Reads are in [`super::reads`] and [`super::layered`].
+//! are applied, many per transaction, each recording its decree. At rest the records
+//! live in an immutable base file under the store, in key order ([`super::base`]): a
+//! quiet spell folds what the store holds into the next one ([`super::io::rewrite`]),
+//! and a learner's snapshot is loaded as one and sealed complete in one durable commit
+//! ([`super::learned`]). The file carries a format version: an unknown one is refused
+//! by name. Reads are in [`super::reads`] and [`super::layered`].
 //!
 //! Why redb, not an LSM such as fjall — measured by `benches/store-choice` (`cargo run
 //! --release` there; both stores, the replica's workloads, one run): redb applies
@@ -36,7 +38,7 @@ use crate::replica::learned::Load;
 pub(super) const RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("records");
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub(super) const SESSIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("sessions");
-/// Keys deleted since a learned base file was loaded under the store.
+/// Keys deleted from the base file under the store since it was written.
 pub(super) const SHADOW: TableDefinition<&[u8], ()> = TableDefinition::new("shadow");
 pub(super) const LAST_APPLIED: &str = "last_applied_decree";
 pub(super) const VALID: &str = "valid";
@@ -72,7 +74,7 @@ pub type Record = (Vec<u8>, Vec<u8>, u32);
 pub struct ReplicaStore {
     pub(super) db: Database,
     path: PathBuf,
-    /// The learned base file under the store, if any (set once a load is sealed).
+    /// The base file under the store, if any (set by a seal or a fold).
     pub(super) base: RwLock<Option<Arc<BaseFile>>>,
     /// The base file a learner is writing, until it is sealed.
     pub(super) load: Mutex<Option<Load>>,
@@ -156,7 +158,7 @@ impl ReplicaStore {
         })
     }
 
-    /// The learned base file under the store, if any.
+    /// The base file under the store, if any.
     pub fn base(&self) -> Option<Arc<BaseFile>> {
         self.base.read().map_or(None, |b| b.clone())
     }

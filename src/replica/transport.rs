@@ -152,7 +152,7 @@ pub fn learn(
         }
         let plan = LearnPlan::Snapshot(first.snapshot_decree);
         step(Input::LearnAnswer(attempt, Ok(plan)));
-        let mut bytes = 0u64;
+        let (mut bytes, mut as_file) = (0u64, false);
         loop {
             let chunk = match stream.message().await {
                 Ok(Some(chunk)) => chunk,
@@ -173,7 +173,7 @@ pub fn learn(
                         return step(Input::SnapshotFailed(attempt, format!("bad sessions: {e}")));
                     }
                 };
-                node.record_learned(bytes, started.elapsed());
+                node.record_learned(bytes, started.elapsed(), as_file);
                 return step(Input::SnapshotEnd(attempt, sessions));
             }
             let piece = match chunk_from_pb(chunk) {
@@ -181,6 +181,7 @@ pub fn learn(
                 Err(e) => return step(Input::SnapshotFailed(attempt, e.to_string())),
             };
             bytes += piece.bytes() as u64;
+            as_file |= matches!(piece, Chunk::File(_));
             // At most a few chunks ahead of the loads: the I/O thread gives the permit
             // back once it has loaded one.
             match permits.acquire().await {

@@ -371,6 +371,7 @@ pub async fn run(args: KillTestArgs) -> Result<bool> {
         eprintln!("kill-test: logs kept in {}", dir.path().display());
     }
     let passed = failure.is_none() && lost.is_empty() && wrong.is_empty() && unverified == 0;
+    let learned = learned_on(cluster.as_ref().map(|c| c.running()).unwrap_or_default()).await;
     drop(cluster);
     if !passed {
         let _ = dir.keep();
@@ -390,5 +391,30 @@ pub async fn run(args: KillTestArgs) -> Result<bool> {
         wrong.len(),
         lost.len(),
     );
+    println!("{learned}");
     Ok(passed)
+}
+
+/// What the replica servers running at the end learned since they last started: how
+/// often a snapshot was copied, and how, beside catch-ups from a primary's log.
+async fn learned_on(nodes: Vec<String>) -> String {
+    let mut sums = [0u64; 3];
+    for node in &nodes {
+        if let Ok(info) = ops::remote(node, "server-info", &[]).await {
+            for (sum, key) in sums.iter_mut().zip([
+                "learned_snapshots",
+                "learned_base_files",
+                "learned_from_log",
+            ]) {
+                *sum += info[key].as_u64().unwrap_or(0);
+            }
+        }
+    }
+    format!(
+        "kill-test learning, on the {} servers running at the end since they last started: snapshots {}, of them base files copied whole {}, catch-ups from a primary's log {}",
+        nodes.len(),
+        sums[0],
+        sums[1],
+        sums[2]
+    )
 }
