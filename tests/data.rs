@@ -232,6 +232,11 @@ fn a_20s_kill_test_with_wiped_disks_partition_and_meta_kills_loses_nothing() {
     let last = stdout.lines().last().unwrap_or_default().to_string();
     assert!(ok, "{stdout}\n{stderr}");
     assert!(last.starts_with("kill-test passed:"), "{last}");
+    let learning = stdout.lines().rev().nth(1).unwrap_or_default();
+    assert!(
+        learning.starts_with("kill-test learning") && learning.contains("base files copied whole"),
+        "{learning}"
+    );
     assert!(last.ends_with("lost = 0"), "{last}");
     let count = |label: &str| number_after(&last, label) as u64;
     assert_eq!(count("wrong"), 0, "{last}");

@@ -376,6 +376,8 @@ pub async fn run(args: KillTestArgs) -> Result<bool> {
     if !passed {
         let _ = dir.keep();
     }
+    // The verdict stays the last line: scripts and tests read it.
+    println!("{learned}");
     println!(
         "kill-test {}: writes acknowledged {}, reads checked {}, kills {}, wipes {}, scale-outs {}, scale-ins {}, partition kills {}, meta kills {}, write retries {}, unverified {unverified}, wrong {}, lost = {}",
         if passed { "passed" } else { "FAILED" },
@@ -391,7 +393,6 @@ pub async fn run(args: KillTestArgs) -> Result<bool> {
         wrong.len(),
         lost.len(),
     );
-    println!("{learned}");
     Ok(passed)
 }
 
