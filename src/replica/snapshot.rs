@@ -15,7 +15,7 @@ use crate::replica::core::Chunk;
 use crate::replica::core::sessions::Sessions;
 use crate::replica::layered::{Merged, Under};
 use crate::replica::storage::{
-    LAST_APPLIED, META, RECORDS, ReplicaStore, SESSIONS, read_sessions, storage,
+    LAST_APPLIED, RECORDS, ReplicaStore, SESSIONS, meta_value, read_sessions, storage,
 };
 
 /// A consistent point-in-time view of a store.
@@ -199,12 +199,7 @@ impl ReplicaStore {
     /// A consistent view of the store as of now, with its sessions.
     pub fn snapshot(&self) -> Result<StoreSnapshot> {
         let (tx, under) = self.view()?;
-        let decree = tx
-            .open_table(META)
-            .map_err(storage)?
-            .get(LAST_APPLIED)
-            .map_err(storage)?
-            .map_or(0, |v| v.value());
+        let decree = meta_value(&tx, LAST_APPLIED)?;
         let sessions = read_sessions(&tx.open_table(SESSIONS).map_err(storage)?)?;
         let records = tx.open_table(RECORDS).map_err(storage)?;
         Ok(StoreSnapshot {

@@ -183,12 +183,9 @@ impl ReplicaStore {
     /// Whether the data is complete, the last decree applied, and the sessions.
     pub fn state(&self) -> Result<StoreState> {
         let tx = self.db.begin_read().map_err(storage)?;
-        let meta = tx.open_table(META).map_err(storage)?;
-        let get =
-            |k: &str| -> Result<u64> { Ok(meta.get(k).map_err(storage)?.map_or(0, |v| v.value())) };
         Ok(StoreState {
-            valid: get(VALID)? == 1,
-            applied: get(LAST_APPLIED)?,
+            valid: meta_value(&tx, VALID)? == 1,
+            applied: meta_value(&tx, LAST_APPLIED)?,
             sessions: read_sessions(&tx.open_table(SESSIONS).map_err(storage)?)?,
         })
     }
@@ -346,6 +343,12 @@ fn result_of(sessions: &Sessions, id: &pb::RequestId) -> Result<Option<pb::Atomi
             .map_err(|e| Error::Storage(format!("a kept write outcome is corrupt: {e}"))),
         None => Ok(None),
     }
+}
+
+/// Meta value `key` as of read transaction `tx` (0 if unset).
+pub(super) fn meta_value(tx: &redb::ReadTransaction, key: &str) -> Result<u64> {
+    let meta = tx.open_table(META).map_err(storage)?;
+    Ok(meta.get(key).map_err(storage)?.map_or(0, |v| v.value()))
 }
 
 pub(super) fn read_sessions(table: &redb::ReadOnlyTable<u64, &[u8]>) -> Result<Sessions> {

@@ -33,7 +33,7 @@ use crate::replica::layered::Merged;
 use crate::replica::learned::mark_base;
 use crate::replica::plog::sync_dir;
 use crate::replica::storage::{
-    FILE, HAS_BASE, META, RECORDS, ReplicaStore, SESSIONS, SHADOW, storage,
+    FILE, HAS_BASE, META, RECORDS, ReplicaStore, SESSIONS, SHADOW, meta_value, storage,
 };
 
 /// A store file this many times what its records need packed is folded...
@@ -85,13 +85,7 @@ impl ReplicaStore {
     pub fn rewrite(&self, tmp: &Path, tmp_base: &Path) -> Result<Option<u64>> {
         super::lifecycle::remove_if_present(tmp)?;
         let (snap, under) = self.view()?;
-        let generation = snap
-            .open_table(META)
-            .map_err(storage)?
-            .get(HAS_BASE)
-            .map_err(storage)?
-            .map_or(0, |g| g.value())
-            + 1;
+        let generation = meta_value(&snap, HAS_BASE)? + 1;
         let mut base = BaseWriter::create(tmp_base)?;
         let from = snap.open_table(RECORDS).map_err(storage)?;
         for entry in Merged::new(&from, under.as_ref(), b"", None)? {
