@@ -20,6 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::replica::base_files::{WRITEBACK_STEP, start_writeback};
 
 /// The first generation's base file in a replica's directory, once sealed.
 pub const BASE: &str = "data.base";
@@ -57,6 +58,8 @@ pub struct BaseWriter {
     last: Option<Vec<u8>>,
     index: Vec<BlockRef>,
     offset: u64,
+    /// Where writeback was last started up to.
+    kicked: u64,
     records: u64,
 }
 
@@ -71,6 +74,7 @@ impl BaseWriter {
             last: None,
             index: Vec::new(),
             offset: 0,
+            kicked: 0,
             records: 0,
         })
     }
@@ -118,6 +122,11 @@ impl BaseWriter {
         });
         self.offset += self.block.len() as u64;
         self.block.clear();
+        if self.offset - self.kicked >= WRITEBACK_STEP {
+            self.out.flush()?;
+            start_writeback(self.out.get_ref(), self.kicked, self.offset);
+            self.kicked = self.offset;
+        }
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use redb::ReadableDatabase;
 
 use crate::error::{Error, Result};
 use crate::replica::base::{BASE_TMP, BaseFile, BaseWriter};
-use crate::replica::base_files::{base_path, remove_other_bases};
+use crate::replica::base_files::{WRITEBACK_STEP, base_path, remove_other_bases, start_writeback};
 use crate::replica::core::Chunk;
 use crate::replica::core::sessions::Sessions;
 use crate::replica::plog::sync_dir;
@@ -30,7 +30,28 @@ pub enum Load {
     /// Built from records in key order.
     Records(BaseWriter),
     /// Copied byte for byte from the primary's.
-    File(BufWriter<File>),
+    File(FileLoad),
+}
+
+/// A base file being copied: the file, how much was written, and up to where its
+/// writeback was started.
+pub struct FileLoad {
+    out: BufWriter<File>,
+    written: u64,
+    kicked: u64,
+}
+
+impl FileLoad {
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        if self.written - self.kicked >= WRITEBACK_STEP {
+            self.out.flush()?;
+            start_writeback(self.out.get_ref(), self.kicked, self.written);
+            self.kicked = self.written;
+        }
+        Ok(())
+    }
 }
 
 /// The base file generation a learner's seal writes (a reset removed every other).
@@ -110,9 +131,11 @@ impl ReplicaStore {
                 }
                 let tmp = self.dir().join(BASE_TMP);
                 *load = Some(match chunk {
-                    Chunk::File(_) => {
-                        Load::File(BufWriter::with_capacity(1 << 20, File::create(tmp)?))
-                    }
+                    Chunk::File(_) => Load::File(FileLoad {
+                        out: BufWriter::with_capacity(1 << 20, File::create(tmp)?),
+                        written: 0,
+                        kicked: 0,
+                    }),
                     _ => Load::Records(BaseWriter::create(&tmp)?),
                 });
             }
@@ -122,7 +145,7 @@ impl ReplicaStore {
                         writer.add(k, v)?;
                     }
                 }
-                (Chunk::File(bytes), Some(Load::File(out))) => out.write_all(bytes)?,
+                (Chunk::File(bytes), Some(Load::File(copy))) => copy.append(bytes)?,
                 (Chunk::Overlay { puts, deleted }, Some(Load::File(_))) => {
                     let tx = match &mut over {
                         Some(tx) => tx,
@@ -149,9 +172,9 @@ impl ReplicaStore {
         }
         match (durable, load.as_mut()) {
             (true, Some(Load::Records(writer))) => writer.sync(),
-            (true, Some(Load::File(out))) => {
-                out.flush()?;
-                Ok(out.get_ref().sync_data()?)
+            (true, Some(Load::File(copy))) => {
+                copy.out.flush()?;
+                Ok(copy.out.get_ref().sync_data()?)
             }
             _ => Ok(()),
         }
@@ -174,9 +197,9 @@ impl ReplicaStore {
         let tmp = self.dir().join(BASE_TMP);
         let finished = match self.load.lock().map_err(poisoned)?.take() {
             Some(Load::Records(writer)) => writer.finish().map(|_| true)?,
-            Some(Load::File(mut out)) => {
-                out.flush()?;
-                out.get_ref().sync_all()?;
+            Some(Load::File(mut copy)) => {
+                copy.out.flush()?;
+                copy.out.get_ref().sync_all()?;
                 true
             }
             None => false,

@@ -11,9 +11,9 @@
 //! for the same number of megabytes. MB here is 10^6 bytes, as dd counts. A last line
 //! gives the learner's resident memory after the copy and at its peak.
 //!
-//! The copy starts once the primary's replica has settled (a quiet spell folds its
-//! store into a base file, which a learner is sent byte for byte) — a replica at rest,
-//! as one being moved usually is. `--unsettled` starts it right after the fill, while
+//! The copy starts once every replica has settled (a quiet spell folds a store into a
+//! base file, which a learner is sent byte for byte; no fold then shares the disk with
+//! the copy) — a replica at rest, as one being moved usually is. `--unsettled` starts it right after the fill, while
 //! the primary's records are still in redb and are streamed one by one.
 
 use std::sync::Arc;
@@ -151,23 +151,28 @@ pub async fn run(args: LearnArgs) -> Result<()> {
     let source = if args.unsettled {
         "unsettled: records streamed from redb".to_string()
     } else {
+        // Every replica settled, not only the primary: a fold still writing on another
+        // node would share the disk with the copy.
         let (app_id, part) = ops::partition(&meta, TABLE, 0).await?;
-        let primary = part.primary;
-        if primary.is_empty() {
-            bail!("the partition has no primary");
+        let primary = part.primary.clone();
+        let dirs: Vec<_> = std::iter::once(&part.primary)
+            .chain(&part.secondaries)
+            .map(|node| {
+                let dir = cluster.node_dir(node).context("a replica not ours")?;
+                Ok(dir.join("replicas").join(format!("{app_id}.0")))
+            })
+            .collect::<Result<_>>()?;
+        if primary.is_empty() || dirs.len() < 2 {
+            bail!("the partition has no primary or no secondary");
         }
-        let dir = cluster
-            .node_dir(&primary)
-            .context("the primary is not ours")?
-            .join("replicas")
-            .join(format!("{app_id}.0"));
         let deadline = Instant::now() + Duration::from_secs(120);
         let bytes = loop {
-            if let Some(bytes) = settled(&dir) {
-                break bytes;
+            let sizes: Option<Vec<u64>> = dirs.iter().map(|d| settled(d)).collect();
+            if let Some(sizes) = sizes {
+                break sizes[0];
             }
             if Instant::now() > deadline {
-                bail!("the primary's store did not settle into a base file in 120 s");
+                bail!("the replicas did not settle into base files in 120 s");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
