@@ -13,8 +13,9 @@
 //!
 //! The copy starts once every replica has settled (a quiet spell folds a store into a
 //! base file, which a learner is sent byte for byte; no fold then shares the disk with
-//! the copy) — a replica at rest, as one being moved usually is. `--unsettled` starts it right after the fill, while
-//! the primary's records are still in redb and are streamed one by one.
+//! the copy) — a replica at rest, as one being moved usually is. `--unsettled` starts
+//! it right after the fill, while the primary's records are still in redb and are
+//! streamed one by one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,13 +45,13 @@ pub struct LearnArgs {
     /// Keep the cluster's directory (data and logs) and print where it is.
     #[arg(long)]
     keep: bool,
-    /// Start the copy right after the fill, not once the primary's store has settled
+    /// Start the copy right after the fill, not once every replica's store has settled
     /// into a base file.
     #[arg(long)]
     unsettled: bool,
 }
 
-/// The primary's replica directory settled: a base file in place, no fold under way.
+/// A replica directory settled: a base file in place (its size), no fold under way.
 fn settled(dir: &std::path::Path) -> Option<u64> {
     use ballast::replica::base_files::{BASE_FOLD, is_base_file};
     if dir.join(BASE_FOLD).exists() {
