@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::replica::base_files::{WRITEBACK_STEP, start_writeback};
+use crate::replica::base_files::Writeback;
 
 /// The first generation's base file in a replica's directory, once sealed.
 pub const BASE: &str = "data.base";
@@ -58,8 +58,7 @@ pub struct BaseWriter {
     last: Option<Vec<u8>>,
     index: Vec<BlockRef>,
     offset: u64,
-    /// Where writeback was last started up to.
-    kicked: u64,
+    writeback: Writeback,
     records: u64,
 }
 
@@ -74,7 +73,7 @@ impl BaseWriter {
             last: None,
             index: Vec::new(),
             offset: 0,
-            kicked: 0,
+            writeback: Writeback::default(),
             records: 0,
         })
     }
@@ -122,12 +121,7 @@ impl BaseWriter {
         });
         self.offset += self.block.len() as u64;
         self.block.clear();
-        if self.offset - self.kicked >= WRITEBACK_STEP {
-            self.out.flush()?;
-            start_writeback(self.out.get_ref(), self.kicked, self.offset);
-            self.kicked = self.offset;
-        }
-        Ok(())
+        self.writeback.after(&mut self.out, self.offset)
     }
 
     /// Makes what was written so far durable (not yet a complete file).

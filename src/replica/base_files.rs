@@ -5,6 +5,7 @@
 //! learner byte for byte.
 
 use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::num::NonZeroU64;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -56,17 +57,34 @@ pub fn remove_other_bases(dir: &Path, keep: Option<u64>) -> Result<()> {
 }
 
 /// A base file being written starts the disk on what it holds every this many bytes.
-pub const WRITEBACK_STEP: u64 = 8 << 20;
+const WRITEBACK_STEP: u64 = 8 << 20;
 
-/// Starts writing back what `file` holds in `[from, to)` without waiting for it, so the
-/// sync that seals the file finds little left to write and the disk works while the
-/// copy goes on. (The kernel would otherwise start only at its dirty threshold — a tenth
-/// of memory, gigabytes here — or after 30 s, so a learner's whole copy waited for its
-/// seal's sync.) `POSIX_FADV_DONTNEED`: Linux starts writeback of the range's dirty
-/// pages and drops its clean ones. Advice only: errors are left to the sealing sync.
-pub fn start_writeback(file: &File, from: u64, to: u64) {
-    if let Some(len) = NonZeroU64::new(to.saturating_sub(from)) {
-        let _ = rustix::fs::fadvise(file, from, Some(len), rustix::fs::Advice::DontNeed);
+/// Starts the disk writing back a base file while it is written, every
+/// [`WRITEBACK_STEP`] bytes, without waiting for it, so the sync that seals the file
+/// finds little left to write and the disk works while the copy goes on. (The kernel
+/// would otherwise start only at its dirty threshold — a tenth of memory, gigabytes
+/// here — or after 30 s, so a learner's whole copy waited for its seal's sync.)
+/// `POSIX_FADV_DONTNEED`: Linux starts writeback of the range's dirty pages and drops
+/// its clean ones. Advice only: errors are left to the sealing sync.
+#[derive(Debug, Default)]
+pub struct Writeback {
+    /// Where writeback was last started up to.
+    started: u64,
+}
+
+impl Writeback {
+    /// `out` now holds `written` bytes: starts their writeback if a step has passed.
+    pub fn after(&mut self, out: &mut BufWriter<File>, written: u64) -> Result<()> {
+        let Some(len) = NonZeroU64::new(written.saturating_sub(self.started)) else {
+            return Ok(());
+        };
+        if len.get() >= WRITEBACK_STEP {
+            out.flush()?;
+            let advice = rustix::fs::Advice::DontNeed;
+            let _ = rustix::fs::fadvise(out.get_ref(), self.started, Some(len), advice);
+            self.started = written;
+        }
+        Ok(())
     }
 }
 

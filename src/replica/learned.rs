@@ -16,7 +16,7 @@ use redb::ReadableDatabase;
 
 use crate::error::{Error, Result};
 use crate::replica::base::{BASE_TMP, BaseFile, BaseWriter};
-use crate::replica::base_files::{WRITEBACK_STEP, base_path, remove_other_bases, start_writeback};
+use crate::replica::base_files::{Writeback, base_path, remove_other_bases};
 use crate::replica::core::Chunk;
 use crate::replica::core::sessions::Sessions;
 use crate::replica::plog::sync_dir;
@@ -33,24 +33,18 @@ pub enum Load {
     File(FileLoad),
 }
 
-/// A base file being copied: the file, how much was written, and up to where its
-/// writeback was started.
+/// A base file being copied, and how much of it was written.
 pub struct FileLoad {
     out: BufWriter<File>,
     written: u64,
-    kicked: u64,
+    writeback: Writeback,
 }
 
 impl FileLoad {
     fn append(&mut self, bytes: &[u8]) -> Result<()> {
         self.out.write_all(bytes)?;
         self.written += bytes.len() as u64;
-        if self.written - self.kicked >= WRITEBACK_STEP {
-            self.out.flush()?;
-            start_writeback(self.out.get_ref(), self.kicked, self.written);
-            self.kicked = self.written;
-        }
-        Ok(())
+        self.writeback.after(&mut self.out, self.written)
     }
 }
 
@@ -134,7 +128,7 @@ impl ReplicaStore {
                     Chunk::File(_) => Load::File(FileLoad {
                         out: BufWriter::with_capacity(1 << 20, File::create(tmp)?),
                         written: 0,
-                        kicked: 0,
+                        writeback: Writeback::default(),
                     }),
                     _ => Load::Records(BaseWriter::create(&tmp)?),
                 });

@@ -9,8 +9,7 @@ use std::time::Instant;
 
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::data::{decode_key, decode_value};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::model::Gpid;
 use crate::pb;
 use crate::replica::core::sessions::Sessions;
@@ -57,42 +56,6 @@ pub fn ask_meta(
         };
         let _ = tx.send(Msg::Step(Input::MetaAnswer(answer)));
     });
-}
-
-/// A snapshot chunk's records, checked to be well-formed before they are loaded as they
-/// are.
-fn raw_pairs(keys: Vec<Vec<u8>>, values: Vec<Vec<u8>>) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-    if keys.len() != values.len() {
-        return Err(Error::Internal(format!(
-            "a snapshot chunk has {} keys and {} values",
-            keys.len(),
-            values.len()
-        )));
-    }
-    for (k, v) in keys.iter().zip(&values) {
-        decode_key(k)?;
-        decode_value(v)?;
-    }
-    Ok(keys.into_iter().zip(values).collect())
-}
-
-/// A learning stream's piece as the learner's store takes it; its records and keys
-/// checked.
-fn chunk_from_pb(chunk: pb::LearnChunk) -> Result<Chunk> {
-    if !chunk.base_file.is_empty() {
-        return Ok(Chunk::File(chunk.base_file));
-    }
-    let puts = raw_pairs(chunk.keys, chunk.values)?;
-    if !chunk.overlay {
-        return Ok(Chunk::Records(puts));
-    }
-    for k in &chunk.deleted {
-        decode_key(k)?;
-    }
-    Ok(Chunk::Overlay {
-        puts,
-        deleted: chunk.deleted,
-    })
 }
 
 /// Asks `primary` to teach this replica, and feeds the plan and the snapshot to the
@@ -176,7 +139,7 @@ pub fn learn(
                 node.record_learned(bytes, started.elapsed(), as_file);
                 return step(Input::SnapshotEnd(attempt, sessions));
             }
-            let piece = match chunk_from_pb(chunk) {
+            let piece = match wire::chunk_from_pb(chunk) {
                 Ok(p) => p,
                 Err(e) => return step(Input::SnapshotFailed(attempt, e.to_string())),
             };

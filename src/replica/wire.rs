@@ -5,13 +5,15 @@
 
 use std::sync::Arc;
 
+use crate::data::{decode_key, decode_value};
 use crate::error::Error;
 use crate::model::{Gpid, ReplicaData};
 use crate::pb;
 use crate::replica::core::{
-    AssignedRole, Assignment, ConfigRequest, ConfigView, DataState, Prepare, PrepareReply,
+    AssignedRole, Assignment, Chunk, ConfigRequest, ConfigView, DataState, Prepare, PrepareReply,
     Proposal, Refusal, Role, Stage, Status,
 };
+use crate::replica::snapshot::Pairs;
 
 /// A beacon reply's assignment, for the core.
 pub fn assignment_from_pb(a: &pb::Assignment) -> Assignment {
@@ -229,9 +231,101 @@ pub fn config_answer_from_pb(r: pb::UpdatePartitionReply) -> Result<(bool, Confi
     ))
 }
 
+/// A snapshot chunk as it goes on the wire.
+pub fn chunk_to_pb(chunk: Chunk) -> pb::LearnChunk {
+    let (keys, values, overlay, deleted) = match chunk {
+        Chunk::File(base_file) => {
+            return pb::LearnChunk {
+                base_file,
+                ..Default::default()
+            };
+        }
+        Chunk::Records(pairs) => {
+            let (keys, values) = pairs.into_iter().unzip();
+            (keys, values, false, Vec::new())
+        }
+        Chunk::Overlay { puts, deleted } => {
+            let (keys, values) = puts.into_iter().unzip();
+            (keys, values, true, deleted)
+        }
+    };
+    pb::LearnChunk {
+        keys,
+        values,
+        overlay,
+        deleted,
+        ..Default::default()
+    }
+}
+
+/// A snapshot chunk's records, checked to be well-formed before they are loaded as they
+/// are.
+fn raw_pairs(keys: Vec<Vec<u8>>, values: Vec<Vec<u8>>) -> Result<Pairs, Error> {
+    if keys.len() != values.len() {
+        return Err(Error::Internal(format!(
+            "a snapshot chunk has {} keys and {} values",
+            keys.len(),
+            values.len()
+        )));
+    }
+    for (k, v) in keys.iter().zip(&values) {
+        decode_key(k)?;
+        decode_value(v)?;
+    }
+    Ok(keys.into_iter().zip(values).collect())
+}
+
+/// A learning stream's piece as the learner's store takes it; its records and keys
+/// checked.
+pub fn chunk_from_pb(chunk: pb::LearnChunk) -> Result<Chunk, Error> {
+    if !chunk.base_file.is_empty() {
+        return Ok(Chunk::File(chunk.base_file));
+    }
+    let puts = raw_pairs(chunk.keys, chunk.values)?;
+    if !chunk.overlay {
+        return Ok(Chunk::Records(puts));
+    }
+    for k in &chunk.deleted {
+        decode_key(k)?;
+    }
+    Ok(Chunk::Overlay {
+        puts,
+        deleted: chunk.deleted,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_snapshot_chunk_survives_the_wire_and_a_malformed_one_is_refused() {
+        let key = crate::data::encode_key(b"h", b"s").unwrap();
+        let value = crate::data::encode_value(0, b"v");
+        let chunks = [
+            Chunk::Records(vec![(key.clone(), value.clone())]),
+            Chunk::File(vec![1, 2, 3]),
+            Chunk::Overlay {
+                puts: vec![(key.clone(), value.clone())],
+                deleted: vec![key.clone()],
+            },
+            Chunk::Overlay {
+                puts: vec![],
+                deleted: vec![key.clone()],
+            },
+        ];
+        for chunk in chunks {
+            assert_eq!(chunk_from_pb(chunk_to_pb(chunk.clone())).unwrap(), chunk);
+        }
+        let mut bad = chunk_to_pb(Chunk::Records(vec![(key.clone(), value)]));
+        bad.values.clear();
+        assert!(chunk_from_pb(bad).is_err(), "keys without values");
+        let bad = chunk_to_pb(Chunk::Overlay {
+            puts: vec![],
+            deleted: vec![vec![0xff]],
+        });
+        assert!(chunk_from_pb(bad).is_err(), "a key that does not decode");
+    }
 
     #[test]
     fn every_prepare_answer_survives_the_wire() {

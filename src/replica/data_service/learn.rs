@@ -15,38 +15,11 @@ use tonic::Status;
 use crate::model::Gpid;
 use crate::pb;
 use crate::replica::Replica;
-use crate::replica::core::Chunk;
 use crate::replica::snapshot::StoreSnapshot;
+use crate::replica::wire;
 
 /// Snapshot chunks are about this big.
 const CHUNK_BYTES: usize = 1 << 20;
-
-/// A chunk as it goes on the wire.
-fn chunk_to_pb(chunk: Chunk) -> pb::LearnChunk {
-    let (keys, values, overlay, deleted) = match chunk {
-        Chunk::File(base_file) => {
-            return pb::LearnChunk {
-                base_file,
-                ..Default::default()
-            };
-        }
-        Chunk::Records(pairs) => {
-            let (keys, values) = pairs.into_iter().unzip();
-            (keys, values, false, Vec::new())
-        }
-        Chunk::Overlay { puts, deleted } => {
-            let (keys, values) = puts.into_iter().unzip();
-            (keys, values, true, deleted)
-        }
-    };
-    pb::LearnChunk {
-        keys,
-        values,
-        overlay,
-        deleted,
-        ..Default::default()
-    }
-}
 
 /// Streams a snapshot to a learner: its decree first, then its data (paced by the
 /// copy-rate limit), then the client sessions. `takes_file`: the learner takes a base
@@ -79,7 +52,7 @@ pub(super) fn stream_snapshot(
             .limiter
             .reserve(chunk.bytes(), Instant::now());
         std::thread::sleep(wait);
-        if !send(chunk_to_pb(chunk)) {
+        if !send(wire::chunk_to_pb(chunk)) {
             tracing::warn!(%gpid, "learner went away mid-snapshot");
             return;
         }
