@@ -136,7 +136,7 @@ pub fn learn(
                         return step(Input::SnapshotFailed(attempt, format!("bad sessions: {e}")));
                     }
                 };
-                node.record_learned(bytes, started.elapsed(), as_file);
+                let _ = tx.send(Msg::Received(bytes, started, as_file));
                 return step(Input::SnapshotEnd(attempt, sessions));
             }
             let piece = match wire::chunk_from_pb(chunk) {

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
@@ -162,6 +162,9 @@ pub enum Msg {
     Prepare(Prepare, oneshot::Sender<PrepareReply>),
     /// A learner asks this primary to be taught.
     Learn(LearnRequest, oneshot::Sender<Result<LearnStart>>),
+    /// A snapshot's last chunk came: its bytes, when the learning began and whether it
+    /// came as a base file. Recorded for `server-info` once the seal is durable.
+    Received(u64, Instant, bool),
     /// Stop (the server is shutting down, or the replica is closed).
     Stop,
     /// Delete the replica's directory and stop.
@@ -186,6 +189,8 @@ struct Worker {
     next_reply: ReplyId,
     /// The commit point and serving flag the pending entries were last published for.
     published: (u64, bool),
+    /// The snapshot received last, not yet sealed ([`Msg::Received`]).
+    received: Option<(u64, Instant, bool)>,
 }
 
 /// Runs a replica's worker until it is stopped.
@@ -206,6 +211,7 @@ pub async fn run(
         responders: HashMap::new(),
         published: (0, false),
         next_reply: 0,
+        received: None,
     };
     w.publish();
     let mut tick = tokio::time::interval(TICK);
@@ -257,6 +263,17 @@ impl Worker {
     fn handle(&mut self, msg: Msg) {
         let now = self.node.now_ms();
         let input = match msg {
+            Msg::Step(Input::Sealed(decree)) => {
+                // The learning ends when what it copied is durable, as `dd conv=fdatasync`.
+                if let Some((bytes, started, as_file)) = self.received.take() {
+                    self.node.record_learned(bytes, started.elapsed(), as_file);
+                }
+                Input::Sealed(decree)
+            }
+            Msg::Received(bytes, started, as_file) => {
+                self.received = Some((bytes, started, as_file));
+                return;
+            }
             Msg::Step(input) => input,
             Msg::Write(w, tx) => Input::Write(w, self.reply_id(Responder::Write(tx))),
             Msg::Prepare(p, tx) => Input::Prepare(p, self.reply_id(Responder::Prepare(tx))),
