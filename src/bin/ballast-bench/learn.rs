@@ -196,6 +196,10 @@ pub async fn run(args: LearnArgs) -> Result<()> {
     ops::wait_alive(&meta, &new_node, Duration::from_secs(20)).await?;
     let (app_id, part) = ops::partition(&meta, TABLE, 0).await?;
     let from = part.secondaries.first().context("no secondary")?.clone();
+    // The copy and `dd` each start on a disk with nothing else to write back: the fill
+    // leaves hundreds of MB dirty, and whichever ran while the kernel flushed them would
+    // run at a fraction of its rate.
+    rustix::fs::sync();
     let proposed = Instant::now();
     meta.propose(pb::ProposeRequest {
         gpid: Some(pb::Gpid { app_id, pidx: 0 }),
@@ -225,6 +229,7 @@ pub async fn run(args: LearnArgs) -> Result<()> {
         .context("the learner is not running")?;
     let (rss, peak) = crate::proc_stats::memory(pid)?;
     let dd_mb = (learned as f64 / (1 << 20) as f64).ceil() as u64;
+    rustix::fs::sync();
     let dd_rate = dd_baseline(dir.path(), dd_mb.max(1))?;
 
     println!(
@@ -238,7 +243,9 @@ pub async fn run(args: LearnArgs) -> Result<()> {
         fill_secs,
         written as f64 / MB / fill_secs
     );
-    println!("source: {source}");
+    let on_link = info["learned_on_copy_links"].as_u64().unwrap_or(0) > 0;
+    let way = if on_link { ", on a copy link" } else { "" };
+    println!("source: {source}{way}");
     println!("what                       MB     seconds      MB/s   x dd");
     let row = |what: &str, mb: f64, secs: f64| {
         let rate = mb / secs;
