@@ -2,7 +2,8 @@
 //! `127.0.0.1:0` and read the port back), serve until told to stop, and stop the
 //! server's background tasks with it. A graceful stop waits for the connections to
 //! close, but not for ever: after [`STOP_GRACE`] the server cuts those still open (a
-//! client that stops reading a stream would otherwise hold it open for good).
+//! client that stops reading a stream would otherwise hold it open for good). A server
+//! may also take connections of another protocol on the same port ([`SideDoor`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,8 +16,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::{Connected, Router, TcpConnectInfo, TcpIncoming};
 
 use crate::error::{Error, Result};
@@ -59,6 +61,58 @@ pub fn builder() -> tonic::transport::Server {
         .http2_keepalive_timeout(Some(KEEPALIVE))
 }
 
+/// How long a new connection may stay silent before it is taken for gRPC anyway (an
+/// HTTP/2 client speaks first, at once).
+const SNIFF_WAIT: Duration = Duration::from_secs(10);
+
+/// Another protocol on a server's port: each connection whose first byte `selects` is
+/// given to `serve` instead of to gRPC (which never sees it).
+#[derive(Clone)]
+pub struct SideDoor {
+    /// Whether a connection's first byte belongs to the side door.
+    pub selects: fn(u8) -> bool,
+    /// Takes a connection of the side door's (its first byte still unread).
+    pub serve: Arc<dyn Fn(TcpStream) + Send + Sync>,
+}
+
+/// Accepted connections, for gRPC.
+type Accepted = Pin<Box<dyn futures_util::Stream<Item = std::io::Result<TcpStream>> + Send>>;
+
+/// Sends each connection `accepted` to `serve` or to `grpc` by its first byte, until
+/// the server stops. The first bytes are awaited in tasks of their own, so a silent
+/// connection holds up no other.
+async fn sort(
+    mut accepted: TcpIncoming,
+    door: SideDoor,
+    grpc: mpsc::Sender<std::io::Result<TcpStream>>,
+    signal: ShutdownSignal,
+) {
+    loop {
+        let next = tokio::select! {
+            _ = stopped(signal.clone()) => return,
+            next = accepted.next() => next,
+        };
+        let io = match next {
+            Some(Ok(io)) => io,
+            Some(Err(e)) => match grpc.send(Err(e)).await {
+                Ok(()) => continue,
+                Err(_) => return,
+            },
+            None => return,
+        };
+        let (door, grpc) = (door.clone(), grpc.clone());
+        tokio::spawn(async move {
+            let mut first = [0u8; 1];
+            let peeked = tokio::time::timeout(SNIFF_WAIT, io.peek(&mut first)).await;
+            if matches!(peeked, Ok(Ok(1))) && (door.selects)(first[0]) {
+                (door.serve)(io);
+            } else {
+                let _ = grpc.send(Ok(io)).await;
+            }
+        });
+    }
+}
+
 /// A running server: its address, and the means to stop it and its background tasks.
 pub struct ServerHandle {
     addr: SocketAddr,
@@ -76,19 +130,40 @@ impl ServerHandle {
     where
         F: FnOnce(ShutdownSignal) -> Vec<JoinHandle<()>>,
     {
+        ServerHandle::start_with_door(router, listener, None, spawn_tasks)
+    }
+
+    /// [`ServerHandle::start`], with `door` (if any) taking its connections on the
+    /// same port.
+    pub fn start_with_door<F>(
+        router: Router,
+        listener: TcpListener,
+        door: Option<SideDoor>,
+        spawn_tasks: F,
+    ) -> Result<ServerHandle>
+    where
+        F: FnOnce(ShutdownSignal) -> Vec<JoinHandle<()>>,
+    {
         let addr = listener.local_addr()?;
         let (shutdown, signal) = watch::channel(false);
         let (cut, cut_signal) = watch::channel(false);
         let cut_flag = Arc::new(AtomicBool::new(false));
         let flag = cut_flag.clone();
-        let tasks = spawn_tasks(signal.clone());
+        let mut tasks = spawn_tasks(signal.clone());
         // TCP_NODELAY on every accepted connection: without it a small answer (a prepare's
         // acknowledgement) can wait for the peer's delayed ACK, ~40 ms per round trip.
-        let incoming = TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .map(move |accepted| {
-                accepted.map(|io| Cuttable::new(io, flag.clone(), cut_signal.clone()))
-            });
+        let accepted = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming: Accepted = match door {
+            None => Box::pin(accepted),
+            Some(door) => {
+                let (grpc, taken) = mpsc::channel(64);
+                tasks.push(tokio::spawn(sort(accepted, door, grpc, signal.clone())));
+                Box::pin(ReceiverStream::new(taken))
+            }
+        };
+        let incoming = incoming.map(move |accepted| {
+            accepted.map(|io| Cuttable::new(io, flag.clone(), cut_signal.clone()))
+        });
         let serve = router.serve_with_incoming_shutdown(incoming, stopped(signal));
         Ok(ServerHandle {
             addr,

@@ -1056,6 +1056,11 @@ fn a_joining_node_is_given_its_primarys_base_file_and_the_writes_over_it() {
             .collect()
     };
     assert!(!held.is_empty(), "the new node holds replicas");
+    let learned = c.cluster().replica(&new).unwrap().node().learn_totals();
+    assert!(
+        learned.copy_links >= held.len() as u64 && learned.copy_links == learned.base_files,
+        "every base file came on a copy link: {learned:?}"
+    );
     for (pidx, _) in &held {
         let copied = base_of(&c, &new, *pidx as u32).expect("a base file");
         assert!(

@@ -336,7 +336,7 @@ impl pb::replica_server::Replica for DataService {
     ) -> std::result::Result<Response<LearnStream>, Status> {
         let r = req.into_inner();
         let gpid = Gpid::new(r.app_id, r.pidx);
-        let takes_file = r.accepts_base_file;
+        let taking = learn::Taking::from_request(&r);
         let request = LearnRequest {
             ballot: r.ballot,
             learner: r.learner.clone(),
@@ -357,7 +357,7 @@ impl pb::replica_server::Replica for DataService {
             LearnStart::Snapshot(snapshot) => {
                 let replica = self.replica.clone();
                 tokio::task::spawn_blocking(move || {
-                    stream_snapshot(replica, gpid, *snapshot, takes_file, tx);
+                    stream_snapshot(replica, gpid, *snapshot, taking, tx);
                 });
             }
         }

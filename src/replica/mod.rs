@@ -16,6 +16,7 @@ pub mod base;
 pub mod base_files;
 pub mod beacon;
 pub mod calls;
+pub mod copy_link;
 pub mod core;
 pub mod data_service;
 pub mod faults;
@@ -365,6 +366,7 @@ impl Replica {
             "learned_snapshot_bytes": totals.bytes,
             "learned_from_log": totals.from_log,
             "learned_base_files": totals.base_files,
+            "learned_on_copy_links": totals.copy_links,
         })
     }
 }
@@ -426,7 +428,15 @@ pub async fn start(
     let presence_client = MetaClient::new(&config.meta, META_TIMEOUT)?;
     let stop_replica = replica.clone();
     let interval = config.initial_beacon_interval;
-    let handle = ServerHandle::start(router, listener, move |signal| {
+    let tickets = replica.node().copy_tickets.clone();
+    let door = crate::server::SideDoor {
+        selects: copy_link::is_link,
+        serve: Arc::new(move |link| {
+            let tickets = tickets.clone();
+            tokio::spawn(async move { copy_link::accept(&tickets, link).await });
+        }),
+    };
+    let handle = ServerHandle::start_with_door(router, listener, Some(door), move |signal| {
         let stop_signal = signal.clone();
         vec![
             tokio::spawn(presence::run(

@@ -1,6 +1,7 @@
 //! What every replica of a server shares: its name, its clock, its lease with the meta
 //! server, its connections to peers and the meta server, the copy-rate limit, the
-//! core's timings, the request counters, injected disk faults (tests), and the last learning's numbers.
+//! core's timings, the request counters, the copies waiting for a learner's copy link,
+//! injected disk faults (tests), and the last learning's numbers.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,6 +32,8 @@ pub struct Node {
     meta: MetaClient,
     /// The snapshot copy budget (`nfs.max_copy_rate_megabytes_per_disk`).
     pub limiter: CopyLimiter,
+    /// Snapshot copies waiting for their learner's copy link.
+    pub copy_tickets: std::sync::Arc<crate::replica::copy_link::Tickets>,
     /// Disk faults injected by a test.
     pub faults: std::sync::Arc<Faults>,
     /// The cores' timings.
@@ -57,6 +60,7 @@ impl Node {
             lease: Mutex::new(Lease::default()),
             peers: Mutex::new(HashMap::new()),
             links: Links::default(),
+            copy_tickets: Default::default(),
             meta,
             limiter: CopyLimiter::default(),
             faults,
@@ -108,14 +112,15 @@ impl Node {
             .max_encoding_message_size(usize::MAX))
     }
 
-    /// Records a completed learning (for `server-info`); `as_file`: the snapshot came
-    /// as the primary's base file.
-    pub fn record_learned(&self, bytes: u64, elapsed: Duration, as_file: bool) {
+    /// Records a completed learning (for `server-info`): its bytes, how long until
+    /// they were durable, and how they came.
+    pub fn record_learned(&self, bytes: u64, elapsed: Duration, came: Came) {
         *self.learned.lock().expect("learned") = Some((bytes, elapsed.as_secs_f64()));
         let mut t = self.learn_totals.lock().expect("learn totals");
         t.snapshots += 1;
         t.bytes += bytes;
-        t.base_files += u64::from(as_file);
+        t.base_files += u64::from(came != Came::Records);
+        t.copy_links += u64::from(came == Came::FileOnLink);
     }
 
     /// Records a learning the primary answered from its log (nothing copied).
@@ -145,4 +150,17 @@ pub struct LearnTotals {
     pub from_log: u64,
     /// Snapshots that came as the primary's base file, byte for byte.
     pub base_files: u64,
+    /// Of those, the ones whose file came on a copy link.
+    pub copy_links: u64,
+}
+
+/// How a snapshot came to a learner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Came {
+    /// As records.
+    Records,
+    /// As the primary's base file, in the learning stream.
+    File,
+    /// As the primary's base file, on a copy link.
+    FileOnLink,
 }

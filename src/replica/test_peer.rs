@@ -63,6 +63,15 @@ impl TestPeer {
 
     /// Serves on `addr` (a loopback address), counting the streams open to it.
     pub async fn start_on(self, addr: &str) -> (crate::server::ServerHandle, Arc<AtomicUsize>) {
+        self.start_with_door(addr, None).await
+    }
+
+    /// [`TestPeer::start_on`], with `door` taking its connections on the same port.
+    pub async fn start_with_door(
+        self,
+        addr: &str,
+        door: Option<crate::server::SideDoor>,
+    ) -> (crate::server::ServerHandle, Arc<AtomicUsize>) {
         let listener = crate::server::bind(addr).await.expect("bind");
         let open = Arc::new(AtomicUsize::new(0));
         let served = Served {
@@ -72,7 +81,8 @@ impl TestPeer {
         let router =
             crate::server::builder().add_service(pb::replica_server::ReplicaServer::new(served));
         let handle =
-            crate::server::ServerHandle::start(router, listener, |_| vec![]).expect("start");
+            crate::server::ServerHandle::start_with_door(router, listener, door, |_| vec![])
+                .expect("start");
         (handle, open)
     }
 }

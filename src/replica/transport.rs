@@ -2,22 +2,27 @@
 //! input: a prepare to a peer (on the node's link to it; its answer, or `None` if it did
 //! not arrive), a configuration change asked of the meta server (its answer, or why there
 //! was none), and a learner's request to its primary (the plan, then the snapshot's
-//! chunks — at most a few ahead of what the I/O thread has loaded — and the sessions).
+//! chunks — at most a few ahead of what the I/O thread has loaded — and the sessions;
+//! a base file's bytes come on a copy link, [`copy_link`], when the primary names one).
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::model::Gpid;
 use crate::pb;
+use crate::replica::copy_link;
 use crate::replica::core::sessions::Sessions;
 use crate::replica::core::{Chunk, ConfigRequest, Input, LearnPlan, LearnRequest, Prepare};
 use crate::replica::links::{Outgoing, Waiter};
-use crate::replica::node::Node;
+use crate::replica::node::{Came, Node};
 use crate::replica::wire;
 use crate::replica::worker::{LEARN_READ_AHEAD, Msg};
+
+/// A base file's bytes are read from a copy link in runs of this many.
+const LINK_RUN_BYTES: usize = 1 << 20;
 
 /// Sends a prepare to `to` on the node's link to it; its answer (or `None`) goes back
 /// to the worker.
@@ -88,6 +93,7 @@ pub fn learn(
             last_decree: request.last.map(|(d, _)| d),
             last_ballot: request.last.map_or(0, |(_, b)| b),
             accepts_base_file: true,
+            accepts_copy_link: true,
         };
         let stream = match node.peer(&primary) {
             Ok(mut client) => client.learn(req).await.map_err(Error::from),
@@ -115,7 +121,7 @@ pub fn learn(
         }
         let plan = LearnPlan::Snapshot(first.snapshot_decree);
         step(Input::LearnAnswer(attempt, Ok(plan)));
-        let (mut bytes, mut as_file) = (0u64, false);
+        let (mut bytes, mut came) = (0u64, Came::Records);
         loop {
             let chunk = match stream.message().await {
                 Ok(Some(chunk)) => chunk,
@@ -136,15 +142,28 @@ pub fn learn(
                         return step(Input::SnapshotFailed(attempt, format!("bad sessions: {e}")));
                     }
                 };
-                let _ = tx.send(Msg::Received(bytes, started, as_file));
+                let _ = tx.send(Msg::Received(bytes, started, came));
                 return step(Input::SnapshotEnd(attempt, sessions));
+            }
+            if chunk.copy_ticket != 0 {
+                let (ticket, len) = (chunk.copy_ticket, chunk.copy_bytes);
+                let taken = take_link(&primary, ticket, len, &permits, |run| {
+                    step(Input::SnapshotChunk(attempt, Chunk::File(run)))
+                });
+                match taken.await {
+                    Ok(()) => (bytes, came) = (bytes + len, Came::FileOnLink),
+                    Err(e) => return step(Input::SnapshotFailed(attempt, e.to_string())),
+                }
+                continue;
             }
             let piece = match wire::chunk_from_pb(chunk) {
                 Ok(p) => p,
                 Err(e) => return step(Input::SnapshotFailed(attempt, e.to_string())),
             };
             bytes += piece.bytes() as u64;
-            as_file |= matches!(piece, Chunk::File(_));
+            if matches!(piece, Chunk::File(_)) {
+                came = Came::File;
+            }
             // At most a few chunks ahead of the loads: the I/O thread gives the permit
             // back once it has loaded one.
             match permits.acquire().await {
@@ -154,4 +173,29 @@ pub fn learn(
             step(Input::SnapshotChunk(attempt, piece));
         }
     });
+}
+
+/// Reads `len` bytes of a base file from a copy link to `primary` for `ticket`, and
+/// gives them to `load` in runs, at most [`LEARN_READ_AHEAD`] runs ahead of the loads
+/// (each load gives its permit back).
+async fn take_link(
+    primary: &str,
+    ticket: u64,
+    len: u64,
+    permits: &Semaphore,
+    load: impl Fn(Vec<u8>),
+) -> Result<()> {
+    let mut link = copy_link::connect(primary, ticket).await?;
+    let mut left = len;
+    while left > 0 {
+        let run = copy_link::read_run(&mut link, left, LINK_RUN_BYTES).await?;
+        left -= run.len() as u64;
+        permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("the replica closed".into()))?
+            .forget();
+        load(run);
+    }
+    Ok(())
 }

@@ -21,7 +21,7 @@ use crate::replica::core::{
     Write,
 };
 use crate::replica::io::{Job, LearnStart};
-use crate::replica::node::Node;
+use crate::replica::node::{Came, Node};
 use crate::replica::pending::{Pending, Seen};
 use crate::replica::storage::ReplicaStore;
 use crate::replica::{transport, wire};
@@ -162,9 +162,8 @@ pub enum Msg {
     Prepare(Prepare, oneshot::Sender<PrepareReply>),
     /// A learner asks this primary to be taught.
     Learn(LearnRequest, oneshot::Sender<Result<LearnStart>>),
-    /// A snapshot's last chunk came: its bytes, when the learning began and whether it
-    /// came as a base file. Recorded for `server-info` once the seal is durable.
-    Received(u64, Instant, bool),
+    /// A snapshot's last chunk came: its bytes, when the learning began and how it came. Recorded for `server-info` once the seal is durable.
+    Received(u64, Instant, Came),
     /// Stop (the server is shutting down, or the replica is closed).
     Stop,
     /// Delete the replica's directory and stop.
@@ -190,7 +189,7 @@ struct Worker {
     /// The commit point and serving flag the pending entries were last published for.
     published: (u64, bool),
     /// The snapshot received last, not yet sealed ([`Msg::Received`]).
-    received: Option<(u64, Instant, bool)>,
+    received: Option<(u64, Instant, Came)>,
 }
 
 /// Runs a replica's worker until it is stopped.
@@ -265,13 +264,13 @@ impl Worker {
         let input = match msg {
             Msg::Step(Input::Sealed(decree)) => {
                 // The learning ends when what it copied is durable, as `dd conv=fdatasync`.
-                if let Some((bytes, started, as_file)) = self.received.take() {
-                    self.node.record_learned(bytes, started.elapsed(), as_file);
+                if let Some((bytes, started, came)) = self.received.take() {
+                    self.node.record_learned(bytes, started.elapsed(), came);
                 }
                 Input::Sealed(decree)
             }
-            Msg::Received(bytes, started, as_file) => {
-                self.received = Some((bytes, started, as_file));
+            Msg::Received(bytes, started, came) => {
+                self.received = Some((bytes, started, came));
                 return;
             }
             Msg::Step(input) => input,
