@@ -234,7 +234,9 @@ fn a_20s_kill_test_with_wiped_disks_partition_and_meta_kills_loses_nothing() {
     assert!(last.starts_with("kill-test passed:"), "{last}");
     let learning = stdout.lines().rev().nth(1).unwrap_or_default();
     assert!(
-        learning.starts_with("kill-test learning") && learning.contains("base files copied whole"),
+        learning.starts_with("kill-test learning")
+            && learning.contains("base files copied whole")
+            && learning.contains("on copy links"),
         "{learning}"
     );
     assert!(last.ends_with("lost = 0"), "{last}");

@@ -399,12 +399,13 @@ pub async fn run(args: KillTestArgs) -> Result<bool> {
 /// What the replica servers running at the end learned since they last started: how
 /// often a snapshot was copied, and how, beside catch-ups from a primary's log.
 async fn learned_on(nodes: Vec<String>) -> String {
-    let mut sums = [0u64; 3];
+    let mut sums = [0u64; 4];
     for node in &nodes {
         if let Ok(info) = ops::remote(node, "server-info", &[]).await {
             for (sum, key) in sums.iter_mut().zip([
                 "learned_snapshots",
                 "learned_base_files",
+                "learned_on_copy_links",
                 "learned_from_log",
             ]) {
                 *sum += info[key].as_u64().unwrap_or(0);
@@ -412,10 +413,11 @@ async fn learned_on(nodes: Vec<String>) -> String {
         }
     }
     format!(
-        "kill-test learning, on the {} servers running at the end since they last started: snapshots {}, of them base files copied whole {}, catch-ups from a primary's log {}",
+        "kill-test learning, on the {} servers running at the end since they last started: snapshots {}, of them base files copied whole {} ({} on copy links), catch-ups from a primary's log {}",
         nodes.len(),
         sums[0],
         sums[1],
-        sums[2]
+        sums[2],
+        sums[3]
     )
 }
