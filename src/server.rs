@@ -409,20 +409,33 @@ pub async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// A server binary's main: runs `serve` on a multi-threaded runtime and turns an error
-/// into one `ERROR: ...` line on stderr and exit code 1.
-pub fn run_main<F>(serve: F) -> std::process::ExitCode
+/// A server binary's main: runs `serve` on a multi-threaded runtime of `threads` worker
+/// threads (`None`: one per core, or `TOKIO_WORKER_THREADS`), and turns an error into one
+/// `ERROR: ...` line on stderr and exit code 1.
+pub fn run_main<F>(threads: Option<u64>, serve: F) -> std::process::ExitCode
 where
     F: Future<Output = anyhow::Result<()>>,
 {
-    let result = tokio::runtime::Runtime::new()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n.max(1) as usize);
+    }
+    let result = builder
+        .enable_all()
+        .build()
         .map_err(anyhow::Error::from)
         .and_then(|runtime| runtime.block_on(serve));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ERROR: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => fail(e),
     }
 }
+
+/// Prints `e` as one `ERROR: ...` line on stderr; exit code 1.
+pub fn fail(e: anyhow::Error) -> std::process::ExitCode {
+    eprintln!("ERROR: {e:#}");
+    std::process::ExitCode::FAILURE
+}
+
+/// The help of a server's `--worker-threads`.
+pub const WORKER_THREADS_HELP: &str = "Threads that run the server's requests and background work (default: one per core, or TOKIO_WORKER_THREADS); servers sharing a machine do best with their share of its cores";

@@ -176,7 +176,7 @@ fn servers_read_their_flags_from_a_config_file_and_refuse_an_unknown_key() {
     std::fs::write(
         &replica_toml,
         format!(
-            "listen = \"127.0.0.1:0\"\nmeta = [\"{}\"]\ndata_dir = \"{}\"\nbeacon_interval_ms = 100\nstore_cache_mb = 8\n",
+            "listen = \"127.0.0.1:0\"\nmeta = [\"{}\"]\ndata_dir = \"{}\"\nbeacon_interval_ms = 100\nstore_cache_mb = 8\nworker_threads = 1\n",
             meta.addr,
             dir.path().join("r1").display()
         ),

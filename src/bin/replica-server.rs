@@ -39,6 +39,10 @@ struct Args {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// See `WORKER_THREADS_HELP`.
+    #[arg(long, value_name = "N", help = ballast::server::WORKER_THREADS_HELP,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    worker_threads: Option<u64>,
     /// On SIGTERM or Ctrl-C, how long a planned stop may take (its primaries move to
     /// secondaries, then it leaves every configuration) before the process exits anyway;
     /// 0 exits at once, like a crash.
@@ -52,16 +56,20 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    ballast::server::run_main(run())
-}
-
-async fn run() -> anyhow::Result<()> {
     let argv = ballast::config_file::args_with_config(
         &<Args as clap::CommandFactory>::command(),
         std::env::args_os().collect(),
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
-    let args = Args::parse_from(argv);
+    );
+    match argv {
+        Ok(argv) => {
+            let args = Args::parse_from(argv);
+            ballast::server::run_main(args.worker_threads, run(args))
+        }
+        Err(e) => ballast::server::fail(anyhow::anyhow!(e)),
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     ballast::server::init_logging(&args.log_level)?;
     let config = ReplicaConfig {
         store_cache_bytes: (args.store_cache_mb << 20) as usize,
