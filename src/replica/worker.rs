@@ -162,7 +162,8 @@ pub enum Msg {
     Prepare(Prepare, oneshot::Sender<PrepareReply>),
     /// A learner asks this primary to be taught.
     Learn(LearnRequest, oneshot::Sender<Result<LearnStart>>),
-    /// A snapshot's last chunk came: its bytes, when the learning began and how it came. Recorded for `server-info` once the seal is durable.
+    /// A snapshot's last chunk came: its bytes, when the learning began and how it
+    /// came. Recorded for `server-info` once the seal is durable.
     Received(u64, Instant, Came),
     /// Stop (the server is shutting down, or the replica is closed).
     Stop,
