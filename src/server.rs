@@ -383,8 +383,26 @@ where
     }
 }
 
+/// A server binary's main: its flags (and `--config` file) parsed into `A`, then
+/// [`run_main`] of `serve(args)` on `threads(&args)` worker threads.
+pub fn main_with_args<A, F, Fut>(threads: fn(&A) -> Option<u64>, serve: F) -> std::process::ExitCode
+where
+    A: clap::Parser,
+    F: FnOnce(A) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let argv = crate::config_file::args_with_config(&A::command(), std::env::args_os().collect());
+    match argv {
+        Ok(argv) => {
+            let args = A::parse_from(argv);
+            run_main(threads(&args), serve(args))
+        }
+        Err(e) => fail(anyhow::anyhow!(e)),
+    }
+}
+
 /// Prints `e` as one `ERROR: ...` line on stderr; exit code 1.
-pub fn fail(e: anyhow::Error) -> std::process::ExitCode {
+fn fail(e: anyhow::Error) -> std::process::ExitCode {
     eprintln!("ERROR: {e:#}");
     std::process::ExitCode::FAILURE
 }

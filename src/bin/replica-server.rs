@@ -56,17 +56,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let argv = ballast::config_file::args_with_config(
-        &<Args as clap::CommandFactory>::command(),
-        std::env::args_os().collect(),
-    );
-    match argv {
-        Ok(argv) => {
-            let args = Args::parse_from(argv);
-            ballast::server::run_main(args.worker_threads, run(args))
-        }
-        Err(e) => ballast::server::fail(anyhow::anyhow!(e)),
-    }
+    ballast::server::main_with_args(|args: &Args| args.worker_threads, run)
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
