@@ -60,7 +60,8 @@ impl Tickets {
     }
 
     /// Copies waiting for their link.
-    pub fn waiting(&self) -> usize {
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         self.waiting.lock().expect("tickets").len()
     }
 }
